@@ -1,0 +1,49 @@
+"""Exceptions the CLI turns into one-line messages and documented exit codes.
+
+Exit codes (documented in the README and ``harpnet --help``):
+
+* 0 — success
+* 1 — runtime failure (:class:`HarpnetError` and anything unexpected)
+* 2 — usage error (:class:`UsageError`; Typer/Click use 2 for bad options too)
+* 3 — bad input data (:class:`InputDataError`)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+
+
+class HarpnetError(Exception):
+    """A failure the user should see as one line (exit code 1)."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(HarpnetError):
+    """The command line asks for something impossible (exit code 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputDataError(HarpnetError):
+    """An input file is unreadable, inconsistent or not precipitation (exit code 3).
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The offending file; it is named at the start of the message.
+    message : str
+        What is wrong with it, in one line.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str | Path | None, message: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = message
+        super().__init__(f"{path}: {message}" if path is not None else message)
