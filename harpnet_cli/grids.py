@@ -1,0 +1,251 @@
+"""The nested coarse (0.25°) and fine (0.0625°) lat/lon grids HARPNET works on.
+
+Conventions
+-----------
+* Coarse cell *centres* lie on multiples of 0.25° — the native GFS/GEFS/ECMWF 0.25° grid — so an
+  operational file needs no remapping. Coarse cell ``(j, i)`` spans
+  ``[lat_c - 0.125, lat_c + 0.125] x [lon_c - 0.125, lon_c + 0.125]``.
+* Every coarse cell holds exactly 4 x 4 fine cells whose edges nest in it; fine cell centres sit at
+  ``edge + 0.03125 + k * 0.0625``.
+* Arrays are ordered south → north (row 0 is the southernmost) and west → east.
+* Longitudes are kept in −180…180 when the box allows, else continuous past 180 (a box across the
+  date line); inputs in 0…360 or −180…180 are both accepted (see :func:`wrap_lon`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+COARSE_RES = 0.25
+RATIO = 4
+FINE_RES = COARSE_RES / RATIO
+
+#: Named domains as (south, north, west, east) in degrees; snapped outwards to coarse cells.
+DOMAINS: dict[str, tuple[float, float, float, float]] = {
+    # 416 x 960 fine cells (104 x 240 coarse): centres 24.0..49.75 N, 126.0..66.25 W.
+    "conus": (23.875, 49.875, -126.125, -66.125),
+}
+
+_EPS = 1e-6
+
+
+def wrap_lon(lon: np.ndarray | float, west: float = -180.0) -> np.ndarray:
+    """Wrap longitudes into ``[west, west + 360)``.
+
+    Parameters
+    ----------
+    lon : array_like
+        Longitudes in any convention (0…360, −180…180, …).
+    west : float
+        Lower end of the target range.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``lon``.
+    """
+    return (np.asarray(lon, dtype=np.float64) - west) % 360.0 + west
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A coarse 0.25° box and the fine 0.0625° grid nested in it.
+
+    Attributes
+    ----------
+    lat0 : float
+        Latitude of the southernmost coarse cell centre (a multiple of 0.25).
+    lon0 : float
+        Longitude of the westernmost coarse cell centre (a multiple of 0.25, in −180…180).
+    ny, nx : int
+        Number of coarse cells south→north and west→east.
+    """
+
+    lat0: float
+    lon0: float
+    ny: int
+    nx: int
+
+    def __post_init__(self) -> None:
+        if self.ny < 1 or self.nx < 1:
+            raise ValueError(f"grid needs at least one cell, got {self.ny} x {self.nx}")
+        for name, value in (("lat0", self.lat0), ("lon0", self.lon0)):
+            if abs(value / COARSE_RES - round(value / COARSE_RES)) > _EPS:
+                raise ValueError(f"{name}={value} is not a multiple of {COARSE_RES}")
+        if self.lat0 < -90 - _EPS or self.lat0 + (self.ny - 1) * COARSE_RES > 90 + _EPS:
+            raise ValueError(f"cell centres {self.lat0}..{self.lat0 + (self.ny - 1) * COARSE_RES} leave -90..90")
+        if self.nx * COARSE_RES > 360 + _EPS:
+            raise ValueError("a grid cannot span more than 360° of longitude")
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_bbox(cls, south: float, north: float, west: float, east: float) -> GridSpec:
+        """Smallest grid of whole coarse cells that covers a lat/lon box.
+
+        Parameters
+        ----------
+        south, north : float
+            Latitude bounds in degrees, ``south < north``.
+        west, east : float
+            Longitude bounds in degrees, either convention; a box with ``east < west`` after
+            wrapping crosses the date line.
+
+        Returns
+        -------
+        GridSpec
+        """
+        if not south < north:
+            raise ValueError(f"south ({south}) must be less than north ({north})")
+        if south < -90 or north > 90:
+            raise ValueError(f"latitudes {south}..{north} leave -90..90")
+        west_w = float(wrap_lon(west))
+        east_w = float(wrap_lon(east, west=west_w))
+        if east_w <= west_w:  # east == west after wrapping: the full circle
+            east_w += 360.0
+        if abs(east - west) >= 360 - _EPS:
+            east_w = west_w + 360.0
+        # coarse cell k covers [k*0.25 - 0.125, k*0.25 + 0.125]
+        j0 = math.floor((south + 0.125) / COARSE_RES + _EPS)
+        j1 = math.ceil((north - 0.125) / COARSE_RES - _EPS)
+        i0 = math.floor((west_w + 0.125) / COARSE_RES + _EPS)
+        i1 = math.ceil((east_w - 0.125) / COARSE_RES - _EPS)
+        j0 = max(j0, -359)  # the cells centred on the poles would put fine cells past ±90
+        j1 = min(j1, 359)
+        nx = min(i1 - i0 + 1, 1440)
+        lon0 = float(wrap_lon(i0 * COARSE_RES))
+        return cls(lat0=j0 * COARSE_RES, lon0=lon0, ny=j1 - j0 + 1, nx=nx)
+
+    @classmethod
+    def from_domain(cls, name: str) -> GridSpec:
+        """The grid of a named domain (see :data:`DOMAINS`)."""
+        try:
+            box = DOMAINS[name.lower()]
+        except KeyError:
+            raise ValueError(f"unknown domain {name!r}; known: {', '.join(sorted(DOMAINS))}") from None
+        return cls.from_bbox(*box)
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def south(self) -> float:
+        """Southern edge of the box (degrees)."""
+        return self.lat0 - COARSE_RES / 2
+
+    @property
+    def north(self) -> float:
+        """Northern edge of the box (degrees)."""
+        return self.lat0 + (self.ny - 0.5) * COARSE_RES
+
+    @property
+    def west(self) -> float:
+        """Western edge of the box (degrees)."""
+        return self.lon0 - COARSE_RES / 2
+
+    @property
+    def east(self) -> float:
+        """Eastern edge of the box (degrees, may exceed 180 across the date line)."""
+        return self.lon0 + (self.nx - 0.5) * COARSE_RES
+
+    @property
+    def coarse_shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the coarse grid."""
+        return (self.ny, self.nx)
+
+    @property
+    def fine_shape(self) -> tuple[int, int]:
+        """``(4 ny, 4 nx)`` of the fine grid."""
+        return (self.ny * RATIO, self.nx * RATIO)
+
+    def coarse_lat(self) -> np.ndarray:
+        """Coarse cell-centre latitudes, shape ``(ny,)``, south → north."""
+        return self.lat0 + COARSE_RES * np.arange(self.ny)
+
+    def coarse_lon(self) -> np.ndarray:
+        """Coarse cell-centre longitudes, shape ``(nx,)``, west → east (continuous)."""
+        return self.lon0 + COARSE_RES * np.arange(self.nx)
+
+    def fine_lat(self) -> np.ndarray:
+        """Fine cell-centre latitudes, shape ``(4 ny,)``."""
+        return self.south + FINE_RES * (np.arange(self.ny * RATIO) + 0.5)
+
+    def fine_lon(self) -> np.ndarray:
+        """Fine cell-centre longitudes, shape ``(4 nx,)`` (continuous)."""
+        return self.west + FINE_RES * (np.arange(self.nx * RATIO) + 0.5)
+
+    def coarse_lat_bounds(self) -> np.ndarray:
+        """Coarse cell edges in latitude, shape ``(ny, 2)``."""
+        c = self.coarse_lat()
+        return np.stack([c - COARSE_RES / 2, c + COARSE_RES / 2], axis=1)
+
+    def coarse_lon_bounds(self) -> np.ndarray:
+        """Coarse cell edges in longitude, shape ``(nx, 2)``."""
+        c = self.coarse_lon()
+        return np.stack([c - COARSE_RES / 2, c + COARSE_RES / 2], axis=1)
+
+    def fine_lat_bounds(self) -> np.ndarray:
+        """Fine cell edges in latitude, shape ``(4 ny, 2)``."""
+        c = self.fine_lat()
+        return np.stack([c - FINE_RES / 2, c + FINE_RES / 2], axis=1)
+
+    def fine_lon_bounds(self) -> np.ndarray:
+        """Fine cell edges in longitude, shape ``(4 nx, 2)``."""
+        c = self.fine_lon()
+        return np.stack([c - FINE_RES / 2, c + FINE_RES / 2], axis=1)
+
+    def padded(self, cells: int) -> GridSpec:
+        """The same grid grown by ``cells`` coarse cells on every side (clipped at the poles)."""
+        last = self.lat0 + (self.ny - 1) * COARSE_RES
+        south_pad = min(cells, int(round((self.lat0 + 90) / COARSE_RES)))
+        north_pad = min(cells, int(round((90 - last) / COARSE_RES)))
+        nx = min(self.nx + 2 * cells, 1440)
+        lon0 = self.lon0 - cells * COARSE_RES if nx < 1440 else self.lon0
+        return GridSpec(
+            lat0=self.lat0 - south_pad * COARSE_RES,
+            lon0=float(wrap_lon(lon0)),
+            ny=self.ny + south_pad + north_pad,
+            nx=nx,
+        )
+
+    def describe(self) -> str:
+        """Short human description, e.g. ``'23.875..49.875N 126.125W..66.125W (104x240 -> 416x960)'``."""
+
+        def lat(v: float) -> str:
+            return f"{abs(v):g}{'N' if v >= 0 else 'S'}"
+
+        def lon(v: float) -> str:
+            v = float(wrap_lon(v))
+            return f"{abs(v):g}{'E' if v >= 0 else 'W'}"
+
+        fy, fx = self.fine_shape
+        return (
+            f"{lat(self.south)}..{lat(self.north)} {lon(self.west)}..{lon(self.east)} "
+            f"({self.ny}x{self.nx} coarse -> {fy}x{fx} fine)"
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain dict for checkpoints and output metadata."""
+        return {"lat0": self.lat0, "lon0": self.lon0, "ny": self.ny, "nx": self.nx}
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """Parse ``"S,N,W,E"`` (degrees) into a tuple, with a clear error.
+
+    Raises
+    ------
+    ValueError
+        If the text is not four comma-separated numbers with ``S < N``.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"--bbox wants S,N,W,E (four numbers), got {text!r}")
+    try:
+        s, n, w, e = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--bbox wants S,N,W,E (four numbers), got {text!r}") from None
+    if not s < n:
+        raise ValueError(f"--bbox south ({s}) must be less than north ({n})")
+    if s < -90 or n > 90:
+        raise ValueError(f"--bbox latitudes {s}..{n} leave -90..90")
+    return s, n, w, e

@@ -1,0 +1,77 @@
+"""Nested coarse/fine grids: shapes, nesting, longitude conventions."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harpnet_cli.grids import COARSE_RES, FINE_RES, GridSpec, parse_bbox, wrap_lon
+
+
+def test_conus_is_416_by_960_fine_cells():
+    g = GridSpec.from_domain("conus")
+    assert g.fine_shape == (416, 960)
+    assert g.coarse_shape == (104, 240)
+    assert 23.5 < g.south < 24.5 and 49.5 < g.north < 50.5
+    assert -126.5 < g.west < -125.5 and -66.5 < g.east < -65.5
+
+
+def test_coarse_centres_are_on_the_gfs_grid():
+    g = GridSpec.from_domain("conus")
+    np.testing.assert_allclose(g.coarse_lat() / COARSE_RES, np.round(g.coarse_lat() / COARSE_RES), atol=1e-9)
+    np.testing.assert_allclose(g.coarse_lon() / COARSE_RES, np.round(g.coarse_lon() / COARSE_RES), atol=1e-9)
+
+
+def test_fine_cells_nest_four_by_four_in_coarse_cells():
+    g = GridSpec.from_bbox(30, 32, -100, -97)
+    cb, fb = g.coarse_lat_bounds(), g.fine_lat_bounds()
+    np.testing.assert_allclose(fb[::4, 0], cb[:, 0])
+    np.testing.assert_allclose(fb[3::4, 1], cb[:, 1])
+    np.testing.assert_allclose(g.fine_lat().reshape(-1, 4).mean(axis=1), g.coarse_lat())
+    np.testing.assert_allclose(g.fine_lon().reshape(-1, 4).mean(axis=1), g.coarse_lon())
+    assert np.allclose(np.diff(g.fine_lon()), FINE_RES)
+
+
+def test_both_longitude_conventions_give_the_same_grid():
+    assert GridSpec.from_bbox(30, 40, -100, -90) == GridSpec.from_bbox(30, 40, 260, 270)
+
+
+def test_box_across_the_date_line():
+    g = GridSpec.from_bbox(-20, -10, 170, -170)
+    assert g.nx == 81
+    lon = g.coarse_lon()
+    assert lon[0] == 170.0 and lon[-1] == 190.0
+    assert np.all(np.diff(lon) > 0)
+
+
+def test_padded_grows_by_one_cell_and_stops_at_the_pole():
+    g = GridSpec.from_domain("conus").padded(1)
+    assert g.coarse_shape == (106, 242)
+    polar = GridSpec.from_bbox(89, 90, 0, 10).padded(1)
+    assert polar.coarse_lat()[-1] == 90.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(s=st.floats(-89, 80), h=st.floats(0.01, 9), w=st.floats(-540, 540), width=st.floats(0.01, 90))
+def test_from_bbox_covers_the_box(s, h, w, width):
+    g = GridSpec.from_bbox(s, s + h, w, w + width)
+    assert g.south <= s + 1e-9 and g.north >= s + h - 1e-9
+    west = float(wrap_lon(w))
+    assert g.west <= west + 1e-9 or g.west <= west - 360 + 1e-9
+    assert g.east - g.west >= width - 1e-9
+    assert g.east - g.west <= width + 2 * COARSE_RES + 1e-9
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "40,30,0,10", "-95,0,0,10"])
+def test_parse_bbox_rejects(text):
+    with pytest.raises(ValueError):
+        parse_bbox(text)
+
+
+def test_parse_bbox_accepts_spaces():
+    assert parse_bbox(" 24, 50, -126, -66 ") == (24.0, 50.0, -126.0, -66.0)
+
+
+def test_unknown_domain_lists_known_ones():
+    with pytest.raises(ValueError, match="conus"):
+        GridSpec.from_domain("atlantis")
