@@ -1,0 +1,224 @@
+"""Read precipitation from WRF / CONUS404 output (``wrfout`` layout).
+
+Two kinds of fields:
+
+* ``PREC_ACC_NC`` (+ ``PREC_ACC_C`` when present): the amount over the ``PREC_ACC_DT`` minutes
+  (1 hour when the attribute is absent or 0) ending at each time stamp;
+* running totals ``RAINNC`` + ``RAINC`` (+ ``RAINSH``; + ``I_RAIN*`` × ``BUCKET_MM`` when buckets
+  are on), returned as amounts since the first time in the file (``start`` = first time,
+  ``end`` = each time) so :func:`harpnet_cli.core.accumulation.to_interval_series` differences them.
+  A file with a single time gives its raw totals since ``SIMULATION_START_DATE`` instead, so that
+  several one-time files can be differenced against each other.
+
+A moving nest (``XLAT``/``XLONG`` changing between times) is refused: its running totals cannot
+be differenced (the real ``ci_test_file.nc`` would give −201 mm).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harpnet_cli.errors import InputDataError
+from harpnet_cli.fields import Accumulation, SourceGrid
+from harpnet_cli.io.netcdf import decode_times, open_netcdf
+
+#: Largest change of XLAT/XLONG between times (degrees) that still counts as a fixed grid.
+MOVING_TOLERANCE_DEG = 1e-4
+#: Running-total components: (variable, bucket counter) pairs, summed when present.
+RUNNING_TOTALS = (("RAINNC", "I_RAINNC"), ("RAINC", "I_RAINC"), ("RAINSH", None))
+#: Interval components, summed when present.
+INTERVAL_AMOUNTS = ("PREC_ACC_NC", "PREC_ACC_C")
+_MAP_PROJ = {1: "Lambert conformal", 2: "polar stereographic", 3: "Mercator", 6: "lat/lon"}
+
+
+def is_wrf(dataset: Any) -> bool:
+    """True for an open ``netCDF4.Dataset`` with WRF's ``XLAT``/``XLONG`` and a rain variable."""
+    names = dataset.variables
+    return "XLAT" in names and "XLONG" in names and ("RAINNC" in names or "PREC_ACC_NC" in names)
+
+
+def read_wrf(path: Path, *, variable: str | None = None,
+             accumulation: timedelta | None = None) -> list[Accumulation]:
+    """Read WRF precipitation as interval amounts or running totals.
+
+    Parameters
+    ----------
+    path : Path
+        A ``wrfout``-style NetCDF file.
+    variable : str, optional
+        One of ``PREC_ACC_NC``, ``PREC_ACC_C`` (interval amounts), ``RAINNC``, ``RAINC``, ``RAINSH``
+        (running totals), read alone; default: ``PREC_ACC_NC`` + ``PREC_ACC_C`` when present, else
+        the sum of the running totals.
+    accumulation : timedelta, optional
+        Period of ``PREC_ACC_NC`` when the file has no ``PREC_ACC_DT``; must agree when it has.
+
+    Returns
+    -------
+    list of Accumulation
+        ``data`` ``(south_north, west_east)`` float32 mm on the 2-D ``XLAT``/``XLONG`` grid.
+
+    Raises
+    ------
+    InputDataError
+        A moving nest, unknown times, a missing variable or a single time without a simulation start.
+    """
+    with open_netcdf(path) as dataset:
+        times = _times(path, dataset)
+        grid, shift = _grid(dataset)
+        names = _choose(path, dataset, variable)
+        if names[0] in INTERVAL_AMOUNTS:
+            return _interval_amounts(path, dataset, names, times, grid, shift, accumulation)
+        return _running_totals(path, dataset, names, times, grid, shift)
+
+
+def _choose(path: Path, dataset: Any, variable: str | None) -> list[str]:
+    """Names of the variables to sum: interval amounts, running totals, or the one asked for."""
+    known = [n for n in INTERVAL_AMOUNTS + tuple(n for n, _ in RUNNING_TOTALS) if n in dataset.variables]
+    if variable is not None:
+        if variable not in known:
+            raise InputDataError(path, f"{variable!r} is not a WRF precipitation variable of this file; "
+                                       f"have {', '.join(known) or 'none'}")
+        return [variable]
+    intervals = [n for n in INTERVAL_AMOUNTS if n in known]
+    return intervals or [n for n in known if n not in INTERVAL_AMOUNTS]
+
+
+# -- times and grid -----------------------------------------------------------------------------
+def _times(path: Path, dataset: Any) -> list[datetime]:
+    """Valid times from ``Times`` (``YYYY-MM-DD_HH:MM:SS``), else from ``XTIME``."""
+    if "Times" in dataset.variables:
+        raw = np.asarray(dataset.variables["Times"][:])
+        try:
+            return [datetime.strptime(b"".join(row).decode().strip(), "%Y-%m-%d_%H:%M:%S")
+                    for row in np.atleast_2d(raw)]
+        except (ValueError, UnicodeDecodeError):
+            raise InputDataError(path, "cannot parse WRF Times (expected YYYY-MM-DD_HH:MM:SS)") from None
+    if "XTIME" in dataset.variables:
+        xtime = dataset.variables["XTIME"]
+        minutes = np.atleast_1d(np.asarray(xtime[:], dtype=np.float64))
+        units = str(getattr(xtime, "units", ""))
+        if " since " in units:
+            return decode_times(path, minutes, units)
+        return [_simulation_start(path, dataset) + timedelta(minutes=float(m)) for m in minutes]
+    raise InputDataError(path, "WRF file without Times or XTIME")
+
+
+def _simulation_start(path: Path, dataset: Any) -> datetime:
+    """``SIMULATION_START_DATE`` (or ``START_DATE``) global attribute; refused when absent."""
+    start = _simulation_start_or_none(dataset)
+    if start is None:
+        raise InputDataError(path, "WRF file without a readable SIMULATION_START_DATE")
+    return start
+
+
+def _simulation_start_or_none(dataset: Any) -> datetime | None:
+    """``SIMULATION_START_DATE`` (or ``START_DATE``), or None when absent or unreadable."""
+    for attr in ("SIMULATION_START_DATE", "START_DATE"):
+        if attr in dataset.ncattrs():
+            try:
+                return datetime.strptime(str(dataset.getncattr(attr)).strip(), "%Y-%m-%d_%H:%M:%S")
+            except ValueError:
+                return None
+    return None
+
+
+def _grid(dataset: Any) -> tuple[SourceGrid, float]:
+    """The grid of the first time and the largest change of XLAT/XLONG from it (degrees)."""
+    lat = np.asarray(dataset.variables["XLAT"][:], dtype=np.float64)
+    lon = np.asarray(dataset.variables["XLONG"][:], dtype=np.float64)
+    shift = 0.0
+    if lat.ndim == 3:  # (Time, ny, nx): compare every time with the first
+        dlon = (lon - lon[0] + 180.0) % 360.0 - 180.0
+        shift = float(max(np.abs(lat - lat[0]).max(initial=0.0), np.abs(dlon).max(initial=0.0)))
+        lat, lon = lat[0], lon[0]
+    proj = _MAP_PROJ.get(int(_attr(dataset, "MAP_PROJ", 0)), "WRF")
+    dx = float(_attr(dataset, "DX", 0.0)) / 1000
+    text = f"WRF {proj} {dx:g} km" if dx else f"WRF {proj}"
+    return SourceGrid(lat=lat, lon=lon, description=text), shift
+
+
+def _attr(dataset: Any, name: str, default: Any) -> Any:
+    """A global attribute or ``default``."""
+    return dataset.getncattr(name) if name in dataset.ncattrs() else default
+
+
+def _moving_nest_error(path: Path, shift: float, what: str) -> InputDataError:
+    """The refusal for a grid that moves between times."""
+    return InputDataError(path, f"moving nest: the grid moves between times (up to {shift:.2f}°), so {what}")
+
+
+# -- fields -------------------------------------------------------------------------------------
+def _field_sum(dataset: Any, names: list[str], pairs: dict[str, str | None] | None = None) -> np.ndarray:
+    """Sum of the named ``(Time, ny, nx)`` variables (plus bucket counters) as float64, NaN where masked."""
+    total: np.ndarray | None = None
+    bucket = float(_attr(dataset, "BUCKET_MM", -1.0))
+    for name in names:
+        part = np.ma.filled(np.ma.asarray(dataset.variables[name][:]).astype(np.float64), np.nan)
+        counter = (pairs or {}).get(name)
+        if bucket > 0 and counter and counter in dataset.variables:
+            part = part + bucket * np.asarray(dataset.variables[counter][:], dtype=np.float64)
+        total = part if total is None else total + part
+    assert total is not None
+    return total if total.ndim == 3 else total[np.newaxis]
+
+
+def _units_check(path: Path, dataset: Any, names: list[str]) -> None:
+    """Refuse components whose units are not mm."""
+    for name in names:
+        units = str(getattr(dataset.variables[name], "units", "mm")).strip().lower()
+        if units not in ("mm", "kg m-2", "kg m**-2"):
+            raise InputDataError(path, f"WRF variable {name} has units {units!r}; expected mm")
+
+
+def _interval_amounts(path: Path, dataset: Any, names: list[str], times: list[datetime], grid: SourceGrid,
+                      shift: float, accumulation: timedelta | None) -> list[Accumulation]:
+    """``PREC_ACC_*`` amounts over the period ending at each time."""
+    if shift > MOVING_TOLERANCE_DEG:
+        raise _moving_nest_error(path, shift, "its fields cannot form one series on a fixed grid")
+    _units_check(path, dataset, names)
+    period = _prec_acc_period(path, dataset, accumulation)
+    data = _field_sum(dataset, names)
+    label = "+".join(names)
+    first = _simulation_start_or_none(dataset)
+    accs = [_accumulation(path, data[k], grid, t - period, t, label) for k, t in enumerate(times)
+            if first is None or t - period >= first]  # the zero at the simulation start is no window
+    if not accs:
+        raise InputDataError(path, f"{label} has no complete window after the simulation start")
+    return accs
+
+
+def _prec_acc_period(path: Path, dataset: Any, accumulation: timedelta | None) -> timedelta:
+    """``PREC_ACC_DT`` minutes when set (> 0), else ``accumulation``, else 1 hour."""
+    minutes = float(_attr(dataset, "PREC_ACC_DT", 0.0))
+    if minutes > 0:
+        period = timedelta(minutes=minutes)
+        if accumulation is not None and accumulation != period:
+            raise InputDataError(path, f"--accumulation disagrees with PREC_ACC_DT = {minutes:g} minutes")
+        return period
+    return accumulation or timedelta(hours=1)
+
+
+def _running_totals(path: Path, dataset: Any, names: list[str], times: list[datetime], grid: SourceGrid,
+                    shift: float) -> list[Accumulation]:
+    """Running totals as amounts since the first time (since the simulation start for one time)."""
+    if shift > MOVING_TOLERANCE_DEG:
+        raise _moving_nest_error(path, shift, "running totals cannot be differenced")
+    _units_check(path, dataset, names)
+    totals = _field_sum(dataset, names, dict(RUNNING_TOTALS))
+    label = "+".join(names)
+    if len(times) == 1:
+        start = _simulation_start(path, dataset)
+        return [_accumulation(path, totals[0], grid, start, times[0], f"{label} since simulation start")]
+    since_first = totals - totals[0]
+    return [_accumulation(path, since_first[k], grid, times[0], t, f"{label} since {times[0]:%Y-%m-%d %H:%M}")
+            for k, t in enumerate(times)]
+
+
+def _accumulation(path: Path, data: np.ndarray, grid: SourceGrid, start: datetime, end: datetime,
+                  label: str) -> Accumulation:
+    """Wrap one ``(ny, nx)`` field (left unclipped: the accumulation logic checks differences)."""
+    return Accumulation(data=data.astype(np.float32), grid=grid, start=start, end=end, path=path, label=label)
