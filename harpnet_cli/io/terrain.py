@@ -1,0 +1,175 @@
+"""Land elevation on the HARPNET grids, from the packaged ETOPO5 asset.
+
+The asset ``harpnet_cli/assets/terrain_etopo5.npz`` (see ``assets/TERRAIN.md`` and
+``tools/make_terrain.py``) holds global land elevation in whole metres on ETOPO5's 5' grid
+points — oceans are 0 m — decoded once per process and kept in memory (~19 MB).
+
+* fine grid (0.0625°): **bilinear** interpolation between the four surrounding 5' points,
+  periodic in longitude, so any box works, including one across the date line or at a pole;
+* coarse grid (0.25°): the cos(latitude)-weighted mean of the 4 x 4 fine cells in each cell.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import zipfile
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+
+from harpnet_cli.core.remap import block_mean
+from harpnet_cli.errors import HarpnetError
+from harpnet_cli.grids import GridSpec
+
+ASSET_PACKAGE = "harpnet_cli.assets"
+ASSET_NAME = "terrain_etopo5.npz"
+#: Grid points per degree of the asset, and its shape (both poles included).
+PER_DEGREE = 12
+SHAPE = (180 * PER_DEGREE + 1, 360 * PER_DEGREE)
+
+
+def _read_asset() -> bytes:
+    """Bytes of the packaged asset; HarpnetError when it is missing."""
+    try:
+        return (resources.files(ASSET_PACKAGE) / ASSET_NAME).read_bytes()
+    except (FileNotFoundError, ModuleNotFoundError, OSError) as exc:
+        raise HarpnetError(
+            f"terrain asset {ASSET_NAME} is missing from {ASSET_PACKAGE} ({exc.__class__.__name__}); "
+            "reinstall harpnet or rebuild it with tools/make_terrain.py"
+        ) from None
+
+
+def decode_asset(raw: bytes) -> tuple[np.ndarray, dict[str, object]]:
+    """Decode the asset's bytes.
+
+    Parameters
+    ----------
+    raw : bytes
+        Content of ``terrain_etopo5.npz``.
+
+    Returns
+    -------
+    elevation : numpy.ndarray
+        ``(2161, 4320)`` int16 metres, read-only; row ``j`` is latitude ``-90 + j/12``, column
+        ``i`` is longitude ``i/12`` °E.
+    meta : dict
+        Provenance stored with the asset.
+
+    Raises
+    ------
+    HarpnetError
+        When the bytes are not a valid asset.
+    """
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            dlon = npz["dlon"]
+            meta = json.loads(str(npz["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise HarpnetError(
+            f"terrain asset {ASSET_NAME} is corrupt ({exc}); rebuild it with tools/make_terrain.py"
+        ) from None
+    if dlon.shape != SHAPE or dlon.dtype != np.int16:
+        raise HarpnetError(
+            f"terrain asset {ASSET_NAME} is corrupt (array {dlon.dtype} {dlon.shape}, expected int16 {SHAPE})"
+        )
+    elevation = np.cumsum(dlon, axis=1, dtype=np.int32).astype(np.int16)
+    elevation.setflags(write=False)
+    return elevation, meta
+
+
+@functools.lru_cache(maxsize=1)
+def global_terrain() -> tuple[np.ndarray, dict[str, object]]:
+    """The decoded global asset, cached for the life of the process.
+
+    Returns
+    -------
+    elevation : numpy.ndarray
+        ``(2161, 4320)`` int16 metres, read-only (see :func:`decode_asset`).
+    meta : dict
+        Provenance.
+    """
+    return decode_asset(_read_asset())
+
+
+def terrain_provenance() -> dict[str, object]:
+    """Provenance of the terrain (source, resolution, rule, script version) for output metadata."""
+    return dict(global_terrain()[1])
+
+
+def _axis_weights(coord: np.ndarray, n: int, periodic: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower/upper asset indices and the upper weight for fractional positions ``coord``.
+
+    Parameters
+    ----------
+    coord : (m,) positions in asset grid units (``(lat + 90) * 12`` or ``lon * 12``).
+    n : number of asset points along the axis.
+    periodic : wrap (longitude) or clamp (latitude).
+
+    Returns
+    -------
+    lo, hi : (m,) int indices; w : (m,) float weights of ``hi``.
+    """
+    if periodic:
+        coord = np.mod(coord, n)
+        lo = np.floor(coord).astype(np.int64) % n
+        return lo, (lo + 1) % n, coord - np.floor(coord)
+    coord = np.clip(coord, 0, n - 1)
+    lo = np.minimum(np.floor(coord).astype(np.int64), n - 2)
+    return lo, lo + 1, coord - lo
+
+
+def bilinear(elevation: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Bilinear values of the asset grid at the nodes of a lat/lon grid.
+
+    Parameters
+    ----------
+    elevation : (2161, 4320) asset array.
+    lat : (ny,) latitudes in degrees, −90…90.
+    lon : (nx,) longitudes in degrees, any convention or continuous past 180.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ny, nx)`` float32.
+    """
+    j0, j1, wy = _axis_weights((np.asarray(lat, np.float64) + 90.0) * PER_DEGREE, elevation.shape[0], False)
+    i0, i1, wx = _axis_weights(np.asarray(lon, np.float64) * PER_DEGREE, elevation.shape[1], True)
+    wy32, wx32 = wy.astype(np.float32)[:, None], wx.astype(np.float32)
+    rows = elevation[j0] * (1 - wy32) + elevation[j1] * wy32  # (ny, 4320), latitude done
+    return (rows[:, i0] * (1 - wx32) + rows[:, i1] * wx32).astype(np.float32, copy=False)
+
+
+def load_terrain(spec: GridSpec, level: Literal["fine", "coarse"] = "fine") -> np.ndarray:
+    """Land elevation on the fine or coarse grid of ``spec``.
+
+    Parameters
+    ----------
+    spec : GridSpec
+        Target box (any box: across the date line and up to the poles).
+    level : {"fine", "coarse"}
+        Fine: bilinear from the 5' asset at fine cell centres. Coarse: the area-weighted mean of
+        those fine values over each coarse cell.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4 ny, 4 nx)`` or ``(ny, nx)`` float32 metres, south → north, west → east; 0 over
+        water.
+
+    Raises
+    ------
+    HarpnetError
+        When the asset is missing or corrupt.
+    ValueError
+        For an unknown ``level``.
+    """
+    if level not in ("fine", "coarse"):
+        raise ValueError(f"level must be 'fine' or 'coarse', got {level!r}")
+    elevation, _ = global_terrain()
+    fine = bilinear(elevation, spec.fine_lat(), spec.fine_lon())
+    if level == "fine":
+        return fine
+    return block_mean(fine, lat=spec.fine_lat()).astype(np.float32)
