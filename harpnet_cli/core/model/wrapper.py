@@ -1,0 +1,372 @@
+"""The HARPNET downscaler: units, normalisation, tile geometry and the mass constraint.
+
+:class:`ModelConfig` is everything needed to rebuild a model (it is stored in checkpoints);
+:class:`Downscaler` wraps an :class:`~harpnet_cli.core.model.unet.AttentionResUNet` with the
+input normalisation (as buffers), the coarse→fine interpolation of the buffered coarse tile,
+the positive output map and the optional conservation layer. Checkpoint files are handled in
+:mod:`harpnet_cli.io.checkpoints`.
+
+Tile geometry (``tile=64, buffer=1, ratio=4``): the coarse input is ``(tile/ratio + 2 buffer)``
+cells square (18×18); coarse cell ``(j, i)`` with ``1 <= j, i <= 16`` covers fine pixels
+``[4(j-1):4j, 4(i-1):4i]`` of the 64×64 output tile.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+
+from harpnet_cli.core.model.blocks import NormKind, fold_batchnorm
+from harpnet_cli.core.model.unet import DEFAULT_PRESET, AttentionResUNet, get_preset
+
+#: Default normalisation statistics by input name: (mean, std), of log1p(x) for log1p inputs.
+DEFAULT_STATS: dict[str, tuple[float, float]] = {
+    "precip": (0.3, 0.8),
+    "terrain": (500.0, 700.0),
+}
+
+#: Added to the block mean of the weights in the conservation layer.
+CONSERVE_EPS = 1e-12
+#: Floor added to the softplus weights (conserve only) so a 4×4 block never sums to zero.
+WEIGHT_FLOOR = 1e-6
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild a :class:`Downscaler` (saved in every checkpoint).
+
+    ``channels`` and ``bridge`` are filled in from ``preset`` when left out, and the statistics
+    from :data:`DEFAULT_STATS` (``(0, 1)`` for unknown names), so a dumped config is complete.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str = DEFAULT_PRESET
+    """Named U-Net size (``"compact"`` or ``"harpnet-v1"``); supplies ``channels``/``bridge``."""
+
+    channels: list[int] | None = None
+    """Encoder channels per level, finest first; ``None`` takes them from ``preset``."""
+
+    bridge: int | None = Field(default=None, ge=1)
+    """Channels of the bridge block; ``None`` takes it from ``preset``."""
+
+    norm: NormKind = "batch"
+    """Normalisation in the residual blocks: ``"batch"`` (folds into convs at inference) or
+    ``"group"`` (per-sample, for very small training batches)."""
+
+    dropout_bottom: float = Field(default=0.5, ge=0.0, lt=1.0)
+    """Decoder dropout at the deepest level."""
+
+    dropout_top: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Decoder dropout at the finest level (linear in between)."""
+
+    coarse_inputs: list[str] = Field(default_factory=lambda: ["precip"], min_length=1)
+    """Names of the coarse input channels; channel 0 is the precipitation amount (mm per step)
+    that the output downscales and, with ``conserve``, conserves."""
+
+    static_inputs: list[str] = Field(default_factory=lambda: ["terrain"])
+    """Names of the static fine-resolution input channels (e.g. terrain height in metres)."""
+
+    log1p_inputs: list[str] = Field(default_factory=lambda: ["precip"])
+    """Coarse inputs transformed with ``log1p`` before standardisation."""
+
+    tile: int = Field(default=64, ge=1)
+    """Side of the fine output tile in fine cells."""
+
+    buffer: int = Field(default=1, ge=0)
+    """Coarse cells of context on every side of the coarse input tile."""
+
+    ratio: int = Field(default=4, ge=1)
+    """Fine cells per coarse cell along each axis."""
+
+    conserve: bool = True
+    """Rescale each 4×4 block so its mean equals the coarse amount (dry cells stay dry)."""
+
+    coarse_mean: list[float] | None = None
+    """Per coarse channel mean (of log1p(x) for ``log1p_inputs``); ``None`` for the defaults."""
+
+    coarse_std: list[float] | None = None
+    """Per coarse channel standard deviation (same transform as ``coarse_mean``)."""
+
+    static_mean: list[float] | None = None
+    """Per static channel mean; ``None`` for the defaults."""
+
+    static_std: list[float] | None = None
+    """Per static channel standard deviation."""
+
+    grid: dict[str, float | int] | None = None
+    """Domain the model was trained on (:meth:`harpnet_cli.grids.GridSpec.to_dict`), if any."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelConfig:
+        """Fill sizes and statistics from the preset and defaults, then check consistency."""
+        if self.channels is None or self.bridge is None:
+            preset = get_preset(self.preset)
+            if self.channels is None:
+                self.channels = list(preset["channels"])
+            if self.bridge is None:
+                self.bridge = preset["bridge"]
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels must be positive and non-empty, got {self.channels}")
+        if self.tile % self.ratio:
+            raise ValueError(f"tile ({self.tile}) must be a multiple of ratio ({self.ratio})")
+        if self.tile % 2 ** len(self.channels):
+            raise ValueError(f"tile ({self.tile}) must be a multiple of 2**levels ({2 ** len(self.channels)})")
+        for group in ("coarse", "static"):
+            names: list[str] = getattr(self, f"{group}_inputs")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{group}_inputs has duplicate names: {names}")
+            for k, stat in enumerate(("mean", "std")):
+                key = f"{group}_{stat}"
+                values = getattr(self, key)
+                if values is None:
+                    values = [DEFAULT_STATS.get(n, (0.0, 1.0))[k] for n in names]
+                    setattr(self, key, [float(v) for v in values])
+                elif len(values) != len(names):
+                    raise ValueError(f"{key} has {len(values)} values for {len(names)} {group} inputs")
+            if min(getattr(self, f"{group}_std"), default=1.0) <= 0:
+                raise ValueError(f"{group}_std must be positive")
+        return self
+
+    @property
+    def coarse_size(self) -> int:
+        """Side of the coarse input tile in coarse cells, ``tile / ratio + 2 buffer`` (18)."""
+        return self.tile // self.ratio + 2 * self.buffer
+
+
+def _stat_buffer(values: list[float] | None) -> Tensor:
+    """Statistics as a float32 tensor of shape (1, C, 1, 1) that broadcasts over (B, C, H, W)."""
+    return torch.tensor(values or [], dtype=torch.float32).view(1, -1, 1, 1)
+
+
+def _autocast_off(device_type: str) -> AbstractContextManager[object]:
+    """Run the output layers in float32 even inside an autocast region (meta: no autocast)."""
+    if device_type == "meta":
+        return nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+def conserve_mass(weights: Tensor, coarse: Tensor, ratio: int, eps: float = CONSERVE_EPS) -> Tensor:
+    """Rescale fine values so every ``ratio × ratio`` block averages to its coarse value.
+
+    ``fine = w * up(c) / (up(avgpool(w)) + eps)``; a coarse value of 0 gives exactly 0 in all its
+    fine cells.
+
+    Parameters
+    ----------
+    weights : Tensor, shape (B, 1, r h, r w)
+        Positive fine-resolution weights.
+    coarse : Tensor, shape (B, 1, h, w)
+        Non-negative coarse amounts.
+    ratio : int
+        Block size ``r``.
+    eps : float
+        Guards the division.
+
+    Returns
+    -------
+    Tensor, shape (B, 1, r h, r w)
+        Non-negative; ``avgpool(fine, r) == coarse`` to float precision.
+    """
+    block_mean = F.avg_pool2d(weights, ratio)
+    scale = coarse / (block_mean + eps)
+    return weights * scale.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1)
+
+
+class Downscaler(nn.Module):
+    """Downscale one buffered coarse tile of precipitation to a fine tile.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Architecture, inputs, tile geometry and normalisation statistics.
+
+    Attributes
+    ----------
+    coarse_mean, coarse_std : Tensor, shape (1, Cc, 1, 1)
+        Buffers with the coarse input statistics (saved in the state dict).
+    static_mean, static_std : Tensor, shape (1, Cs, 1, 1)
+        Buffers with the static input statistics.
+    """
+
+    coarse_mean: Tensor
+    coarse_std: Tensor
+    static_mean: Tensor
+    static_std: Tensor
+    coarse_log1p: Tensor
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        assert config.channels is not None and config.bridge is not None  # filled by the validator
+        self.net = AttentionResUNet(
+            in_channels=len(config.coarse_inputs) + len(config.static_inputs),
+            out_channels=1,
+            channels=config.channels,
+            bridge=config.bridge,
+            dropout_bottom=config.dropout_bottom,
+            dropout_top=config.dropout_top,
+            norm=config.norm,
+        )
+        self.register_buffer("coarse_mean", _stat_buffer(config.coarse_mean))
+        self.register_buffer("coarse_std", _stat_buffer(config.coarse_std))
+        self.register_buffer("static_mean", _stat_buffer(config.static_mean))
+        self.register_buffer("static_std", _stat_buffer(config.static_std))
+        log_mask = [name in config.log1p_inputs for name in config.coarse_inputs]
+        self.register_buffer("coarse_log1p", torch.tensor(log_mask).view(1, -1, 1, 1), persistent=False)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | dict[str, Any]) -> Downscaler:
+        """Build a model with fresh weights from a config (or its ``model_dump()``).
+
+        Parameters
+        ----------
+        config : ModelConfig or dict
+            A config or the plain dict stored in a checkpoint.
+
+        Returns
+        -------
+        Downscaler
+        """
+        if not isinstance(config, ModelConfig):
+            config = ModelConfig.model_validate(config)
+        return cls(config)
+
+    def param_count(self, trainable_only: bool = False) -> int:
+        """Number of parameters (buffers excluded).
+
+        Parameters
+        ----------
+        trainable_only : bool
+            Count only parameters with ``requires_grad``.
+
+        Returns
+        -------
+        int
+        """
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @property
+    def inference_only(self) -> bool:
+        """True after :meth:`for_inference` (BatchNorm folded: no training, no saving)."""
+        return bool(getattr(self, "_inference_only", False))
+
+    def for_inference(self, channels_last: bool = True) -> Downscaler:
+        """Prepare for fast inference, in place: ``eval()``, fold BatchNorm, channels-last.
+
+        Folding BatchNorm into the convolutions and the channels-last layout make CPU inference
+        faster (see ``benchmarks/bench_model.py``); outputs match to float rounding. Irreversible:
+        the model can no longer be trained or saved.
+
+        Parameters
+        ----------
+        channels_last : bool
+            Also convert the weights (and hence the activations) to the channels-last layout.
+
+        Returns
+        -------
+        Downscaler
+            ``self``.
+        """
+        self.eval()
+        fold_batchnorm(self.net)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._inference_only = True
+        return self
+
+    def current_config(self) -> ModelConfig:
+        """The config with the statistics replaced by the current buffer values.
+
+        Returns
+        -------
+        ModelConfig
+            What :func:`harpnet_cli.io.checkpoints.save_checkpoint` stores.
+        """
+        stats = {}
+        for name in ("coarse_mean", "coarse_std", "static_mean", "static_std"):
+            current = getattr(self, name).detach().flatten().cpu()
+            if not torch.equal(current, _stat_buffer(getattr(self.config, name)).flatten()):
+                stats[name] = [float(v) for v in current.tolist()]  # changed since construction
+        return self.config.model_copy(update=stats)
+
+    def _check_shapes(self, coarse: Tensor, static: Tensor | None) -> None:
+        """Raise ValueError unless the inputs have the tile geometry of the config."""
+        cfg = self.config
+        n = cfg.coarse_size
+        want = (len(cfg.coarse_inputs), n, n)
+        if coarse.ndim != 4 or tuple(coarse.shape[1:]) != want:
+            raise ValueError(f"coarse input must be (B, {want[0]}, {n}, {n}), got {tuple(coarse.shape)}")
+        n_static = len(cfg.static_inputs)
+        if n_static == 0 and static is None:
+            return
+        want = (n_static, cfg.tile, cfg.tile)
+        if static is None or static.ndim != 4 or tuple(static.shape[1:]) != want:
+            got = None if static is None else tuple(static.shape)
+            raise ValueError(f"static input must be (B, {n_static}, {cfg.tile}, {cfg.tile}), got {got}")
+        if static.shape[0] != coarse.shape[0]:
+            raise ValueError(f"batch sizes differ: coarse {coarse.shape[0]}, static {static.shape[0]}")
+
+    def normalise_inputs(self, coarse: Tensor, static: Tensor | None) -> Tensor:
+        """Standardise the inputs and bring the coarse channels to the fine tile.
+
+        Parameters
+        ----------
+        coarse : Tensor, shape (B, Cc, n, n)
+            Buffered coarse tile, ``n = tile / ratio + 2 buffer`` (18).
+        static : Tensor or None, shape (B, Cs, tile, tile)
+            Static fine inputs (``None`` only when the config has none).
+
+        Returns
+        -------
+        Tensor, shape (B, Cc + Cs, tile, tile)
+            Coarse channels interpolated bilinearly ×ratio and cropped by ``buffer × ratio``
+            fine cells on every side, followed by the static channels.
+        """
+        cfg = self.config
+        x = torch.where(self.coarse_log1p, torch.log1p(coarse.clamp_min(0.0)), coarse)
+        x = (x - self.coarse_mean) / self.coarse_std
+        x = F.interpolate(x, scale_factor=cfg.ratio, mode="bilinear", align_corners=False)
+        crop = cfg.buffer * cfg.ratio
+        if crop:
+            x = x[..., crop:-crop, crop:-crop]
+        if static is not None and static.shape[1]:
+            x = torch.cat([x, (static - self.static_mean) / self.static_std], dim=1)
+        return x
+
+    def forward(self, coarse: Tensor, static: Tensor | None) -> Tensor:
+        """Downscale a batch of buffered coarse tiles.
+
+        Parameters
+        ----------
+        coarse : Tensor, shape (B, Cc, 18, 18)
+            Coarse inputs per ``config.coarse_inputs``; channel 0 is precipitation in mm per step
+            (3 h). Side ``tile / ratio + 2 buffer``.
+        static : Tensor or None, shape (B, Cs, 64, 64)
+            Static fine inputs per ``config.static_inputs`` (channel 0: terrain height in m).
+
+        Returns
+        -------
+        Tensor, shape (B, 1, 64, 64), float32
+            Precipitation in mm per step, non-negative. With ``config.conserve`` each 4×4 block
+            averages to the coarse amount of its cell, and dry cells give exactly 0.
+        """
+        self._check_shapes(coarse, static)
+        x = self.normalise_inputs(coarse, static)
+        first_conv = next(self.net.parameters())  # (C, Cc + Cs, 3, 3): follow its memory format
+        if first_conv.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        raw = self.net(x)
+        with _autocast_off(raw.device.type):
+            intensity = F.softplus(raw.float())
+            if not self.config.conserve:
+                return intensity
+            weights = intensity + WEIGHT_FLOOR
+            b, r = self.config.buffer, self.config.ratio
+            n = self.config.coarse_size
+            centre = coarse[:, :1, b : n - b, b : n - b].float().clamp_min(0.0)
+            return conserve_mass(weights, centre, r)
