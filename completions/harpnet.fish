@@ -1,0 +1,1 @@
+complete --command harpnet --no-files --arguments "(env _HARPNET_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) harpnet)" --condition "env _HARPNET_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) harpnet"

@@ -1,0 +1,181 @@
+"""The ``harpnet`` command line: options → config → one workflow call → report.
+
+Heavy libraries (torch, xarray, ecCodes) are imported inside the commands, so ``harpnet --help``
+and ``harpnet --version`` start fast and work without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+
+from harpnet_cli import __version__
+from harpnet_cli.errors import EXIT_FAILURE, EXIT_USAGE, HarpnetError
+
+EXIT_CODES_HELP = "Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data."
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class Settings:
+    """Global flags shared by every command (``ctx.obj``)."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, debug: bool = False) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+        self.debug = debug
+
+
+class RichReporter:
+    """The CLI's :class:`~harpnet_cli.workflows.reporting.Reporter`: Rich on stderr."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def info(self, message: str) -> None:
+        """Print an informational line unless ``--quiet``."""
+        if not self.settings.quiet:
+            stderr.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
+
+    def warning(self, message: str) -> None:
+        """Print a warning unless ``--quiet``."""
+        if not self.settings.quiet:
+            stderr.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        """A Rich progress bar on stderr (none with ``--quiet`` or when stderr is not a terminal)."""
+        if self.settings.quiet or not stderr.is_terminal:
+            yield lambda n: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=stderr, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class HarpnetGroup(TyperGroup):
+    """Turns every failure into one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        """Run the command; map exceptions to exit codes (tracebacks only with ``--debug``)."""
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except Exception as exc:
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+            if settings.debug:
+                raise
+            if isinstance(exc, HarpnetError):
+                raise _fail(str(exc), exc.exit_code) from None
+            from pydantic import ValidationError
+
+            if isinstance(exc, ValidationError):
+                msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                raise _fail(msgs, EXIT_USAGE) from None
+            name = type(exc).__name__
+            raise _fail(f"internal error ({name}: {exc}); run with --debug for the traceback",
+                        EXIT_FAILURE) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted; no output was written", 130) from None
+
+
+app = typer.Typer(
+    name="harpnet",
+    cls=HarpnetGroup,
+    help="Downscale 0.25° precipitation forecasts (GFS, GEFS, ECMWF) to 0.0625°.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"harpnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version,
+                                          is_eager=True)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail (device, timings).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    """Global options."""
+    ctx.obj = Settings(quiet=quiet, verbose=verbose, debug=debug)
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=level, format="%(message)s", force=True,
+                        handlers=[RichHandler(console=stderr, show_time=False, show_path=debug)])
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def downscale(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="GRIB1/GRIB2/NetCDF/WRF files; several form a time series.",
+                                                 metavar="FILE", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output NetCDF file (CF-1.8).")],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run.")] = None,
+    bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
+    domain: Annotated[str | None, typer.Option(help="Named domain: conus. Default: conus when the input "
+                                                    "covers it, else the input's extent.")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA → MPS → CPU), cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Tiles per model call.")] = 64,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: usable cores).")] = None,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast: faster on CPUs with AVX-512 BF16 and "
+                                                      "on GPUs; mass conservation stays float32.")] = False,
+    variable: Annotated[str | None, typer.Option(help="NetCDF precipitation variable, if not found by "
+                                                      "its standard name.")] = None,
+    accumulation: Annotated[str | None, typer.Option(help="Accumulation period of NetCDF inputs that do not "
+                                                          "state it, e.g. 3h.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+) -> None:
+    """Downscale precipitation files to the 0.0625° grid.
+
+    Example: harpnet downscale gfs.t00z.pgrb2.0p25.f003 gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt
+    """
+    from harpnet_cli.config import DownscaleConfig
+    from harpnet_cli.workflows.downscale import run_downscale
+
+    cfg = DownscaleConfig(
+        inputs=inputs, output=output, model=model, bbox=bbox, domain=domain, device=device,
+        batch_size=batch_size, threads=threads, bf16=bf16, variable=variable, accumulation=accumulation,
+        overwrite=overwrite, command_line=shlex.join(["harpnet", *sys.argv[1:]]),
+    )
+    res = run_downscale(cfg, RichReporter(ctx.obj))
+    if not ctx.obj.quiet:
+        stdout.print(
+            f"{res.output}: {res.steps} step(s) x {res.members} member(s), {res.domain.describe()}, "
+            f"mass ratio {res.mass_ratio:.4f}, {res.seconds:.1f} s", highlight=False, soft_wrap=True,
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="harpnet")
