@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer._click.core import Context as ClickContext
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
@@ -68,6 +69,7 @@ class RichReporter:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
     stderr.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -75,7 +77,7 @@ def _fail(message: str, code: int) -> typer.Exit:
 class HarpnetGroup(TyperGroup):
     """Turns every failure into one line on stderr and a documented exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         """Run the command; map exceptions to exit codes (tracebacks only with ``--debug``)."""
         try:
             return super().invoke(ctx)
@@ -110,6 +112,7 @@ app = typer.Typer(
 
 
 def _version(value: bool) -> None:
+    """``--version``: print and stop."""
     if value:
         typer.echo(f"harpnet {__version__}")
         raise typer.Exit()
@@ -163,11 +166,12 @@ def downscale(
     from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import run_downscale
 
-    cfg = DownscaleConfig(
-        inputs=inputs, output=output, model=model, bbox=bbox, domain=domain, device=device,
-        batch_size=batch_size, threads=threads, bf16=bf16, variable=variable, accumulation=accumulation,
-        overwrite=overwrite, command_line=shlex.join(["harpnet", *sys.argv[1:]]),
-    )
+    cfg = DownscaleConfig.model_validate({
+        "inputs": inputs, "output": output, "model": model, "bbox": bbox, "domain": domain, "device": device,
+        "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
+        "accumulation": accumulation, "overwrite": overwrite,
+        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+    })
     res = run_downscale(cfg, RichReporter(ctx.obj))
     if not ctx.obj.quiet:
         stdout.print(

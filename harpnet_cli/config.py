@@ -68,22 +68,26 @@ class DownscaleConfig(BaseModel):
     @field_validator("bbox", mode="before")
     @classmethod
     def _parse_bbox(cls, v: object) -> object:
+        """Accept ``"S,N,W,E"`` text."""
         return parse_bbox(v) if isinstance(v, str) else v
 
     @field_validator("accumulation", mode="before")
     @classmethod
     def _parse_accumulation(cls, v: object) -> object:
+        """Accept ``"3h"``-style text."""
         return parse_duration(v) if isinstance(v, str) else v
 
     @field_validator("domain")
     @classmethod
     def _known_domain(cls, v: str | None) -> str | None:
+        """Only named domains, case-insensitive."""
         if v is not None and v.lower() not in DOMAINS:
             raise ValueError(f"unknown domain {v!r}; known: {', '.join(sorted(DOMAINS))}")
         return None if v is None else v.lower()
 
     @model_validator(mode="after")
     def _one_area(self) -> DownscaleConfig:
+        """At most one of bbox and domain; a positive accumulation."""
         if self.bbox is not None and self.domain is not None:
             raise ValueError("give --bbox or --domain, not both")
         if self.accumulation is not None and self.accumulation <= timedelta(0):

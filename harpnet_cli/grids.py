@@ -70,6 +70,7 @@ class GridSpec:
     nx: int
 
     def __post_init__(self) -> None:
+        """Check alignment and extent."""
         if self.ny < 1 or self.nx < 1:
             raise ValueError(f"grid needs at least one cell, got {self.ny} x {self.nx}")
         for name, value in (("lat0", self.lat0), ("lon0", self.lon0)):

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harpnet_cli.fields import FineForecast
 from harpnet_cli.io.atomic import atomic_path
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 _EPOCH = datetime(1970, 1, 1)
 
 
 def _hours(times: list[datetime]) -> np.ndarray:
+    """Times as float hours since 1970-01-01 (``TIME_UNITS``), shape ``(T,)``."""
     return np.array([(t - _EPOCH).total_seconds() / 3600.0 for t in times], dtype=np.float64)
 
 
@@ -24,7 +29,7 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (*[1] * len(lead), min(h, 256), min(w, 512))
 
 
-def to_dataset(fc: FineForecast):  # noqa: ANN201 (xarray is imported lazily)
+def to_dataset(fc: FineForecast) -> xr.Dataset:
     """Build the CF-1.8 ``xarray.Dataset`` of a forecast.
 
     Parameters
@@ -55,7 +60,7 @@ def to_dataset(fc: FineForecast):  # noqa: ANN201 (xarray is imported lazily)
     dims: tuple[str, ...] = ("time", "latitude", "longitude")
     if not deterministic:
         dims = ("realization", *dims)
-    coords = {
+    coords: dict[str, tuple[Any, ...]] = {
         "time": ("time", _hours(fc.ends), {
             "standard_name": "time", "long_name": "end of the accumulation window",
             "units": TIME_UNITS, "calendar": "proleptic_gregorian", "bounds": "time_bnds", "axis": "T",

@@ -153,13 +153,15 @@ class _ModelRunner:
         """
         import torch
 
-        from harpnet_cli.core.inference import downscale_domain
+        from harpnet_cli.core.inference import conserve_blocks, downscale_domain
 
         scale = NATIVE_PERIOD / period
         filled = np.maximum(fill_nearest(coarse), 0.0) * scale
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             fine = downscale_domain(self.model, filled[None], terrain, patcher, batch_size=self.batch_size,
                                     device=self.device, advance=advance)
+        if self.model.config.conserve:
+            fine = conserve_blocks(fine, filled[1:-1, 1:-1], RATIO)
         fine /= scale
         fine[~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
         return fine
@@ -216,6 +218,7 @@ def _target(cfg: DownscaleConfig, grid: SourceGrid, path: Path, rep: Reporter) -
 
 
 def _warn_periods(s: IntervalSeries, rep: Reporter) -> None:
+    """Warn when some windows are not the model's native 3 hours."""
     periods = sorted({e - st for st, e in zip(s.starts, s.ends, strict=True)})
     odd = [p for p in periods if p != NATIVE_PERIOD]
     if odd:
@@ -226,6 +229,7 @@ def _warn_periods(s: IntervalSeries, rep: Reporter) -> None:
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,
                 series: list[IntervalSeries]) -> dict[str, str]:
+    """Global attributes of the output: provenance of inputs, model and run."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     notes = sorted({n for s in series for n in s.notes})
     attrs = {

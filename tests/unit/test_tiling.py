@@ -116,3 +116,9 @@ def test_seam_statistic_is_one_without_seams_and_large_with_them():
     for t in p.tiles:  # a different offset per tile, as a bad stitcher would leave
         seamy[t.y0 : t.y0 + 64, t.x0 : t.x0 + 64] = noise[t.y0 : t.y0 + 64, t.x0 : t.x0 + 64] + t.y0 + t.x0
     assert seam_statistic(seamy, p)["ratio"] > 2.0
+
+
+def test_seam_statistic_is_not_fooled_by_coarse_cell_blocks():
+    """A blocky field (one value per coarse cell) jumps at every coarse boundary, tile edge or not."""
+    out, _, p = run_identity(40, 40, seed=5)
+    assert seam_statistic(out[0], p)["ratio"] == pytest.approx(1.0, abs=0.15)
