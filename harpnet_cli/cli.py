@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer._click.core import Context as ClickContext
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
@@ -25,8 +26,9 @@ from harpnet_cli.errors import EXIT_FAILURE, EXIT_USAGE, HarpnetError
 
 EXIT_CODES_HELP = "Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data."
 
-stderr = Console(stderr=True)
-stdout = Console()
+# No emoji codes (a file named "root:x:0" must print as it is) and no highlighting of paths.
+stderr = Console(stderr=True, emoji=False, highlight=False)
+stdout = Console(emoji=False, highlight=False)
 
 
 class Settings:
@@ -47,12 +49,12 @@ class RichReporter:
     def info(self, message: str) -> None:
         """Print an informational line unless ``--quiet``."""
         if not self.settings.quiet:
-            stderr.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
+            stderr.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
 
     def warning(self, message: str) -> None:
         """Print a warning unless ``--quiet``."""
         if not self.settings.quiet:
-            stderr.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+            stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -70,7 +72,7 @@ class RichReporter:
 
 def _fail(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
-    stderr.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -175,8 +177,8 @@ def downscale(
     res = run_downscale(cfg, RichReporter(ctx.obj))
     if not ctx.obj.quiet:
         stdout.print(
-            f"{res.output}: {res.steps} step(s) x {res.members} member(s), {res.domain.describe()}, "
-            f"mass ratio {res.mass_ratio:.4f}, {res.seconds:.1f} s", highlight=False, soft_wrap=True,
+            escape(f"{res.output}: {res.steps} step(s) x {res.members} member(s), {res.domain.describe()}, "
+                   f"mass ratio {res.mass_ratio:.4f}, {res.seconds:.1f} s"), soft_wrap=True,
         )
 
 

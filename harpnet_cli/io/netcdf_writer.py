@@ -76,13 +76,18 @@ def to_dataset(fc: FineForecast) -> xr.Dataset:
         coords["realization"] = ("realization", np.array([m if m is not None else -1 for m in fc.members],
                                                          dtype=np.int32),
                                  {"standard_name": "realization", "long_name": "ensemble member number"})
+    extra: dict[str, tuple[Any, ...]] = {}
     if fc.reference_time is not None:
-        coords["forecast_reference_time"] = ((), _hours([fc.reference_time])[0], {
+        # data variables named by the ``coordinates`` attribute (CF auxiliary coordinates), so
+        # xarray does not stamp them onto every other variable
+        ref = _hours([fc.reference_time])[0]
+        extra["forecast_reference_time"] = ((), ref, {
             "standard_name": "forecast_reference_time", "units": TIME_UNITS, "calendar": "proleptic_gregorian",
         })
-        coords["forecast_period"] = ("time", _hours(fc.ends) - _hours([fc.reference_time])[0], {
+        extra["forecast_period"] = ("time", _hours(fc.ends) - ref, {
             "standard_name": "forecast_period", "units": "hours", "long_name": "time since the forecast start",
         })
+        data_attrs["coordinates"] = "forecast_reference_time forecast_period"
     ds = xr.Dataset(
         {
             "precipitation_amount": (dims, data.astype(np.float32), data_attrs),
@@ -93,6 +98,7 @@ def to_dataset(fc: FineForecast) -> xr.Dataset:
                 "grid_mapping_name": "latitude_longitude",
                 "longitude_of_prime_meridian": 0.0, "semi_major_axis": 6371229.0, "inverse_flattening": 0.0,
             }),
+            **extra,
         },
         coords=coords,
         attrs={"Conventions": "CF-1.8", **fc.attrs},
@@ -131,7 +137,7 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
         "lat_bnds": {"_FillValue": None},
         "lon_bnds": {"_FillValue": None},
     }
-    if "forecast_reference_time" in ds.coords:
+    if "forecast_reference_time" in ds:
         encoding["forecast_reference_time"] = {"_FillValue": None}
         encoding["forecast_period"] = {"_FillValue": None}
     with atomic_path(path, overwrite=overwrite) as tmp:

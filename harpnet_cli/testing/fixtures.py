@@ -147,7 +147,7 @@ def _apcp_message(reference: datetime, window: tuple[int, int], lat: np.ndarray,
 
 def write_gfs_grib(path: Path, hourly: np.ndarray, windows: Sequence[tuple[int, int]], *,
                    reference_time: datetime = GFS_REFERENCE, box: tuple[float, float, float, float] = BOX,
-                   perturbation_numbers: Sequence[int] | None = None) -> Path:
+                   perturbation_numbers: Sequence[int] | None = None, step: float = 0.25) -> Path:
     """Write a GFS/GEFS-like GRIB2 file of APCP messages.
 
     Parameters
@@ -166,6 +166,8 @@ def write_gfs_grib(path: Path, hourly: np.ndarray, windows: Sequence[tuple[int, 
         Lat/lon box on a 0.25° grid (north → south rows, 0…360 longitudes as GFS).
     perturbation_numbers : sequence of int, optional
         GEFS members (PDT 11 with ``perturbationNumber``); one per leading entry of ``hourly``.
+    step : float
+        Grid spacing in degrees (0.5 for GEFS ``pgrb2a``).
 
     Returns
     -------
@@ -174,7 +176,7 @@ def write_gfs_grib(path: Path, hourly: np.ndarray, windows: Sequence[tuple[int, 
     """
     eccodes = _eccodes()
 
-    lat, lon = box_axes(box)
+    lat, lon = box_axes(box, step)
     lon360 = np.round(lon % 360.0, 6)
     members = [None] if perturbation_numbers is None else list(perturbation_numbers)
     fields = hourly[np.newaxis] if perturbation_numbers is None else hourly

@@ -178,36 +178,42 @@ def _check_members_agree(series: list[IntervalSeries]) -> None:
 
 
 def _source_box(grid: SourceGrid) -> tuple[float, float, float, float]:
-    """Lat/lon box (south, north, west, east) of a source grid's cell centres."""
+    """Lat/lon box (south, north, west, east) of a source grid's cell centres.
+
+    Longitudes are measured in −180…180, or in 0…360 when that makes the box narrower (a
+    regional grid across the date line); a regular grid that goes round the globe spans it all.
+    """
     lat = np.asarray(grid.lat, dtype=np.float64)
-    lon = np.asarray(grid.lon, dtype=np.float64)
-    lon = (lon + 180.0) % 360.0 - 180.0
-    if grid.is_regular and lon.size > 1 and np.ptp(np.sort(lon)) > 359.0 - 2 * abs(np.diff(np.sort(lon))).max():
+    lon = np.sort(np.unique((np.asarray(grid.lon, dtype=np.float64) + 180.0) % 360.0 - 180.0))
+    if grid.is_regular and lon.size > 1 and np.ptp(lon) + np.median(np.diff(lon)) >= 359.9:
         return float(lat.min()), float(lat.max()), -180.0, 180.0
-    west, east = float(lon.min()), float(lon.max())
-    if east - west > 180.0:  # crosses the date line: measure in 0..360 instead
+    west, east = float(lon[0]), float(lon[-1])
+    if east - west > 180.0:
         lon360 = lon % 360.0
         west, east = float(lon360.min()), float(lon360.max())
     return float(lat.min()), float(lat.max()), west, east
 
 
 def _target(cfg: DownscaleConfig, grid: SourceGrid, path: Path, rep: Reporter) -> tuple[GridSpec, Regridder]:
-    """The target grid and the regridder from the source onto it (with its 1-cell buffer)."""
+    """The target grid and the regridder from the source onto it (with its 1-cell buffer).
+
+    Without --bbox or --domain: conus when the input covers most of it, else the input's extent.
+    """
     from harpnet_cli.core.remap import Regridder
 
     if cfg.bbox is not None:
         spec = GridSpec.from_bbox(*cfg.bbox)
-    elif cfg.domain is not None:
-        spec = GridSpec.from_domain(cfg.domain)
     else:
-        spec = GridSpec.from_domain("conus")
-        regridder = Regridder.to_grid(grid, spec.padded(1), level="coarse")
-        if (regridder.coverage[1:-1, 1:-1] >= 0.5).mean() < CONUS_DEFAULT_COVERAGE:
-            s, n, w, e = _source_box(grid)
-            spec = GridSpec.from_bbox(s - COARSE_RES / 2, n + COARSE_RES / 2, w - COARSE_RES / 2, e + COARSE_RES / 2)
-            rep.info(f"input does not cover conus; using its own extent {spec.describe()}")
+        spec = GridSpec.from_domain(cfg.domain or "conus")
     regridder = Regridder.to_grid(grid, spec.padded(1), level="coarse")
     covered = regridder.coverage[1:-1, 1:-1] >= 0.5
+    if cfg.bbox is None and cfg.domain is None and covered.mean() < CONUS_DEFAULT_COVERAGE:
+        s, n, w, e = _source_box(grid)
+        half = COARSE_RES / 2
+        spec = GridSpec.from_bbox(s - half, n + half, w - half, e + half)
+        rep.info(f"input does not cover conus; using its own extent {spec.describe()}")
+        regridder = Regridder.to_grid(grid, spec.padded(1), level="coarse")
+        covered = regridder.coverage[1:-1, 1:-1] >= 0.5
     if not covered.any():
         raise InputDataError(path, f"input does not cover the requested domain {spec.describe()}")
     if not covered.all():

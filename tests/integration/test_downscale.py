@@ -185,3 +185,42 @@ def test_missing_input_cells_stay_missing(tmp_path, checkpoint):
     assert missing.sum() == 4 * 5
     assert missing[::-1][10:14, 20:25].all()
     assert np.nanmin(p) >= 0
+
+
+def test_gefs_half_degree_is_remapped_conservatively_with_a_warning(tmp_path, checkpoint):
+    hourly = synthetic_hourly(3, 21, 21, members=2, seed=12)
+    f = write_gfs_grib(tmp_path / "gep.pgrb2a.0p50.f003", hourly, [(0, 3)], perturbation_numbers=[1, 2], step=0.5)
+    out = tmp_path / "out.nc"
+    res = downscale(f, "-o", out, "-m", checkpoint)
+    assert res.exit_code == 0, res.output
+    assert "not on the 0.25° grid" in res.output and "0.5°" in res.output
+    p = xr.open_dataset(out, engine="netcdf4")["precipitation_amount"]
+    assert p.shape[0] == 2 and float(p.min()) >= 0
+    # area-weighted mass inside the 0.5° box's interior is kept (cells at 30-40N have similar areas)
+    interior = p.values[:, :, 8:-8, 8:-8]  # away from the half-covered edge cells
+    src = hourly.sum(1)[:, ::-1][:, 1:-1, 1:-1]
+    np.testing.assert_allclose(interior.mean(axis=(1, 2, 3)), src.mean(axis=(1, 2)), rtol=0.03)
+
+
+def test_file_names_are_printed_literally(tmp_path, checkpoint):
+    bad = tmp_path / "[bold]root:x:0.grib2"
+    bad.write_text("root:x:0:0\n")
+    res = downscale(bad, "-o", tmp_path / "out.nc", "-m", checkpoint)
+    assert res.exit_code == 3
+    assert "[bold]root:x:0.grib2" in res.output
+
+
+def test_run_interrupted_while_writing_leaves_no_output(tmp_path, checkpoint, monkeypatch):
+    def half_written(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"CDF\x01 half of a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_written)
+    f = write_gfs_grib(tmp_path / "gfs.f003", synthetic_hourly(3), [(0, 3)])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    res = downscale(f, "-o", out_dir / "out.nc", "-m", checkpoint)
+    assert res.exit_code == 130
+    assert "interrupted" in res.output
+    assert list(out_dir.iterdir()) == []
