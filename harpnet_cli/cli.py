@@ -96,8 +96,11 @@ class HarpnetGroup(TyperGroup):
             if isinstance(exc, ValidationError):
                 msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
                 raise _fail(msgs, EXIT_USAGE) from None
-            name = type(exc).__name__
-            raise _fail(f"internal error ({name}: {exc}); run with --debug for the traceback",
+            if isinstance(exc, OSError) and exc.strerror:  # permission denied, disk full, ...
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise _fail(f"{where}{exc.strerror}", EXIT_FAILURE) from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise _fail(f"internal error ({type(exc).__name__}: {first}); run with --debug for the traceback",
                         EXIT_FAILURE) from None
         except KeyboardInterrupt:
             raise _fail("interrupted; no output was written", 130) from None

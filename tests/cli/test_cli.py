@@ -100,3 +100,26 @@ def test_bash_completion_completes_commands_and_options():
     env.update(COMP_WORDS="harpnet downscale --over", COMP_CWORD="2")
     out = subprocess.run([sys.executable, "-m", "harpnet_cli"], env=env, capture_output=True, text=True).stdout
     assert "--overwrite" in out
+
+
+def test_os_errors_and_unexpected_errors_are_one_line(tmp_path, monkeypatch):
+    import harpnet_cli.workflows.downscale as wf
+
+    def denied(cfg, reporter=None):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "o.nc"))
+
+    monkeypatch.setattr(wf, "run_downscale", denied)
+    res = runner.invoke(app, ["downscale", "x", "-o", str(tmp_path / "o.nc"), "-m", "m.pt"])
+    assert res.exit_code == 1
+    assert res.output.strip() == f"error: {tmp_path / 'o.nc'}: Permission denied"
+
+    def bug(cfg, reporter=None):
+        raise RuntimeError("first line\nsecond line")
+
+    monkeypatch.setattr(wf, "run_downscale", bug)
+    res = runner.invoke(app, ["downscale", "x", "-o", str(tmp_path / "o.nc"), "-m", "m.pt"])
+    assert res.exit_code == 1
+    assert "RuntimeError: first line" in res.output and "second line" not in res.output
+    assert "--debug" in res.output
+    res = runner.invoke(app, ["--debug", "downscale", "x", "-o", str(tmp_path / "o.nc"), "-m", "m.pt"])
+    assert isinstance(res.exception, RuntimeError)  # --debug lets the traceback through
