@@ -457,3 +457,157 @@ def _wrf_field(ds: Any, name: str, data: np.ndarray, description: str) -> None:
     var.units = "mm"
     var.description = description
     var[:] = data.astype(np.float32)
+
+
+# -- streaming-scale layouts: one file per hour, MRMS GRIB2, CONUS404 Zarr ---------------------
+MRMS_NO_COVERAGE = -3.0
+
+
+def write_mrms_grib(path: Path, field: np.ndarray, valid_time: datetime, *,
+                    box: tuple[float, float, float, float] = BOX, step: float = 0.25, number: int = 9) -> Path:
+    """Write one MRMS-like 1-hour QPE message (NSSL discipline 209, category 6) ending at ``valid_time``.
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    field : numpy.ndarray
+        ``(ny, nx)`` amounts in mm, rows north → south as :func:`box_axes`; NaN cells are written
+        as MRMS's −3 ("no coverage"), not as bitmap-missing.
+    valid_time : datetime
+        End of the hour (``dataDate``/``dataTime``; step 0 as MRMS writes it).
+    box : (south, north, west, east)
+        Lat/lon box; longitudes written 0…360 as MRMS does.
+    step : float
+        Grid spacing in degrees.
+    number : int
+        ``parameterNumber``: 9 GaugeCorr QPE 01H, 37 MultiSensor QPE 01H Pass2.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    eccodes = _eccodes()
+
+    lat, lon = box_axes(box, step)
+    _check_shape(field, lat, lon)
+    gid = eccodes.codes_grib_new_from_samples("GRIB2")
+    eccodes.codes_set(gid, "centre", 161)  # NOAA OAR, as MRMS
+    eccodes.codes_set(gid, "discipline", 209)
+    eccodes.codes_set(gid, "parameterCategory", 6)
+    eccodes.codes_set(gid, "parameterNumber", number)
+    eccodes.codes_set(gid, "dataDate", int(f"{valid_time:%Y%m%d}"))
+    eccodes.codes_set(gid, "dataTime", int(f"{valid_time:%H%M}"))
+    eccodes.codes_set(gid, "stepUnits", 1)
+    eccodes.codes_set(gid, "endStep", 0)
+    _set_regular_ll(gid, lat, np.round(lon % 360.0, 6))
+    _set_values(gid, np.where(np.isfinite(field), field, MRMS_NO_COVERAGE))
+    with open(path, "wb") as out:
+        eccodes.codes_write(gid, out)
+    eccodes.codes_release(gid)
+    return path
+
+
+def write_mrms_series(directory: Path, hourly: np.ndarray, first_end: datetime, *, skip: Sequence[int] = (),
+                      box: tuple[float, float, float, float] = BOX, step: float = 0.25) -> list[Path]:
+    """Write hourly MRMS-like files named like the real ones (``MRMS_GaugeCorr_QPE_01H_00.00_YYYYMMDD-HH0000.grib2``).
+
+    File ``k`` holds ``hourly[k]``, the hour ending ``first_end + k`` hours; indices in ``skip``
+    are not written (a missing hour).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, field in enumerate(hourly):
+        if k in skip:
+            continue
+        end = first_end + timedelta(hours=k)
+        path = directory / f"MRMS_GaugeCorr_QPE_01H_00.00_{end:%Y%m%d-%H%M%S}.grib2"
+        paths.append(write_mrms_grib(path, field, end, box=box, step=step))
+    return paths
+
+
+def write_conus404_hourly(directory: Path, hourly: np.ndarray, first_end: datetime, *, skip: Sequence[int] = (),
+                          simulation_start: datetime | None = None) -> list[Path]:
+    """Write CONUS404-layout hourly files (``wrf2d_d01_YYYY-MM-DD_HH:00:00``), one time each, with ``PREC_ACC_NC``.
+
+    Each file has ``Times``, ``XTIME`` (minutes since the simulation start), ``XLAT``/``XLONG``
+    ``(Time, south_north, west_east)`` on the Lambert grid of :func:`wrf_lambert_grid` (truelats
+    30/50, stand_lon −97, 4 km), the CONUS404 global attributes with ``PREC_ACC_DT = 60`` and
+    ``PREC_ACC_NC`` (mm over the hour ending at the file's time). No running totals.
+
+    Parameters
+    ----------
+    directory : Path
+        Output folder (created).
+    hourly : numpy.ndarray
+        ``(H, ny, nx)`` amounts in mm; file ``k`` holds ``hourly[k]``, the hour ending
+        ``first_end + k`` hours.
+    first_end : datetime
+        Time of the first file.
+    skip : sequence of int
+        Indices not written (missing hours).
+    simulation_start : datetime, optional
+        ``SIMULATION_START_DATE``; default one day before ``first_end`` (CONUS404 restarts yearly).
+
+    Returns
+    -------
+    list of Path
+        The files written, in time order.
+    """
+    import netCDF4
+
+    ny, nx = hourly.shape[1:]
+    start = simulation_start or first_end - timedelta(days=1)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, field in enumerate(hourly):
+        if k in skip:
+            continue
+        time = first_end + timedelta(hours=k)
+        path = directory / f"wrf2d_d01_{time:%Y-%m-%d_%H:%M:%S}"
+        with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+            _wrf_attributes(ds, start, 1, ny, nx, prec_acc=True)
+            _wrf_dimensions_and_times(ds, [time], int((time - start) / timedelta(hours=1)))
+            _wrf_coordinates(ds, 1, ny, nx, moving=False)
+            _wrf_field(ds, "PREC_ACC_NC", field[np.newaxis],
+                       "ACCUMULATED GRID SCALE PRECIPITATION OVER prec_acc_dt PERIODS OF TIME")
+        paths.append(path)
+    return paths
+
+
+def write_conus404_zarr(path: Path, hourly: np.ndarray, first_end: datetime) -> Path:
+    """Write a tiny CONUS404-like Zarr store: ``PREC_ACC_NC (time, y, x)``, 2-D ``XLAT``/``XLONG``, ``time``.
+
+    Laid out as the public CONUS404 hourly store (one variable per array, chunked in time,
+    ``XLAT``/``XLONG`` as 2-D coordinates, CF ``time``), on the grid of :func:`wrf_lambert_grid`.
+
+    Parameters
+    ----------
+    path : Path
+        Store directory (overwritten).
+    hourly : numpy.ndarray
+        ``(H, ny, nx)`` amounts in mm; step ``k`` is the hour ending ``first_end + k`` hours.
+    first_end : datetime
+        Time of the first step.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import xarray as xr
+
+    steps, ny, nx = hourly.shape
+    lat, lon = wrf_lambert_grid(ny, nx)
+    times = np.array([np.datetime64(first_end + timedelta(hours=k), "ns") for k in range(steps)])
+    precip = xr.DataArray(hourly.astype(np.float32), dims=("time", "y", "x"),
+                          attrs={"units": "mm", "description": "ACCUMULATED GRID SCALE PRECIPITATION OVER "
+                                                               "prec_acc_dt PERIODS OF TIME"})
+    ds = xr.Dataset({"PREC_ACC_NC": precip},
+                    coords={"time": ("time", times), "XLAT": (("y", "x"), lat.astype(np.float32)),
+                            "XLONG": (("y", "x"), lon.astype(np.float32))},
+                    attrs={"MAP_PROJ": 1, "DX": 4000.0, "TRUELAT1": 30.0, "TRUELAT2": 50.0, "STAND_LON": -97.0})
+    ds.to_zarr(path, mode="w", encoding={"PREC_ACC_NC": {"chunks": (min(steps, 24), ny, nx)}},
+               consolidated=False)
+    return path

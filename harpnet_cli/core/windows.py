@@ -1,0 +1,428 @@
+"""Plan fixed windows (3-hour by default, aligned to 00Z) from references to fields in files.
+
+``prepare`` must stream over decades of hourly fields, so it never holds the fields themselves:
+a metadata scan (:mod:`harpnet_cli.io.scan`) gives one small :class:`FieldRef` per field and
+:func:`plan_windows` turns them into independent :class:`WindowUnit` s. A unit is a recipe, a
+list of ``(ref, sign)`` terms whose sum is the window's amount, so a worker process can compute
+it from the unit alone, and a resumed run can skip units whose key is already stored.
+
+How a window ``[a, b]`` is formed
+---------------------------------
+Every field is an edge ``start → end`` between time points (an interval amount over its window,
+or a running total from its origin to its time). A window is a path from ``a`` to ``b``: an
+edge followed forwards adds the field, one followed backwards subtracts it. The path with the
+fewest terms is used (ties: fewest subtractions), so
+
+* an amount over exactly ``[a, b]`` (3-hourly input) is used as it is;
+* hourly amounts ending ``a+1h, a+2h, b`` are summed;
+* running totals (WRF ``RAINNC``, ECMWF ``tp``) give ``total(b) − total(a)``;
+* a 6-hour bucket minus the 3-hour bucket with the same start gives the last 3 hours (GFS).
+
+Only edges with an end point in ``[a, b]`` are searched, so planning stays linear in the number
+of fields. Members are planned apart; each member's fields must share one grid. Pure: no file
+access, no xarray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from bisect import bisect_left, bisect_right
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from harpnet_cli.core.accumulation import NEGATIVE_FRACTION, NEGATIVE_MM, clip_negatives
+from harpnet_cli.errors import InputDataError
+
+#: Default window length.
+PERIOD = timedelta(hours=3)
+#: Kinds of field: an amount over ``[start, end]``, or a running total since ``start``.
+KINDS = ("interval", "running")
+#: File formats a :class:`FieldRef` can point into.
+FORMATS = ("grib", "netcdf", "wrf", "zarr")
+#: Reasons a window is dropped (keys of :attr:`WindowPlan.dropped`).
+INCOMPLETE = "incomplete"
+LONGER_THAN_WINDOW = "longer_than_window"
+MISALIGNED = "misaligned"
+
+Locator = tuple[str | int | float | None, ...]
+Term = tuple["FieldRef", int]
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """Where one precipitation field is and what it holds; small, hashable and picklable.
+
+    Attributes
+    ----------
+    path : Path
+        The file (or Zarr store directory).
+    format : str
+        ``"grib"``, ``"netcdf"``, ``"wrf"`` or ``"zarr"``: which loader reads it.
+    locator : tuple
+        What the loader needs to find the field (GRIB byte offset, NetCDF variable and time
+        index, …); opaque outside :mod:`harpnet_cli.io.scan`.
+    start, end : datetime
+        Naive UTC. For ``kind == "interval"`` the accumulation window; for ``"running"`` the
+        total's origin (simulation or forecast start) and its valid time.
+    kind : str
+        ``"interval"`` or ``"running"``.
+    member : int or None
+        Ensemble member, None for deterministic data.
+    grid : str
+        Key identifying the grid (shape plus a hash of a few coordinates); fields with equal keys
+        share one grid.
+    """
+
+    path: Path
+    format: str
+    locator: Locator
+    start: datetime
+    end: datetime
+    kind: str = "interval"
+    member: int | None = None
+    grid: str = ""
+
+    @property
+    def period(self) -> timedelta:
+        """``end - start``."""
+        return self.end - self.start
+
+    def describe(self) -> str:
+        """``"file.nc 2016-09-20 00Z–01Z"``, or ``"file.nc total at 2005-09-21 03Z"`` for a running total."""
+        if self.kind == "running":
+            return f"{self.path.name} total at {_time_text(self.end)}"
+        return f"{self.path.name} {_span_text(self.start, self.end)}"
+
+
+@dataclass(frozen=True)
+class WindowUnit:
+    """One independent unit of work: a window's amount as a signed sum of fields.
+
+    Attributes
+    ----------
+    key : str
+        ``"2016-09-20T03"`` (the window's end, UTC) plus ``"_m<member>"`` for ensemble members;
+        unique within a plan, stable across runs (a resume key).
+    start, end : datetime
+        The window (naive UTC).
+    member : int or None
+        Ensemble member.
+    terms : tuple of (FieldRef, int)
+        Fields and signs (+1 or −1) whose sum is the amount over ``[start, end]``.
+    """
+
+    key: str
+    start: datetime
+    end: datetime
+    member: int | None
+    terms: tuple[Term, ...]
+
+    @property
+    def grid(self) -> str:
+        """Grid key shared by all terms."""
+        return self.terms[0][0].grid
+
+    @property
+    def differenced(self) -> bool:
+        """True when a term is subtracted (the sum may carry negative noise)."""
+        return any(sign < 0 for _, sign in self.terms)
+
+    def describe(self) -> str:
+        """``"2016-09-20 00Z–03Z = a.grib2 + b.grib2 + c.grib2"`` for messages."""
+        parts = [("− " if sign < 0 else "+ ") + ref.describe() for ref, sign in self.terms]
+        return f"{_span_text(self.start, self.end)} = {' '.join(parts).removeprefix('+ ')}"
+
+
+@dataclass
+class WindowPlan:
+    """Every window that can be formed, and a count of those that cannot.
+
+    Attributes
+    ----------
+    units : list of WindowUnit
+        Sorted by window end, then member (None first).
+    dropped : dict of str to int
+        Windows left out, by reason: ``"incomplete"`` (fields missing), ``"longer_than_window"``
+        (only accumulations longer than the window cover it, e.g. 6-hour Stage IV),
+        ``"misaligned"`` (fields cross the window's boundaries).
+    period : timedelta
+        Window length.
+    notes : list of str
+        Things the user should hear about (duplicate fields ignored).
+    """
+
+    units: list[WindowUnit]
+    dropped: dict[str, int]
+    period: timedelta = PERIOD
+    notes: list[str] = field(default_factory=list)
+
+    def pending(self, done: Container[str]) -> list[WindowUnit]:
+        """The units whose key is not in ``done`` (the keys a killed run already stored)."""
+        return [unit for unit in self.units if unit.key not in done]
+
+
+def plan_windows(refs: Sequence[FieldRef], period: timedelta = PERIOD) -> WindowPlan:
+    """Plan every window of ``period`` aligned to 00Z that the fields can form.
+
+    Parameters
+    ----------
+    refs : sequence of FieldRef
+        Fields from any number of files, any order; several members are planned apart.
+    period : timedelta
+        Window length; must divide 24 hours. Windows end at ``period``, ``2 × period``, … after
+        00Z (3 hours: 03, 06, …, 24 UTC; the window 00–03 sums the hours ending 01, 02 and 03).
+
+    Returns
+    -------
+    WindowPlan
+        The units, sorted by end then member, and the dropped windows by reason.
+
+    Raises
+    ------
+    InputDataError
+        No fields; two grids for one member (naming both files); or no window at all can be
+        formed (naming a file, e.g. for 6-hour accumulations that cannot be split).
+    ValueError
+        ``period`` does not divide 24 hours.
+    """
+    _check_period(period)
+    if not refs:
+        raise InputDataError(None, "no precipitation fields to plan windows from")
+    groups: dict[int | None, list[FieldRef]] = {}
+    for ref in refs:
+        groups.setdefault(ref.member, []).append(ref)
+    units: list[WindowUnit] = []
+    dropped: dict[str, int] = {}
+    notes: list[str] = []
+    for member in sorted(groups, key=lambda m: (m is not None, m or 0)):
+        _check_single_grid(groups[member])
+        edges, duplicates = _unique_edges(groups[member])
+        notes += _duplicate_notes(duplicates, member)
+        units += _member_units(edges, member, period, dropped)
+    if not units:
+        raise _nothing_formed(refs, dropped, period)
+    units.sort(key=lambda u: (u.end, u.member is not None, u.member or 0))
+    return WindowPlan(units=units, dropped=dropped, period=period, notes=notes)
+
+
+def _check_period(period: timedelta) -> None:
+    """Refuse a window length that does not tile the day."""
+    day = timedelta(days=1)
+    if period <= timedelta(0) or day % period:
+        raise ValueError(f"window period {period} does not divide 24 hours")
+
+
+# -- grids and duplicates ------------------------------------------------------------------------
+def _check_single_grid(refs: list[FieldRef]) -> None:
+    """Raise unless all fields of one member share a grid key, naming two files that differ."""
+    first = refs[0]
+    for ref in refs[1:]:
+        if ref.grid != first.grid:
+            raise InputDataError(ref.path, f"grid {ref.grid!r} differs from {first.path} (grid {first.grid!r}); "
+                                           "all inputs of one member must share one grid")
+
+
+def _unique_edges(refs: list[FieldRef]) -> tuple[list[FieldRef], list[FieldRef]]:
+    """Non-zero-length fields, one per ``(start, end, kind)``, sorted; and the duplicates left out.
+
+    Values are not compared (no data is read): the first field in input order is kept.
+    """
+    kept: dict[tuple[datetime, datetime, str], FieldRef] = {}
+    duplicates = []
+    for ref in refs:
+        if ref.end <= ref.start:
+            continue  # a step-0 field or a running total at its origin: a time point, not an amount
+        slot = (ref.start, ref.end, ref.kind)
+        if slot in kept:
+            duplicates.append(ref)
+        else:
+            kept[slot] = ref
+    return [kept[slot] for slot in sorted(kept)], duplicates
+
+
+def _duplicate_notes(duplicates: list[FieldRef], member: int | None) -> list[str]:
+    """One note for the duplicates ignored, if any."""
+    if not duplicates:
+        return []
+    who = "" if member is None else f" of member {member}"
+    return [f"ignored {len(duplicates)} duplicate field(s){who} with the window of another "
+            f"(first: {duplicates[0].describe()})"]
+
+
+# -- planning one member -------------------------------------------------------------------------
+class _Graph:
+    """Fields as edges between time points, indexed for local searches."""
+
+    def __init__(self, edges: list[FieldRef]) -> None:
+        self.touching: dict[datetime, list[FieldRef]] = {}
+        for ref in edges:
+            self.touching.setdefault(ref.start, []).append(ref)
+            self.touching.setdefault(ref.end, []).append(ref)
+        self.times = sorted(self.touching)
+
+    def local_edges(self, a: datetime, b: datetime) -> list[FieldRef]:
+        """Edges with an end point in ``[a, b]``, each once, in a stable order."""
+        lo, hi = bisect_left(self.times, a), bisect_right(self.times, b)
+        seen: dict[FieldRef, None] = {}
+        for t in self.times[lo:hi]:
+            seen.update(dict.fromkeys(self.touching[t]))
+        return list(seen)
+
+
+def _member_units(edges: list[FieldRef], member: int | None, period: timedelta,
+                  dropped: dict[str, int]) -> list[WindowUnit]:
+    """Units of one member's fields; unformable windows are counted into ``dropped``."""
+    graph = _Graph(edges)
+    units = []
+    for a, b in _candidate_windows(edges, period):
+        local = graph.local_edges(a, b)
+        terms = _shortest_recipe(local, a, b)
+        if terms is None:
+            reason = _why_not(local, a, b, period)
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        terms = tuple(sorted(terms, key=lambda term: -term[1]))  # additions first
+        units.append(WindowUnit(key=window_key(b, member), start=a, end=b, member=member, terms=terms))
+    return units
+
+
+def window_key(end: datetime, member: int | None = None) -> str:
+    """``"2016-09-20T03"`` (the window's end) plus ``"_m<member>"`` for an ensemble member."""
+    return f"{end:%Y-%m-%dT%H}" + ("" if end.minute == 0 else f"{end:%M}") + (
+        "" if member is None else f"_m{member}")
+
+
+def _window_end(t: datetime, period: timedelta) -> datetime:
+    """The first window boundary at or after ``t`` (boundaries: 00Z + k × period)."""
+    midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    steps = -(-(t - midnight) // period)  # ceiling division of timedeltas
+    return midnight + steps * period
+
+
+def _candidate_windows(edges: Iterable[FieldRef], period: timedelta) -> list[tuple[datetime, datetime]]:
+    """Windows the fields touch: those overlapping an interval, and the one holding a running total's time."""
+    ends: set[datetime] = set()
+    for ref in edges:
+        if ref.kind == "running":
+            ends.add(_window_end(ref.end, period))
+            continue
+        end = _window_end(ref.start + timedelta(microseconds=1), period)
+        while end - period < ref.end:
+            ends.add(end)
+            end += period
+    return [(end - period, end) for end in sorted(ends)]
+
+
+def _shortest_recipe(local: list[FieldRef], a: datetime, b: datetime) -> tuple[Term, ...] | None:
+    """Fewest signed terms whose sum is the amount over ``[a, b]`` (ties: fewest subtractions)."""
+    adjacency: dict[datetime, list[tuple[datetime, int, FieldRef]]] = {}
+    for ref in local:
+        adjacency.setdefault(ref.start, []).append((ref.end, +1, ref))
+        adjacency.setdefault(ref.end, []).append((ref.start, -1, ref))
+    queue: list[tuple[int, int, int, datetime, tuple[Term, ...]]] = [(0, 0, 0, a, ())]
+    done: set[datetime] = set()
+    counter = 0
+    while queue:
+        cost, backwards, _, node, terms = heapq.heappop(queue)
+        if node == b:
+            return terms
+        if node in done:
+            continue
+        done.add(node)
+        for other, sign, ref in adjacency.get(node, []):
+            if other not in done:
+                counter += 1
+                heapq.heappush(queue, (cost + 1, backwards + (sign < 0), counter, other, terms + ((ref, sign),)))
+    return None
+
+
+def _why_not(local: list[FieldRef], a: datetime, b: datetime, period: timedelta) -> str:
+    """Why ``[a, b]`` cannot be formed: a field crosses its boundaries, or fields are missing."""
+    crossing = [r for r in local if r.kind == "interval" and r.start < b and r.end > a
+                and (r.start < a or r.end > b)]
+    if any(r.period > period for r in crossing):
+        return LONGER_THAN_WINDOW
+    return MISALIGNED if crossing else INCOMPLETE
+
+
+def _nothing_formed(refs: Sequence[FieldRef], dropped: dict[str, int], period: timedelta) -> InputDataError:
+    """The error when no window at all can be formed, naming a file."""
+    hours = f"{period / timedelta(hours=1):g}"
+    if dropped.get(LONGER_THAN_WINDOW):
+        long = next(r for r in refs if r.kind == "interval" and r.period > period)
+        return InputDataError(long.path, f"its {long.period / timedelta(hours=1):g}-hour accumulations "
+                                         f"({_span_text(long.start, long.end)}) cannot be split into {hours}-hour "
+                                         f"windows aligned to 00Z; give hourly or {hours}-hourly amounts")
+    ordered = sorted(refs, key=lambda r: (r.end, r.start))
+    span = _span_text(min(r.start for r in refs), ordered[-1].end)
+    summary = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())) or "only zero-length fields"
+    return InputDataError(ordered[0].path, f"no complete {hours}-hour window aligned to 00Z can be formed from "
+                                           f"{len(refs)} field(s) over {span} ({summary})")
+
+
+# -- finishing a window --------------------------------------------------------------------------
+def finish_window(total: np.ndarray, unit: WindowUnit) -> np.ndarray:
+    """Clip the negative noise of a summed window in place, refusing a strongly negative one.
+
+    Parameters
+    ----------
+    total : numpy.ndarray
+        ``(ny, nx)`` float32 signed sum of the unit's terms in mm; NaN where any term is missing.
+    unit : WindowUnit
+        The unit, for the message.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``total``, ``>= 0`` or NaN.
+
+    Raises
+    ------
+    InputDataError
+        More than :data:`~harpnet_cli.core.accumulation.NEGATIVE_FRACTION` of the valid cells are
+        below ``-NEGATIVE_MM`` (e.g. running totals of different runs, or a reset bucket).
+    """
+    with np.errstate(invalid="ignore"):
+        strong = int((total < -NEGATIVE_MM).sum())
+    valid = int(np.isfinite(total).sum())
+    if valid and strong > NEGATIVE_FRACTION * valid:
+        raise InputDataError(unit.terms[0][0].path, f"inconsistent accumulations: {unit.describe()} is below "
+                                                    f"-{NEGATIVE_MM:g} mm in {100 * strong / valid:.1f}% of cells "
+                                                    f"(down to {float(np.nanmin(total)):.1f} mm)")
+    clip_negatives(total)
+    return total
+
+
+# -- text ---------------------------------------------------------------------------------------
+def _time_text(t: datetime) -> str:
+    """``"2016-09-20 03Z"`` (minutes shown only when non-zero)."""
+    return f"{t:%Y-%m-%d %H:%M}Z" if t.minute or t.second else f"{t:%Y-%m-%d %H}Z"
+
+
+def _span_text(start: datetime, end: datetime) -> str:
+    """``"2016-09-20 00Z–03Z"``, or both dates when they differ."""
+    if start.date() == end.date() and not (end.minute or end.second or start.minute or start.second):
+        return f"{start:%Y-%m-%d %H}Z–{end:%H}Z"
+    return f"{_time_text(start)}–{_time_text(end)}"
+
+
+def grid_key(prefix: str, shape: tuple[int, int], values: Iterable[float | int | str | None]) -> str:
+    """``"ll 3500x7000 3f2a9c01d2"``: a grid key from its shape and a few rounded coordinates.
+
+    Parameters
+    ----------
+    prefix : str
+        Kind of grid (``"ll"`` for 1-D lat/lon axes, ``"2d"`` for 2-D lat/lon, a GRIB grid type).
+    shape : (int, int)
+        ``(ny, nx)``.
+    values : iterable
+        Coordinates or parameters that pin the grid down (floats are rounded to 1e-3 degrees).
+    """
+    parts = [f"{round(float(v), 3) + 0.0:.3f}" if isinstance(v, float | np.floating) else str(v) for v in values]
+    digest = hashlib.sha1(" ".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
+    return f"{prefix} {shape[0]}x{shape[1]} {digest}"
