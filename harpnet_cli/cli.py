@@ -62,12 +62,26 @@ class RichReporter:
         if self.settings.quiet or not stderr.is_terminal:
             yield lambda n: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=stderr, transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+            task = bar.add_task(description, total=total, rate="")
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                speed = bar.tasks[0].speed
+                bar.update(task, rate=f"{speed:.1f}/s" if speed else "")
+
+            yield advance
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -183,6 +197,60 @@ def downscale(
             escape(f"{res.output}: {res.steps} step(s) x {res.members} member(s), {res.domain.describe()}, "
                    f"mass ratio {res.mass_ratio:.4f}, {res.seconds:.1f} s"), soft_wrap=True,
         )
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def prepare(
+    ctx: typer.Context,
+    sources: Annotated[list[str], typer.Argument(help="Hourly CONUS404/WRF NetCDF or Zarr, MRMS/Stage IV/AORC-like "
+                                                      "GRIB or NetCDF files, or the word 'synthetic'.",
+                                                 metavar="SOURCE", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The training store (a Zarr directory).")],
+    source: Annotated[str, typer.Option("--source", help="auto, files or synthetic.")] = "auto",
+    samples: Annotated[int, typer.Option(help="Synthetic samples (full-domain 3-hour fields).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of splits, dry-tile sampling and the synthetic world.")] = 42,
+    bbox: Annotated[str | None, typer.Option(help="Area S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
+    domain: Annotated[str, typer.Option(help="Named domain when no --bbox: conus.")] = "conus",
+    remap: Annotated[str, typer.Option(help="conservative (area-weighted) or interpolate (bilinear, "
+                                            "as the seed).")] = "conservative",
+    keep_dry: Annotated[float, typer.Option(help="Fraction of all-dry tiles kept.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of time stamps in the test split.")] = 0.2,
+    validation_start: Annotated[str | None, typer.Option(help="Validation from this date (YYYY-MM-DD); "
+                                                              "default: the last water year.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (a cluster) instead of "
+                                                       "local workers.")] = None,
+    variable: Annotated[str | None, typer.Option(help="NetCDF precipitation variable.")] = None,
+    accumulation: Annotated[str | None, typer.Option(help="Accumulation period of files that do not state "
+                                                          "it, e.g. 1h.")] = None,
+    max_3h: Annotated[float, typer.Option(help="Quality control: 3-hour amounts (mm) above this are "
+                                               "artefacts; their tiles are dropped.")] = 300.0,
+    plot: Annotated[Path | None, typer.Option(help="Write PNG plots of a few samples to this folder.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start again instead of resuming.")] = False,
+) -> None:
+    """Build a training store from high-resolution precipitation or the synthetic world.
+
+    A killed run resumes where it stopped when run again with the same options.
+    Example: harpnet prepare synthetic -o corpus.zarr --samples 500
+    """
+    from harpnet_cli.config import PrepareConfig
+    from harpnet_cli.workflows.prepare import run_prepare
+
+    resolved = [s if s.lower() == "synthetic" else str(Path(s).resolve()) for s in sources]
+    cfg = PrepareConfig.model_validate({
+        "sources": resolved, "output": output, "source_kind": source, "samples": samples, "seed": seed,
+        "bbox": bbox, "domain": domain, "remap": remap, "keep_dry": keep_dry, "test_fraction": test_fraction,
+        "validation_start": validation_start, "workers": workers, "scheduler": scheduler, "variable": variable,
+        "accumulation": accumulation, "max_3h_mm": max_3h, "plot": plot, "overwrite": overwrite,
+        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+    })
+    res = run_prepare(cfg, RichReporter(ctx.obj))
+    if not ctx.obj.quiet:
+        per_split = ", ".join(f"{k} {v}" for k, v in res.samples.items())
+        stdout.print(escape(f"{res.output}: {sum(res.samples.values())} samples ({per_split}), dry fraction "
+                            f"{res.dry_fraction:.1%}, {res.units_done} unit(s) done"
+                            + (f", {res.units_skipped} resumed" if res.units_skipped else "")
+                            + f", {res.seconds:.1f} s"), soft_wrap=True)
 
 
 def main() -> None:

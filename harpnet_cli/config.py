@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -93,3 +94,98 @@ class DownscaleConfig(BaseModel):
         if self.accumulation is not None and self.accumulation <= timedelta(0):
             raise ValueError("--accumulation must be positive")
         return self
+
+
+class PrepareConfig(BaseModel):
+    """Everything ``harpnet prepare`` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: list[str] = Field(min_length=1)
+    """Input files (CONUS404/WRF hourly NetCDF or Zarr, MRMS/Stage IV/AORC-like grids), or the
+    single word ``synthetic``."""
+    output: Path
+    """The store (a Zarr directory)."""
+    source_kind: Literal["auto", "files", "synthetic"] = "auto"
+    """``auto``: ``synthetic`` when the only source is that word, else files (their format is
+    detected per file)."""
+    bbox: tuple[float, float, float, float] | None = None
+    """Area (south, north, west, east); None means ``domain``."""
+    domain: str = "conus"
+    """Named domain used when no bbox is given."""
+    remap: Literal["conservative", "interpolate"] = "conservative"
+    """Area-weighted remapping, or the seed's bilinear interpolation."""
+    keep_dry: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Fraction of all-dry tiles kept (the rest are dropped): enough dry examples for the
+    model to learn that dry stays dry without letting them dominate the corpus."""
+    dry_threshold_mm: float = Field(default=0.1, ge=0.0)
+    """A tile whose fine target never reaches this 3-hour amount is dry."""
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Fraction of time stamps (all tiles of one time together) drawn into the test split."""
+    validation_start: date | None = None
+    """Samples from this date on form the validation split. None: the last water year
+    (1 Oct – 30 Sep) in the data, when the data span more than one water year."""
+    seed: int = 42
+    """Seed of the splits, the dry-tile sampling and the synthetic world."""
+    samples: int = Field(default=2000, ge=1)
+    """Synthetic samples (full-domain 3-hour fields) to generate."""
+    workers: int = Field(default=1, ge=1)
+    """Worker processes computing units in parallel (the store is written by one process)."""
+    scheduler: str | None = None
+    """Address of a Dask scheduler to compute units on instead of local processes."""
+    variable: str | None = None
+    """NetCDF precipitation variable when it has no standard name."""
+    accumulation: timedelta | None = None
+    """Accumulation period of files that do not state it."""
+    max_3h_mm: float = Field(default=300.0, gt=0)
+    """Quality control of observations: 3-hour amounts above this are artefacts (the tile is
+    dropped); see :mod:`harpnet_cli.core.qc` for the choice."""
+    plot: Path | None = None
+    """Folder for PNG plots of a few samples."""
+    overwrite: bool = False
+    """Replace an existing store instead of resuming it."""
+    command_line: str = ""
+    """The command line, recorded in the manifest."""
+
+    @field_validator("bbox", mode="before")
+    @classmethod
+    def _parse_bbox(cls, v: object) -> object:
+        """Accept ``"S,N,W,E"`` text."""
+        return parse_bbox(v) if isinstance(v, str) else v
+
+    @field_validator("accumulation", mode="before")
+    @classmethod
+    def _parse_accumulation(cls, v: object) -> object:
+        """Accept ``"3h"``-style text."""
+        return parse_duration(v) if isinstance(v, str) else v
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, v: str) -> str:
+        """Only named domains, case-insensitive."""
+        if v.lower() not in DOMAINS:
+            raise ValueError(f"unknown domain {v!r}; known: {', '.join(sorted(DOMAINS))}")
+        return v.lower()
+
+    @model_validator(mode="after")
+    def _kind(self) -> PrepareConfig:
+        """Resolve ``auto`` and check that ``synthetic`` stands alone."""
+        is_synthetic = [s.lower() == "synthetic" for s in self.sources]
+        if any(is_synthetic) and len(self.sources) > 1:
+            raise ValueError("'synthetic' cannot be mixed with input files")
+        if self.source_kind == "synthetic" and not all(is_synthetic):
+            raise ValueError("--source synthetic takes no input files: use the word 'synthetic' alone")
+        if self.source_kind == "auto":
+            object.__setattr__(self, "source_kind", "synthetic" if all(is_synthetic) else "files")
+        return self
+
+    @property
+    def synthetic(self) -> bool:
+        """True for the synthetic world."""
+        return self.source_kind == "synthetic"
+
+    def plan_key(self) -> dict[str, object]:
+        """The options that determine the store's content: a resumed run must match them."""
+        keys = ("sources", "source_kind", "bbox", "domain", "remap", "keep_dry", "dry_threshold_mm",
+                "test_fraction", "validation_start", "seed", "samples", "variable", "accumulation", "max_3h_mm")
+        return self.model_dump(mode="json", include=set(keys))

@@ -1,0 +1,195 @@
+"""``harpnet prepare``: synthetic and file sources into a store; resume; workers; bad input."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harpnet_cli.cli import app
+from harpnet_cli.core.splits import TEST, TRAIN, VAL
+from harpnet_cli.grids import GridSpec
+from harpnet_cli.io.store import TrainingStore
+
+runner = CliRunner()
+#: a small box over the Colorado Rockies (25 x 33 coarse cells, 6 tiles)
+BOX = "36,42,-112,-104"
+
+
+def prepare(*args):
+    return runner.invoke(app, ["prepare", *map(str, args)])
+
+
+def arrays(path) -> dict[str, np.ndarray]:
+    s = TrainingStore.open(path)
+    n = len(s)
+    return {name: np.asarray(getattr(s, name)[:n]) for name in ("coarse", "fine", "tile", "time", "split", "state")}
+
+
+@pytest.fixture(scope="module")
+def synthetic_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn") / "store.zarr"
+    res = prepare("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3)
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_synthetic_store_contents(synthetic_store):
+    out, summary = synthetic_store
+    s = TrainingStore.open(out)
+    assert s.is_complete and len(s) > 0
+    a = arrays(out)
+    assert a["coarse"].shape[1:] == (1, 18, 18) and a["fine"].shape[1:] == (1, 64, 64)
+    assert (a["fine"] >= 0).all() and np.isfinite(a["fine"]).all()
+    assert a["state"].shape[1] >= 2 and s.state_names[:2] == ["u", "v"]
+    # every tile of one time stamp is in one split
+    for t in np.unique(a["time"]):
+        assert len(np.unique(a["split"][a["time"] == t])) == 1
+    # the coarse input is the block mean of the fine target where they overlap (16 x 16 centre)
+    centre = a["coarse"][:, 0, 1:-1, 1:-1]
+    block = a["fine"][:, 0].reshape(-1, 16, 4, 16, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(block, centre, rtol=2e-3, atol=1e-3)
+    assert s.stats["coarse_log1p_std"] > 0
+    assert s.manifest["grid"]["ny"] == GridSpec.from_bbox(36, 42, -112, -104).ny
+    assert "samples" in summary and "dry fraction" in summary
+
+
+def test_synthetic_splits_follow_water_years(synthetic_store):
+    out, _ = synthetic_store
+    a = arrays(out)
+    times = a["time"].astype("datetime64[s]")
+    assert (times[a["split"] == VAL] > np.datetime64("2005-10-01")).all()
+    assert (times[a["split"] != VAL] <= np.datetime64("2005-10-01")).all()
+    assert set(np.unique(a["split"])) <= {TRAIN, TEST, VAL}
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_store, tmp_path, monkeypatch):
+    import harpnet_cli.workflows.prepare as wf
+
+    reference, _ = synthetic_store
+    out = tmp_path / "store.zarr"
+    real = wf.compute_unit
+    calls = {"n": 0}
+
+    def dies_at_the_fifth(cfg, vs, unit):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(cfg, vs, unit)
+
+    monkeypatch.setattr(wf, "compute_unit", dies_at_the_fifth)
+    args = ("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3)
+    assert prepare(*args).exit_code == 130
+    assert not TrainingStore.open(out).is_complete
+    monkeypatch.setattr(wf, "compute_unit", real)
+    res = prepare(*args)
+    assert res.exit_code == 0, res.output
+    assert "resum" in res.output
+    a, b = arrays(reference), arrays(out)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert TrainingStore.open(out).stats == TrainingStore.open(reference).stats
+
+
+def test_complete_store_is_not_redone_and_other_options_are_refused(synthetic_store):
+    out, _ = synthetic_store
+    res = prepare("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3)
+    assert res.exit_code == 2 and "already complete" in res.output
+    res = prepare("synthetic", "-o", out, "--samples", 13, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3)
+    assert res.exit_code == 2 and "other options" in res.output
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_store(synthetic_store, tmp_path):
+    reference, _ = synthetic_store
+    out = tmp_path / "w2.zarr"
+    res = prepare("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3,
+                  "--workers", 2)
+    assert res.exit_code == 0, res.output
+    a, b = arrays(reference), arrays(out)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.slow
+def test_dask_scheduler_gives_the_same_store(synthetic_store, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    reference, _ = synthetic_store
+    out = tmp_path / "dask.zarr"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        res = prepare("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3,
+                      "--scheduler", c.scheduler_address)
+    assert res.exit_code == 0, res.output
+    a, b = arrays(reference), arrays(out)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_plots_are_written(tmp_path):
+    res = prepare("synthetic", "-o", tmp_path / "s.zarr", "--samples", 2, "--bbox", BOX, "--plot", tmp_path / "png")
+    assert res.exit_code == 0, res.output
+    pngs = sorted((tmp_path / "png").glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a file we know\n"])
+def test_bad_input_file_is_one_line_and_leaves_no_store(tmp_path, content):
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(content)
+    res = prepare(bad, "-o", tmp_path / "s.zarr")
+    assert res.exit_code == 3, res.output
+    assert "bad.nc" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_synthetic_cannot_be_mixed_with_files(tmp_path):
+    res = prepare("synthetic", tmp_path / "x.nc", "-o", tmp_path / "s.zarr")
+    assert res.exit_code == 2 and "synthetic" in res.output
+
+
+def test_conus404_hourly_files_into_three_hour_windows(tmp_path):
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(9, 150, 130, seed=21)  # 4 km Lambert grid, about 600 x 520 km
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1), skip=[4])  # no 05Z
+    out = tmp_path / "c404.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "36.5,40.5,-99,-95", "--keep-dry", 1.0)
+    assert res.exit_code == 0, res.output
+    assert "incomplete" in res.output  # the 03-06Z window lacks an hour
+    s = TrainingStore.open(out)
+    a = arrays(out)
+    ends = np.unique(a["time"].astype("datetime64[s]"))
+    assert list(ends) == [np.datetime64("2010-07-01T03:00"), np.datetime64("2010-07-01T09:00")]
+    assert len(s) == 2 * 4  # 17 x 17 coarse cells: 2 x 2 tiles per window, all kept
+    # each window is the sum of its three hours, conservatively remapped: totals agree
+    centre = a["coarse"][:, 0, 1:-1, 1:-1]
+    block = a["fine"][:, 0].reshape(-1, 16, 4, 16, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(block, centre, rtol=1e-3, atol=1e-3)
+    assert 0.5 < a["fine"].mean() / (hourly[:3].mean() * 3) < 2.0
+    assert s.manifest["source_kind"] == "files"
+
+
+def test_moving_nest_is_refused(tmp_path):
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_wrf_netcdf
+
+    f = write_wrf_netcdf(tmp_path / "wrfout_d02.nc", synthetic_hourly(3, 10, 12, seed=7), moving=True)
+    res = prepare(f, "-o", tmp_path / "s.zarr")
+    assert res.exit_code == 3
+    assert "moving nest" in res.output and "wrfout_d02.nc" in res.output
+    assert not (tmp_path / "s.zarr").exists()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_real_mrms_gauge_corrected_hours(shared_data, tmp_path):
+    files = sorted((shared_data / "train" / "mrms-gaugecorr-2016-09-20").glob("*.grib2"))
+    out = tmp_path / "mrms.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "38,42,-95,-87", "--keep-dry", 0.5)  # the Midwest floods
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    a = arrays(out)
+    assert len(np.unique(a["time"])) <= 23 and len(s) > 0
+    assert (a["fine"] >= 0).all() and np.isfinite(a["fine"]).all()
+    assert a["fine"].max() < 300  # quality control
+    assert s.counts["windows_dropped"]["incomplete"] == 2
+    assert s.manifest["validation_start"] is None  # three days: no validation year
