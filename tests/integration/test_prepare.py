@@ -193,3 +193,89 @@ def test_real_mrms_gauge_corrected_hours(shared_data, tmp_path):
     assert a["fine"].max() < 300  # quality control
     assert s.counts["windows_dropped"]["incomplete"] == 2
     assert s.manifest["validation_start"] is None  # three days: no validation year
+
+
+def test_disk_full_is_one_line_and_the_store_resumes(synthetic_store, tmp_path, monkeypatch):
+    import errno
+
+    reference, _ = synthetic_store
+    out = tmp_path / "full.zarr"
+    real = TrainingStore.append
+    calls = {"n": 0}
+
+    def disk_full(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "fine"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingStore, "append", disk_full)
+    args = ("synthetic", "-o", out, "--samples", 12, "--bbox", BOX, "--keep-dry", 0.5, "--seed", 3)
+    res = prepare(*args)
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == f"error: {out / 'fine'}: No space left on device"
+    s = TrainingStore.open(out)
+    assert len(s.done_units()) == 3 and not s.is_complete
+    monkeypatch.setattr(TrainingStore, "append", real)
+    assert prepare(*args).exit_code == 0
+    a, b = arrays(reference), arrays(out)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_unknown_variable_is_one_line(tmp_path):
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_cf_netcdf
+
+    f = write_cf_netcdf(tmp_path / "obs.nc", synthetic_hourly(6, seed=1), period_hours=3)
+    res = prepare(f, "-o", tmp_path / "s.zarr", "--variable", "nope")
+    assert res.exit_code == 3
+    assert "obs.nc" in res.output and "nope" in res.output and "Traceback" not in res.output
+
+
+def test_interpolate_remap_option(tmp_path):
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    files = write_conus404_hourly(tmp_path / "c404", synthetic_hourly(3, 150, 130, seed=5), datetime(2010, 7, 1, 1))
+    out = tmp_path / "i.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "36.5,40.5,-99,-95", "--keep-dry", 1.0, "--remap", "interpolate")
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    assert len(s) == 4 and s.manifest["remap"] == "interpolate"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+    """A real kill -9 of the process while it writes, then the same command again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["synthetic", "--samples", "40", "--bbox", BOX, "--keep-dry", "0.5", "--seed", "9"]
+    ref = tmp_path / "ref.zarr"
+    assert prepare(*args[:1], "-o", ref, *args[1:]).exit_code == 0
+    out = tmp_path / "killed.zarr"
+    cmd = [sys.executable, "-m", "harpnet_cli", "-q", "prepare", args[0], "-o", str(out), *args[1:]]
+    proc = subprocess.Popen(cmd)
+    deadline = time.time() + 120
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if len(TrainingStore.open(out).done_units()) >= 5:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+        except Exception:  # the store is not there yet
+            pass
+        time.sleep(0.05)
+    proc.wait()
+    if not killed:
+        pytest.skip("the run finished before it could be killed")
+    assert not TrainingStore.open(out).is_complete
+    assert subprocess.run(cmd).returncode == 0
+    a, b = arrays(ref), arrays(out)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
