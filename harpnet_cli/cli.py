@@ -253,6 +253,91 @@ def prepare(
                             + f", {res.seconds:.1f} s"), soft_wrap=True)
 
 
+class TrainReporter(RichReporter):
+    """:class:`RichReporter` plus the training hooks: epoch and batch bars, one line per epoch."""
+
+    @contextlib.contextmanager
+    def training(self, first_epoch: int, epochs: int) -> Iterator[Any]:
+        """Epoch and batch bars with loss, samples/s and ETA (none with ``--quiet`` or no terminal)."""
+        from types import SimpleNamespace
+
+        if self.settings.quiet or not stderr.is_terminal:
+            yield SimpleNamespace(start_epoch=lambda epoch, batches: None, advance=lambda n, loss, speed: None)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"), TimeRemainingColumn())
+        with Progress(*columns, console=stderr, transient=True) as bar:
+            ep = bar.add_task("epochs", total=epochs - first_epoch + 1, status="")
+            batch = bar.add_task("batches", total=1, status="")
+            state = {"started": False}
+
+            def start_epoch(epoch: int, batches: int) -> None:
+                if state["started"]:
+                    bar.advance(ep, 1)
+                state["started"] = True
+                bar.reset(batch, total=batches, description=f"epoch {epoch}/{epochs}", status="")
+
+            def advance(n: int, loss: float, speed: float) -> None:
+                bar.update(batch, advance=n, status=f"loss {loss:.4g}, {speed:.1f} samples/s")
+
+            yield SimpleNamespace(start_epoch=start_epoch, advance=advance)
+
+    def log_epoch(self, line: str) -> None:
+        """One plain line per epoch on stderr (also with ``--quiet`` and without a terminal)."""
+        stderr.print(escape(line), soft_wrap=True, highlight=False)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def train(
+    ctx: typer.Context,
+    store: Annotated[Path, typer.Argument(help="Training store from harpnet prepare.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: checkpoints, history.jsonl, "
+                                                                "config.toml.")],
+    preset: Annotated[str | None, typer.Option(help="compact or harpnet-v1. [default: compact]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs in all (with --resume: up to this). [default: 20]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Samples per step per process. [default: 64]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
+    loss: Annotated[str | None, typer.Option(help="mse (mm, as the seed), mae (mm) or mse_log1p. "
+                                                  "[default: mse]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, dropout and data order. [default: 42]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps. [default: auto]")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes. [default: 0]")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o.")] = False,
+    extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: "
+                                                                                  "wind (u, v).")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast. [default: on CUDA "
+                                                                     "only]")] = None,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file of options (e.g. a run's "
+                                                                 "config.toml); options given here win.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: usable cores).")] = None,
+    max_batches: Annotated[int | None, typer.Option(help="At most this many batches per epoch (smoke "
+                                                         "runs).")] = None,
+) -> None:
+    """Train a downscaler on a store; checkpoints after every epoch.
+
+    Ctrl-C keeps the finished epochs; --resume continues. Under torchrun it trains with DDP.
+    Example: harpnet train corpus.zarr -o runs/compact --epochs 20
+    """
+    from harpnet_cli.config import TrainConfig
+    from harpnet_cli.workflows.train import run_train
+
+    cfg = TrainConfig.from_sources(config, {
+        "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "loss": loss, "seed": seed, "device": device, "workers": workers, "resume": resume or None,
+        "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
+        "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+    })
+    res = run_train(cfg, TrainReporter(ctx.obj))
+    if res.is_main and not ctx.obj.quiet:
+        test = "n/a" if res.test_loss is None else f"{res.test_loss:.4g}"
+        stdout.print(escape(f"{res.run_dir}: epochs {res.first_epoch}-{res.last_epoch}, test loss {test}, "
+                            f"{res.samples_per_s:.1f} samples/s, {res.seconds:.1f} s, last {res.checkpoint}"),
+                     soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="harpnet")

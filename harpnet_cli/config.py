@@ -189,3 +189,93 @@ class PrepareConfig(BaseModel):
         keys = ("sources", "source_kind", "bbox", "domain", "remap", "keep_dry", "dry_threshold_mm",
                 "test_fraction", "validation_start", "seed", "samples", "variable", "accumulation", "max_3h_mm")
         return self.model_dump(mode="json", include=set(keys))
+
+
+class TrainConfig(BaseModel):
+    """Everything ``harpnet train`` needs (written to ``RUN_DIR/config.toml``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: Path
+    """The training store written by ``harpnet prepare``."""
+    run_dir: Path
+    """Run folder: ``config.toml``, ``history.jsonl`` and ``checkpoints/epoch_NNN.pt``."""
+    preset: Literal["compact", "harpnet-v1"] = "compact"
+    """U-Net size: ``compact`` (2.1 M parameters, CPU friendly) or ``harpnet-v1`` (the seed, 134 M)."""
+    channels: list[int] | None = None
+    """Encoder channels per level overriding the preset (small models for tests); None: the preset's."""
+    bridge: int | None = Field(default=None, ge=1)
+    """Bridge channels overriding the preset; None: the preset's."""
+    epochs: int = Field(default=20, ge=1)
+    """Total epochs (a resumed run continues up to this number)."""
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    """Samples per optimisation step per process (DDP: the global batch is this times the ranks)."""
+    lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate."""
+    loss: Literal["mse", "mae", "mse_log1p"] = "mse"
+    """``mse`` (seed: squared error in mm), ``mae`` (absolute error in mm) or ``mse_log1p``."""
+    seed: int = 42
+    """Seeds weight initialisation, dropout and the per-epoch data order."""
+    device: str = "auto"
+    """``auto`` (CUDA → MPS → CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (DDP: the local rank's GPU)."""
+    workers: int = Field(default=0, ge=0)
+    """DataLoader worker processes reading the store; 0 reads in the training process."""
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for torch; None picks the usable cores (divided among local DDP ranks)."""
+    resume: bool = False
+    """Continue from the last complete checkpoint in ``run_dir``."""
+    extra_inputs: list[Literal["wind"]] = Field(default_factory=list)
+    """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
+    amp: bool | None = None
+    """bfloat16 autocast; None: on for CUDA, off elsewhere."""
+    compile: bool = False
+    """Wrap the model in ``torch.compile``."""
+    max_batches: int | None = Field(default=None, ge=1)
+    """Train on at most this many batches per epoch (smoke runs)."""
+    shuffle_chunks: int = Field(default=4, ge=1)
+    """Samples are shuffled within windows of this many store chunks (after shuffling chunk order)."""
+    command_line: str = ""
+    """The command line, recorded in ``config.toml``."""
+
+    @classmethod
+    def from_sources(cls, config_file: Path | None, options: dict[str, object]) -> TrainConfig:
+        """Merge a TOML file (``--config``) with command-line options; options given win.
+
+        Parameters
+        ----------
+        config_file : Path or None
+            TOML with field names as keys (``-`` or ``_``); may hold ``store``/``run_dir``.
+        options : dict
+            Command-line values; None (or an empty list) means "not given".
+
+        Returns
+        -------
+        TrainConfig
+
+        Raises
+        ------
+        UsageError
+            If the file cannot be read or parsed.
+        """
+        import sys
+
+        from harpnet_cli.errors import UsageError
+
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+
+        merged: dict[str, object] = {}
+        if config_file is not None:
+            try:
+                with open(config_file, "rb") as f:
+                    data = tomllib.load(f)
+            except OSError as exc:
+                raise UsageError(f"{config_file}: cannot read the config: {exc.strerror or exc}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise UsageError(f"{config_file}: invalid TOML: {exc}") from None
+            tables = {"resolved", "model", "grid"}  # what a run's own config.toml adds: not options
+            merged.update({k.replace("-", "_"): v for k, v in data.items() if k not in tables})
+        merged.update({k: v for k, v in options.items() if v is not None and v != []})
+        return cls.model_validate(merged)

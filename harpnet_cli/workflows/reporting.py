@@ -45,3 +45,31 @@ class NullReporter:
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
         """A progress context that does nothing."""
         yield lambda n: None
+
+
+class TrainingProgress(Protocol):
+    """Progress of a training run: an epoch bar and a batch bar (see :class:`TrainingReporter`)."""
+
+    def start_epoch(self, epoch: int, batches: int) -> None:
+        """A new epoch (1-based) of ``batches`` batches begins."""
+
+    def advance(self, batches: int, loss: float, samples_per_s: float) -> None:
+        """``batches`` more batches done; the running mean loss and the throughput so far."""
+
+
+@runtime_checkable
+class TrainingReporter(Reporter, Protocol):
+    """Optional richer hooks for ``harpnet train``.
+
+    A plain :class:`Reporter` works too: the workflow then uses :meth:`Reporter.progress` per
+    epoch and one :meth:`Reporter.info` line per epoch.
+    """
+
+    def training(
+        self, first_epoch: int, epochs: int
+    ) -> contextlib.AbstractContextManager[TrainingProgress]:
+        """Progress bars for epochs ``first_epoch..epochs`` (1-based, inclusive)."""
+        ...
+
+    def log_epoch(self, line: str) -> None:
+        """One plain summary line per finished epoch (shown even without a terminal)."""

@@ -1,0 +1,181 @@
+"""Stream training batches from a :class:`~harpnet_cli.io.store.TrainingStore` as tensors.
+
+The order of samples comes from outside (:func:`harpnet_cli.core.training.epoch_order`, already
+cut to this rank's share); this module only reads it in batches: in the calling process, or in
+``workers`` DataLoader processes that each open the store themselves and take every
+``workers``-th batch (the DataLoader returns them round-robin, so the order is kept). Memory
+holds about ``2 * workers + 1`` batches at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from harpnet_cli.errors import InputDataError
+
+#: Extra coarse inputs that ``--extra-inputs`` can add, by name: the state columns they use.
+EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v")}
+
+Batch = tuple[Tensor, Tensor, Tensor]
+
+
+def state_columns(state_names: Sequence[str], extra_inputs: Sequence[str], where: Path | str) -> list[int]:
+    """Columns of the store's ``state`` array that the extra coarse inputs need, in order.
+
+    Parameters
+    ----------
+    state_names : sequence of str
+        The store's ``state_names``.
+    extra_inputs : sequence of str
+        Keys of :data:`EXTRA_INPUTS` (e.g. ``["wind"]``).
+    where : Path or str
+        The store, named in errors.
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    InputDataError
+        If the store lacks a needed state column.
+    """
+    cols = []
+    for extra in extra_inputs:
+        for name in EXTRA_INPUTS[extra]:
+            if name not in state_names:
+                have = ", ".join(state_names) or "no state columns"
+                raise InputDataError(where, f"--extra-inputs {extra} needs state {name!r}, the store has {have}")
+            cols.append(list(state_names).index(name))
+    return cols
+
+
+def to_tensors(sample: dict[str, np.ndarray], columns: Sequence[int]) -> Batch:
+    """Model inputs and target from :meth:`TrainingStore.read` output.
+
+    Parameters
+    ----------
+    sample : dict
+        ``coarse`` (B, Cc, 18, 18), ``fine`` (B, 1, 64, 64), ``terrain`` (B, 1, 64, 64),
+        ``state`` (B, S).
+    columns : sequence of int
+        State columns appended as coarse channels, each broadcast over the 18 x 18 tile.
+
+    Returns
+    -------
+    coarse : Tensor, shape (B, 1 + len(columns), 18, 18)
+        Precipitation (store channel 0) then the state channels.
+    static : Tensor, shape (B, 1, 64, 64)
+        Terrain height (m).
+    target : Tensor, shape (B, 1, 64, 64)
+        Fine amounts (mm per 3 h).
+    """
+    precip = np.asarray(sample["coarse"][:, :1], dtype=np.float32)
+    if columns:
+        state = np.asarray(sample["state"], dtype=np.float32)[:, list(columns)]
+        extra = np.broadcast_to(state[:, :, None, None], (len(state), len(columns), *precip.shape[2:]))
+        precip = np.concatenate([precip, extra], axis=1)
+    return (
+        torch.from_numpy(np.ascontiguousarray(precip)),
+        torch.from_numpy(np.ascontiguousarray(sample["terrain"], dtype=np.float32)),
+        torch.from_numpy(np.ascontiguousarray(sample["fine"], dtype=np.float32)),
+    )
+
+
+class StoreBatches(IterableDataset[Batch]):
+    """Batches of a fixed sample order read from a store (an ``IterableDataset`` of whole batches).
+
+    Parameters
+    ----------
+    store : Path
+        The training store; opened lazily in each process that iterates.
+    order : (n,) array of int
+        Store indices in the order to read them.
+    batch_size : int
+    columns : sequence of int
+        State columns added as coarse channels (see :func:`to_tensors`).
+    max_batches : int, optional
+        Stop after this many batches.
+    """
+
+    def __init__(
+        self,
+        store: Path,
+        order: np.ndarray,
+        batch_size: int,
+        columns: Sequence[int] = (),
+        max_batches: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.store_path = Path(store)
+        self.order = np.asarray(order, dtype=np.int64)
+        self.batch_size = batch_size
+        self.columns = list(columns)
+        n = -(-len(self.order) // batch_size)
+        self.n_batches = n if max_batches is None else min(n, max_batches)
+        self._store: Any = None
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def _open(self) -> Any:
+        """The store, opened once per process."""
+        if self._store is None:
+            from harpnet_cli.io.store import TrainingStore
+
+            self._store = TrainingStore.open(self.store_path)
+        return self._store
+
+    def batch(self, k: int) -> Batch:
+        """Batch ``k`` as (coarse, static, target) tensors (see :func:`to_tensors`)."""
+        rows = self.order[k * self.batch_size : (k + 1) * self.batch_size]
+        return to_tensors(self._open().read(rows), self.columns)
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        first, step = (0, 1) if info is None else (info.id, info.num_workers)
+        for k in range(first, self.n_batches, step):
+            yield self.batch(k)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_store"] = None  # each worker opens its own handle
+        return state
+
+
+def iterate_batches(dataset: StoreBatches, workers: int = 0, seed: int = 0) -> Iterator[Batch]:
+    """Iterate a :class:`StoreBatches` in order, in this process or in ``workers`` processes.
+
+    Parameters
+    ----------
+    dataset : StoreBatches
+    workers : int
+        DataLoader worker processes; 0 reads in the calling process.
+    seed : int
+        Seeds the DataLoader's own generator so that the global torch RNG is left untouched
+        (resumed runs must draw the same dropout masks as uninterrupted ones).
+
+    Yields
+    ------
+    (coarse, static, target) tensors
+    """
+    if workers <= 0 or dataset.n_batches <= 1:
+        for k in range(dataset.n_batches):
+            yield dataset.batch(k)
+        return
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=min(workers, dataset.n_batches),
+        prefetch_factor=2,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
+    yield from loader

@@ -1,0 +1,155 @@
+"""``harpnet train`` end to end: tiny store -> 2 epochs -> checkpoints that downscale runs; resume
+equality; extra inputs; DDP with two gloo processes."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tomllib
+import torch
+import xarray as xr
+from typer.testing import CliRunner
+
+from harpnet_cli.cli import app
+from harpnet_cli.core.training import state_dict_digest
+from harpnet_cli.io.checkpoints import load_checkpoint
+from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
+
+runner = CliRunner()
+BOX = "36,42,-112,-104"
+TINY = "channels = [8, 16]\nbridge = 16\ndevice = \"cpu\"\nthreads = 1\n"
+
+
+def invoke(*args):
+    return runner.invoke(app, [*map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    res = invoke("prepare", "synthetic", "-o", d / "s.zarr", "--samples", 12, "--bbox", BOX, "--seed", 3)
+    assert res.exit_code == 0, res.output
+    (d / "tiny.toml").write_text(TINY)
+    return d / "s.zarr", d / "tiny.toml"
+
+
+def weights(path):
+    model, meta = load_checkpoint(path)
+    return model.state_dict(), meta
+
+
+def test_two_epochs_history_config_and_downscale(store, tmp_path):
+    s, tiny = store
+    run = tmp_path / "run"
+    res = invoke("train", s, "-o", run, "--epochs", 2, "--config", tiny)
+    assert res.exit_code == 0, res.output
+    assert "epoch 2/2: train loss" in res.output and "test loss" in res.output
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_001.pt", "epoch_002.pt"]
+    lines = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for r in lines:
+        assert {"epoch", "train_loss", "test_loss", "lr", "samples_per_s", "seconds"} <= set(r)
+        assert r["lr"] == 1e-3 and r["samples_per_s"] > 0 and np.isfinite(r["test_loss"])
+    cfg = tomllib.loads((run / "config.toml").read_text())
+    assert cfg["epochs"] == 2 and cfg["channels"] == [8, 16] and cfg["loss"] == "mse"
+    assert cfg["resolved"]["world_size"] == 1 and cfg["model"]["coarse_inputs"] == ["precip"]
+    assert cfg["grid"]["ny"] == 25
+    state, meta = weights(run / "checkpoints" / "epoch_002.pt")
+    assert meta["epoch"] == 2 and meta["test_loss"] == lines[1]["test_loss"] and "optimizer" in meta
+    assert meta["config"]["coarse_std"][0] > 0
+    # the checkpoint runs in harpnet downscale
+    grib = write_gfs_grib(tmp_path / "gfs.f003", synthetic_hourly(3, seed=2), [(0, 3)])
+    res = invoke("downscale", grib, "-o", tmp_path / "out.nc", "-m", run / "checkpoints" / "epoch_002.pt",
+                 "--bbox", "31,33,-99,-96", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    p = xr.open_dataset(tmp_path / "out.nc", engine="netcdf4")["precipitation_amount"]
+    assert float(p.min()) >= 0 and np.isfinite(p.values).all()
+    # a second run into the same folder without --resume is refused in one line
+    res = invoke("train", s, "-o", run, "--epochs", 2, "--config", tiny)
+    assert res.exit_code == 2 and "--resume" in res.output
+
+
+def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch):
+    s, tiny = store
+    straight = tmp_path / "straight"
+    assert invoke("train", s, "-o", straight, "--epochs", 3, "--config", tiny).exit_code == 0
+
+    import harpnet_cli.core.training as training
+
+    real = training.rank_share
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_2(order, rank, world):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(order, rank, world)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr("harpnet_cli.core.training.rank_share", interrupt_in_epoch_2)
+    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny)
+    assert res.exit_code == 130, res.output
+    assert "--resume" in res.output and "epochs up to 1 are saved" in res.output
+    assert [p.name for p in (resumed / "checkpoints").iterdir()] == ["epoch_001.pt"]
+    monkeypatch.undo()
+
+    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny, "--resume")
+    assert res.exit_code == 0, res.output
+    a, _ = weights(straight / "checkpoints" / "epoch_003.pt")
+    b, _ = weights(resumed / "checkpoints" / "epoch_003.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    hist = [json.loads(line)["epoch"] for line in (resumed / "history.jsonl").read_text().splitlines()]
+    assert hist == [1, 2, 3]
+
+
+def test_extra_inputs_wind(store, tmp_path):
+    s, tiny = store
+    run = tmp_path / "wind"
+    res = invoke("train", s, "-o", run, "--epochs", 1, "--config", tiny, "--extra-inputs", "wind")
+    assert res.exit_code == 0, res.output
+    _, meta = weights(run / "checkpoints" / "epoch_001.pt")
+    assert meta["config"]["coarse_inputs"] == ["precip", "u", "v"]
+    assert len(meta["config"]["coarse_mean"]) == 3
+
+
+def test_extra_inputs_refused_without_wind(store, tmp_path):
+    s, tiny = store
+    import shutil
+
+    calm = tmp_path / "calm.zarr"  # the same store with its state columns renamed: no u, no v
+    shutil.copytree(s, calm)
+    attrs = json.loads((calm / ".zattrs").read_text())
+    attrs["state_names"] = [f"x{i}" for i in range(len(attrs["state_names"]))]
+    (calm / ".zattrs").write_text(json.dumps(attrs))
+    res = invoke("train", calm, "-o", tmp_path / "r", "--epochs", 1, "--config", tiny, "--extra-inputs", "wind")
+    assert res.exit_code == 3
+    assert "needs state 'u'" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_gloo(store, tmp_path):
+    s, tiny = store
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "harpnet_cli", "train", str(s), "-o", str(run), "--epochs", "2", "--config", str(tiny)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert all(r["world_size"] == 2 and r["ranks_in_sync"] for r in lines)
+    assert lines[0]["train_samples"] == 2 * -(-lines[0]["train_samples"] // 2)  # padded like DistributedSampler
+    model, _ = load_checkpoint(run / "checkpoints" / "epoch_002.pt")
+    assert state_dict_digest(model) == lines[-1]["weights_sha256"]  # rank 0's file = the weights all ranks hold
+    assert proc.stdout.count("epochs 1-2") == 1  # only rank 0 prints
