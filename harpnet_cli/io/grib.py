@@ -138,6 +138,11 @@ def _precip_kind(gid: int) -> _Kind | None:
         if triple[:2] == (209, 6) and triple[2] in MRMS_QPE_PERIODS:
             return _Kind("mrms", mrms_number=int(triple[2]))
         if triple == (0, 1, 8):
+            # probabilities (4.9) and derived statistics other than the mean (4.12, e.g. the
+            # spread HARPNET itself writes) are not amounts
+            template = _get(gid, "productDefinitionTemplateNumber")
+            if template in (5, 9) or (template in (2, 12) and _get(gid, "derivedForecast") not in (0, 1)):
+                return None
             return _Kind("apcp")
     else:
         table, param = _get(gid, "table2Version"), _get(gid, "indicatorOfParameter")
@@ -231,6 +236,9 @@ def _units_factor(path: Path, gid: int, number: int, kind: _Kind) -> float:
     if kind.name == "mrms":
         return 1.0
     units = str(_get(gid, "units", "unknown"))
+    if units == "unknown" and _get(gid, "edition") == 2 and kind.name == "apcp":
+        # WMO defines 0/1/8 in kg m-2; ecCodes names it only under NCEP's centre (7)
+        units = "kg m**-2"
     if units not in UNIT_FACTORS:
         raise InputDataError(path, f"message #{number} ({_describe_param(gid)}) has units {units!r}; "
                                    f"expected one of {', '.join(UNIT_FACTORS)}")

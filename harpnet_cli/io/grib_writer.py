@@ -1,0 +1,629 @@
+"""GRIB2 output of downscaled precipitation, encoded with ecCodes from its ``GRIB2`` sample.
+
+One message per time step and member (step-major: every member of step 1, then step 2, …), so
+``cat`` of two files, or of a file and a stream, is again a valid GRIB2 file.
+
+Encoding (keys as ecCodes names them)
+-------------------------------------
+Grid (section 3)
+    Template 3.0 ``regular_ll``; ``Ni``/``Nj`` and ``i/jDirectionIncrementInDegrees`` (0.0625 for
+    HARPNET's fine grid, exact in GRIB2's micro-degrees) taken from the forecast's axes.
+    Longitudes are written in 0…360 as GRIB2 requires (a box west of Greenwich starts at e.g.
+    ``359.03125``; a box across the date line has ``longitudeOfLastGridPoint`` < first, which
+    readers unwrap). Rows are written north → south by default (``scanningMode`` 0, what NCEP and
+    ECMWF write and every tool reads) or south → north (``jScansPositively=1``, the array's own
+    order) with ``rows="south_to_north"``. Earth shape: sample default (sphere, 6 371 229 m), as in
+    the NetCDF ``crs`` variable.
+Parameter (section 4)
+    Discipline 0, ``parameterCategory`` 1, ``parameterNumber`` 8 (WMO "total precipitation",
+    kg m-2, NCEP APCP), ``typeOfFirstFixedSurface`` 1 (ground or water surface),
+    ``typeOfStatisticalProcessing`` 1 (accumulation). ecCodes 2.50 knows 0/1/8 by name only under
+    NCEP's local concepts (centre 7): with centre 255 its ``shortName``/``units`` are ``unknown``
+    and cfgrib calls the variable ``unknown``, though the values and metadata are standard WMO.
+    ``parameter="tp"`` writes 0/1/52 instead (accumulated "total precipitation rate"), which
+    ecCodes and cfgrib name ``tp`` in ``kg m**-2`` (paramId 228228), as ECMWF now writes it.
+Product templates
+    * 4.8 — deterministic accumulation;
+    * 4.11 — one ensemble member: ``perturbationNumber`` = member, ``typeOfEnsembleForecast`` 1 for
+      member 0 (the unperturbed control) and 3 for the others, ``numberOfForecastsInEnsemble`` = M;
+    * 4.12 — ensemble statistic, ``derivedForecast`` from :data:`DERIVED_FORECASTS` (0 unweighted mean,
+      4 spread = standard deviation of the members, as ECMWF's ``es``; 2, 7, 8, 9 likewise);
+    * 4.9 — probability of exceeding a threshold (:func:`write_grib2_probabilities`):
+      ``probabilityType`` 3 (above the lower limit; the WMO code for "above *upper* limit" is 1),
+      ``scaleFactorOfLowerLimit``/``scaledValueOfLowerLimit`` = the threshold in kg m-2, values in %.
+Time
+    ``dataDate``/``dataTime`` = the forecast reference time, or — when the input has none
+    (analyses, QPE) — the start of the first window. Steps count from it in hours, or in minutes
+    when any window edge is not a whole hour (``stepUnits``); ``startStep``-``endStep`` is the
+    window and ``year…minuteOfEndOfOverallTimeInterval`` its end. A window starting before the
+    reference time is refused (GRIB2 forecast times are unsigned).
+Missing values
+    NaN cells go into the bitmap (``bitmapPresent`` 1); ±inf is refused.
+Packing (section 5)
+    Precision of 0.01 kg m-2 (max error 0.005):
+
+    * ``simple`` → ``grid_simple``, ``decimalScaleFactor`` 2, ``bitsPerValue`` chosen by ecCodes;
+    * ``ccsds`` → ``grid_ccsds`` (CCSDS/AEC, lossless entropy coding of the same integers):
+      ``decimalScaleFactor`` 2 and ``bitsPerValue`` = bits of ``round(range * 100)``, because the
+      ecCodes 2.50 CCSDS encoder ignores ``bitsPerValue=0`` and falls back to 24 bits;
+    * ``complex`` → ``grid_complex_spatial_differencing`` (template 5.3, second-order): ecCodes 2.50
+      ignores ``decimalScaleFactor`` for it and scales by powers of two only, so ``bitsPerValue`` is
+      set to the bits of ``range * 128``: a step of at most 2**-7, max error 2**-8 ≈ 0.0039.
+
+    :func:`ccsds_available` tells whether the ecCodes build has libaec (the eccodes 2.50 wheel does).
+Provenance
+    The field is HARPNET's product, not the input centre's: ``centre`` 255 (missing), ``subCentre``
+    0, ``typeOfGeneratingProcess`` 13 (post-processed forecast; 5 for probabilities) under
+    ``tablesVersion`` 32. GRIB2 has no free-text key in sections 1, 3, 4 and 5, and the layout of the
+    local section 2 is tied to the centre, so HARPNET writes no section 2. Instead:
+
+    * ``generatingProcessIdentifier`` = version code ``100*major + 10*minor + patch`` of HARPNET
+      (0.1.0 → 10; 255 when it does not fit in one octet);
+    * ``backgroundProcess`` = first byte of the checkpoint's SHA-256 (``attrs
+      ["harpnet_checkpoint_sha256"]``), 255 when unknown: enough to tell two checkpoints apart
+      (1 chance in 256 of a clash), not to identify one. The full provenance (model, checkpoint
+      path and hash, inputs) is in the NetCDF output's global attributes; write both when it matters.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+
+from harpnet_cli import __version__
+from harpnet_cli.fields import FineForecast
+from harpnet_cli.io.atomic import atomic_path
+
+Packing = Literal["simple", "complex", "ccsds"]
+Rows = Literal["north_to_south", "south_to_north"]
+Parameter = Literal["apcp", "tp"]
+
+#: Parameter names -> (discipline, parameterCategory, parameterNumber), all accumulated kg m-2.
+PARAMETERS: dict[str, tuple[int, int, int]] = {
+    "apcp": (0, 1, 8),  # WMO "Total precipitation" (NCEP APCP); ecCodes names it only for centre 7
+    "tp": (0, 1, 52),  # WMO "Total precipitation rate" accumulated: ecCodes/ECMWF tp, paramId 228228
+}
+
+#: Our packing names -> ecCodes ``packingType``.
+PACKING_TYPES: dict[str, str] = {
+    "simple": "grid_simple",
+    "complex": "grid_complex_spatial_differencing",
+    "ccsds": "grid_ccsds",
+}
+
+#: ``statistic`` -> GRIB2 code table 4.7 ``derivedForecast``.
+DERIVED_FORECASTS: dict[str, int] = {
+    "mean": 0,  # unweighted mean of all members
+    "stddev": 2,  # standard deviation with respect to the (cluster) mean
+    "spread": 4,  # spread of all members (standard deviation, as ECMWF "es")
+    "iqr": 7,  # inter-quartile range
+    "min": 8,  # minimum of all members
+    "max": 9,  # maximum of all members
+}
+
+CENTRE_MISSING = 255
+TABLES_VERSION = 32
+POST_PROCESSED_FORECAST = 13  # code table 4.3
+PROBABILITY_FORECAST = 5  # code table 4.3
+DECIMAL_SCALE = 2  # 0.01 kg m-2 resolution
+PROBABILITY_ABOVE_LOWER_LIMIT = 3  # code table 4.9
+
+_GRIB_MISSING = 9999.0
+_DEGREE_DECIMALS = 6  # GRIB2 angles are micro-degrees
+
+
+def _eccodes() -> Any:
+    """The ecCodes module, imported after pyproj (eckit's bundled PROJ crashes a later pyproj)."""
+    import pyproj  # noqa: F401
+
+    # isort: split
+    import eccodes
+
+    return eccodes
+
+
+@dataclass(frozen=True)
+class _Product:
+    """What section 4 of one message says beyond parameter and time."""
+
+    template: int
+    member: int | None = None
+    ensemble_size: int | None = None
+    derived: int | None = None
+    threshold: float | None = None
+    probability_number: int | None = None
+    probability_total: int | None = None
+
+
+# -- public API ----------------------------------------------------------------------------------
+def write_grib2(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
+                packing: Packing = "complex", statistic: str | None = None, ensemble_size: int | None = None,
+                rows: Rows = "north_to_south", parameter: Parameter = "apcp") -> Path | None:
+    """Write a forecast as GRIB2 amounts (kg m-2), one message per step and member.
+
+    Parameters
+    ----------
+    path_or_stream : str, Path or binary stream
+        A file, written atomically (temporary file + rename), or an open binary stream such as
+        ``sys.stdout.buffer`` that receives the messages directly.
+    fc : FineForecast
+        ``data`` is ``(M, T, H, W)`` float32 kg m-2, NaN where missing, on a regular lat/lon grid.
+    overwrite : bool
+        Replace an existing file (ignored for streams).
+    packing : {"complex", "simple", "ccsds"}
+        Data packing; see the module docstring. All keep 0.01 kg m-2.
+    statistic : str, optional
+        Write ensemble products (template 4.12) instead of amounts: one of :data:`DERIVED_FORECASTS`.
+        With M > 1 members the statistic is computed here over the member axis; with M = 1 the
+        data are taken to be that statistic already.
+    ensemble_size : int, optional
+        ``numberOfForecastsInEnsemble`` of a precomputed statistic (M = 1); defaults to M, and is
+        written as missing (255) for a precomputed statistic when not given.
+    rows : {"north_to_south", "south_to_north"}
+        Row order in the messages (``jScansPositively`` 0 or 1).
+    parameter : {"apcp", "tp"}
+        Parameter number 8 (APCP) or 52 (ecCodes ``tp``); see the module docstring.
+
+    Returns
+    -------
+    Path or None
+        The written file, or None for a stream.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent or non-regular forecast, infinite values, a window before the reference time,
+        or an unknown packing / statistic.
+    UsageError
+        The file exists and ``overwrite`` is False, or its folder is missing.
+    """
+    _check_forecast(fc)
+    _check_packing(packing)
+    data, products = _amount_products(fc, statistic, ensemble_size)
+    return _write(path_or_stream, fc, data, products, overwrite=overwrite, packing=packing, rows=rows,
+                  parameter=parameter)
+
+
+def write_grib2_probabilities(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,
+                              thresholds: Sequence[float], *, probabilities: np.ndarray | None = None,
+                              overwrite: bool = False, packing: Packing = "complex",
+                              rows: Rows = "north_to_south", parameter: Parameter = "apcp") -> Path | None:
+    """Write exceedance probabilities ``P(amount > threshold)`` in % (template 4.9).
+
+    Parameters
+    ----------
+    path_or_stream : str, Path or binary stream
+        Destination, as for :func:`write_grib2`.
+    fc : FineForecast
+        The ensemble ``(M, T, H, W)``; its grid, windows, reference time and provenance are written.
+    thresholds : sequence of float
+        Thresholds in kg m-2 (>= 0), one message per threshold and step
+        (``forecastProbabilityNumber`` k + 1 of ``totalNumberOfForecastProbabilities`` K).
+    probabilities : numpy.ndarray, optional
+        ``(K, T, H, W)`` probabilities in % computed elsewhere (e.g. calibrated); by default the
+        fraction of members above each threshold, NaN where any member is missing.
+    overwrite, packing, rows, parameter
+        As for :func:`write_grib2`.
+
+    Returns
+    -------
+    Path or None
+        The written file, or None for a stream.
+
+    Raises
+    ------
+    ValueError
+        No or negative thresholds, ``probabilities`` of the wrong shape or outside 0…100.
+    """
+    _check_forecast(fc)
+    _check_packing(packing)
+    levels = [float(t) for t in thresholds]
+    if not levels or any(not math.isfinite(t) or t < 0 for t in levels):
+        raise ValueError(f"thresholds must be finite and >= 0 kg m-2, got {levels}")
+    _, n_steps, height, width = fc.data.shape
+    if probabilities is None:
+        probabilities = exceedance_probabilities(fc.data, levels)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.shape != (len(levels), n_steps, height, width):
+        raise ValueError(f"probabilities have shape {probabilities.shape}; expected "
+                         f"{(len(levels), n_steps, height, width)} (thresholds, steps, lat, lon)")
+    if np.nanmin(probabilities, initial=0.0) < 0 or np.nanmax(probabilities, initial=0.0) > 100:
+        raise ValueError("probabilities must be in % (0…100)")
+    products = [_Product(9, threshold=t, probability_number=k + 1,
+                         probability_total=len(levels)) for k, t in enumerate(levels)]
+    return _write(path_or_stream, fc, probabilities, products, overwrite=overwrite, packing=packing, rows=rows,
+                  parameter=parameter)
+
+
+def exceedance_probabilities(data: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """Fraction of members above each threshold, in %.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(M, T, H, W)`` amounts, NaN where missing.
+    thresholds : sequence of float
+        K thresholds in the units of ``data``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K, T, H, W)`` float32 in 0…100, NaN where any member is missing.
+    """
+    missing = np.isnan(data).any(axis=0)
+    out = np.stack([(data > t).mean(axis=0) * 100.0 for t in thresholds]).astype(np.float32)
+    out[:, missing] = np.nan
+    return out
+
+
+def ccsds_available() -> bool:
+    """True when this ecCodes build can encode ``grid_ccsds`` (it needs libaec)."""
+    eccodes = _eccodes()
+    gid = eccodes.codes_grib_new_from_samples("GRIB2")
+    try:
+        eccodes.codes_set(gid, "packingType", "grid_ccsds")
+        eccodes.codes_set_values(gid, np.linspace(0.0, 1.0, eccodes.codes_get_size(gid, "values")))
+        return bool(eccodes.codes_get(gid, "packingType") == "grid_ccsds")
+    except eccodes.CodesInternalError:
+        return False
+    finally:
+        eccodes.codes_release(gid)
+
+
+def compare_packings(fc: FineForecast) -> list[dict[str, Any]]:
+    """Size and precision of each packing on one forecast, for the README.
+
+    Parameters
+    ----------
+    fc : FineForecast
+        The forecast to encode (in memory; nothing is written to disk).
+
+    Returns
+    -------
+    list of dict
+        One per available packing: ``packing``, ``packingType``, ``bytes`` (all messages),
+        ``bits_per_value`` (of the first message), ``max_abs_error`` (kg m-2 over non-missing
+        cells, decoded with ecCodes), ``seconds`` (encoding time) and ``netcdf_float32_bytes``
+        (the raw size of the values, for scale).
+    """
+    eccodes = _eccodes()
+    packings: list[Packing] = ["simple", "complex"]
+    if ccsds_available():
+        packings.append("ccsds")
+    rows: list[dict[str, Any]] = []
+    for packing in packings:
+        buffer = io.BytesIO()
+        began = time.perf_counter()
+        write_grib2(buffer, fc, packing=packing)
+        seconds = time.perf_counter() - began
+        blob = buffer.getvalue()
+        decoded, bits = [], None
+        for message in _split_messages(blob):
+            gid = eccodes.codes_new_from_message(message)
+            try:
+                bits = eccodes.codes_get(gid, "bitsPerValue") if bits is None else bits
+                decoded.append(eccodes.codes_get_values(gid))
+            finally:
+                eccodes.codes_release(gid)
+        expected = _message_values(fc.data, "north_to_south")
+        error = 0.0
+        for got, want in zip(decoded, expected, strict=True):
+            ok = np.isfinite(want)
+            if ok.any():
+                error = max(error, float(np.abs(got[ok] - want[ok]).max()))
+        rows.append({"packing": packing, "packingType": PACKING_TYPES[packing], "bytes": len(blob),
+                     "bits_per_value": bits, "max_abs_error": error, "seconds": round(seconds, 3),
+                     "netcdf_float32_bytes": int(fc.data.size * 4)})
+    return rows
+
+
+# -- checks ---------------------------------------------------------------------------------------
+def _check_packing(packing: str) -> None:
+    """Refuse an unknown packing name."""
+    if packing not in PACKING_TYPES:
+        raise ValueError(f"unknown GRIB packing {packing!r}; known: {', '.join(PACKING_TYPES)}")
+
+
+def _check_forecast(fc: FineForecast) -> None:
+    """Refuse a forecast GRIB2 template 3.0 cannot describe, or with inconsistent metadata."""
+    if fc.data.ndim != 4:
+        raise ValueError(f"forecast data must be (members, steps, lat, lon), got shape {fc.data.shape}")
+    n_members, n_steps, height, width = fc.data.shape
+    if (height, width) != (fc.lat.size, fc.lon.size):
+        raise ValueError(f"data grid {(height, width)} does not match the axes {(fc.lat.size, fc.lon.size)}")
+    if n_members != len(fc.members) or not n_steps == len(fc.starts) == len(fc.ends):
+        raise ValueError(f"data shape {fc.data.shape} does not match {len(fc.members)} member(s) and "
+                         f"{len(fc.starts)} window(s)")
+    if fc.members != [None] and any(m is None for m in fc.members):
+        raise ValueError("an ensemble needs a member number for every member")
+    if np.isinf(fc.data).any():
+        raise ValueError("forecast data contain infinite values; GRIB can only mark NaN as missing")
+    for name, axis in (("latitude", fc.lat), ("longitude", fc.lon)):
+        if axis.size > 1:
+            steps = np.diff(axis.astype(np.float64))
+            if not (steps > 0).all() or np.ptp(steps) > 1e-6:
+                raise ValueError(f"{name} axis must be regular and increasing for a GRIB regular_ll grid")
+    if fc.lat.size < 2 or fc.lon.size < 2:
+        raise ValueError("GRIB regular_ll needs at least 2 x 2 points to state its increments")
+    if any(e < s for s, e in zip(fc.starts, fc.ends, strict=True)):
+        raise ValueError("a window ends before it starts")
+
+
+def _amount_products(fc: FineForecast, statistic: str | None,
+                     ensemble_size: int | None) -> tuple[np.ndarray, list[_Product]]:
+    """The ``(N, T, H, W)`` fields to write and the product of each of the N leading entries."""
+    n_members = len(fc.members)
+    if statistic is None:
+        if fc.members == [None]:
+            return fc.data, [_Product(8)]
+        return fc.data, [_Product(11, member=m, ensemble_size=ensemble_size or n_members) for m in fc.members]
+    if statistic not in DERIVED_FORECASTS:
+        raise ValueError(f"unknown ensemble statistic {statistic!r}; known: {', '.join(DERIVED_FORECASTS)}")
+    if n_members > 1:
+        field = _statistic(fc.data, statistic)[np.newaxis]
+        size: int | None = ensemble_size or n_members
+    else:
+        field, size = fc.data, ensemble_size
+    return field, [_Product(12, ensemble_size=size, derived=DERIVED_FORECASTS[statistic])]
+
+
+def _statistic(data: np.ndarray, statistic: str) -> np.ndarray:
+    """``(T, H, W)`` statistic over the member axis of ``(M, T, H, W)``; NaN where a member is missing."""
+    values = data.astype(np.float64)
+    if statistic == "mean":
+        out = values.mean(axis=0)
+    elif statistic in ("spread", "stddev"):
+        out = values.std(axis=0)
+    elif statistic == "iqr":
+        q75, q25 = np.percentile(values, [75, 25], axis=0)
+        out = q75 - q25
+    elif statistic == "min":
+        out = values.min(axis=0)
+    else:
+        out = values.max(axis=0)
+    return out.astype(np.float32)
+
+
+# -- encoding -------------------------------------------------------------------------------------
+def _write(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast, data: np.ndarray,
+           products: list[_Product], *, overwrite: bool, packing: str, rows: Rows,
+           parameter: str = "apcp") -> Path | None:
+    """Write ``data`` ``(N, T, H, W)`` with ``products[n]`` describing entry n, to a file or a stream."""
+    if parameter not in PARAMETERS:
+        raise ValueError(f"unknown GRIB parameter {parameter!r}; known: {', '.join(PARAMETERS)}")
+    if rows not in ("north_to_south", "south_to_north"):
+        raise ValueError(f"rows must be 'north_to_south' or 'south_to_north', got {rows!r}")
+    reference, unit = _reference_and_unit(fc)
+    if hasattr(path_or_stream, "write"):
+        stream: BinaryIO = path_or_stream  # type: ignore[assignment]
+        for message in _messages(fc, data, products, reference, unit, packing, rows, parameter):
+            stream.write(message)
+        stream.flush()
+        return None
+    path = Path(path_or_stream)  # type: ignore[arg-type]
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
+        for message in _messages(fc, data, products, reference, unit, packing, rows, parameter):
+            out.write(message)
+    return path
+
+
+def _messages(fc: FineForecast, data: np.ndarray, products: list[_Product], reference: datetime,
+              unit: str, packing: str, rows: Rows, parameter: str) -> Iterator[bytes]:
+    """Encoded messages, step-major: for each window, one per product."""
+    eccodes = _eccodes()
+    template = _template(fc, rows)
+    try:
+        for step, (start, end) in enumerate(zip(fc.starts, fc.ends, strict=True)):
+            for index, product in enumerate(products):
+                gid = eccodes.codes_clone(template)
+                try:
+                    _set_product(gid, fc, product, reference, start, end, unit, PARAMETERS[parameter])
+                    _set_data(gid, _oriented(data[index, step], rows), packing)
+                    yield eccodes.codes_get_message(gid)
+                finally:
+                    eccodes.codes_release(gid)
+    finally:
+        eccodes.codes_release(template)
+
+
+def _template(fc: FineForecast, rows: Rows) -> int:
+    """A handle with sections 0–3 and the identification set; the caller releases it."""
+    eccodes = _eccodes()
+    gid = eccodes.codes_grib_new_from_samples("GRIB2")
+    eccodes.codes_set(gid, "tablesVersion", TABLES_VERSION)
+    eccodes.codes_set(gid, "centre", CENTRE_MISSING)
+    eccodes.codes_set(gid, "subCentre", 0)
+    eccodes.codes_set(gid, "discipline", 0)
+    _set_grid(gid, fc.lat, fc.lon, rows)
+    return int(gid)
+
+
+def _set_grid(gid: int, lat: np.ndarray, lon: np.ndarray, rows: Rows) -> None:
+    """Template 3.0: a regular lat/lon grid exactly describing ``(lat, lon)`` in ``rows`` order."""
+    eccodes = _eccodes()
+    d_lat = round(float(lat[1] - lat[0]), _DEGREE_DECIMALS)
+    d_lon = round(float(lon[1] - lon[0]), _DEGREE_DECIMALS)
+    south, north = round(float(lat[0]), _DEGREE_DECIMALS), round(float(lat[-1]), _DEGREE_DECIMALS)
+    first_lat, last_lat = (north, south) if rows == "north_to_south" else (south, north)
+    eccodes.codes_set(gid, "gridType", "regular_ll")
+    eccodes.codes_set_long(gid, "Ni", lon.size)
+    eccodes.codes_set_long(gid, "Nj", lat.size)
+    eccodes.codes_set_long(gid, "iScansNegatively", 0)
+    eccodes.codes_set_long(gid, "jScansPositively", int(rows == "south_to_north"))
+    eccodes.codes_set_long(gid, "jPointsAreConsecutive", 0)
+    eccodes.codes_set(gid, "latitudeOfFirstGridPointInDegrees", first_lat)
+    eccodes.codes_set(gid, "latitudeOfLastGridPointInDegrees", last_lat)
+    eccodes.codes_set(gid, "longitudeOfFirstGridPointInDegrees", _lon360(float(lon[0])))
+    eccodes.codes_set(gid, "longitudeOfLastGridPointInDegrees", _lon360(float(lon[-1])))
+    eccodes.codes_set(gid, "iDirectionIncrementInDegrees", d_lon)
+    eccodes.codes_set(gid, "jDirectionIncrementInDegrees", d_lat)
+
+
+def _lon360(lon: float) -> float:
+    """A longitude in [0, 360), rounded to micro-degrees."""
+    value = round(lon % 360.0, _DEGREE_DECIMALS)
+    return 0.0 if value >= 360.0 else value
+
+
+def _reference_and_unit(fc: FineForecast) -> tuple[datetime, str]:
+    """The message reference time and ``stepUnits`` (``"h"``, or ``"m"`` when an edge is not a whole hour)."""
+    reference = fc.reference_time if fc.reference_time is not None else min(fc.starts)
+    if min(fc.starts) < reference:
+        raise ValueError(f"a window starts at {min(fc.starts):%Y-%m-%d %H:%M}, before the reference time "
+                         f"{reference:%Y-%m-%d %H:%M}; GRIB2 steps cannot be negative")
+    offsets = [t - reference for t in (*fc.starts, *fc.ends)]
+    if any(o % timedelta(minutes=1) for o in offsets):
+        raise ValueError("window edges must fall on whole minutes for GRIB2 steps")
+    hourly = all(o % timedelta(hours=1) == timedelta(0) for o in offsets)
+    return reference, "h" if hourly else "m"
+
+
+def _set_product(gid: int, fc: FineForecast, product: _Product, reference: datetime, start: datetime,
+                 end: datetime, unit: str, triple: tuple[int, int, int]) -> None:
+    """Section 1 time and type, section 4 template, parameter, surface, window and ensemble keys."""
+    eccodes = _eccodes()
+    eccodes.codes_set(gid, "significanceOfReferenceTime", 1)  # start of forecast
+    eccodes.codes_set(gid, "dataDate", int(f"{reference:%Y%m%d}"))
+    eccodes.codes_set(gid, "dataTime", int(f"{reference:%H%M}"))
+    eccodes.codes_set(gid, "typeOfProcessedData", _processed_data_type(product))
+    eccodes.codes_set(gid, "productDefinitionTemplateNumber", product.template)
+    eccodes.codes_set(gid, "discipline", triple[0])
+    eccodes.codes_set(gid, "parameterCategory", triple[1])
+    eccodes.codes_set(gid, "parameterNumber", triple[2])
+    eccodes.codes_set(gid, "typeOfFirstFixedSurface", 1)
+    eccodes.codes_set(gid, "typeOfStatisticalProcessing", 1)
+    eccodes.codes_set(gid, "typeOfGeneratingProcess",
+                      PROBABILITY_FORECAST if product.template == 9 else POST_PROCESSED_FORECAST)
+    eccodes.codes_set(gid, "generatingProcessIdentifier", version_code(__version__))
+    eccodes.codes_set(gid, "backgroundProcess", checkpoint_code(fc.attrs.get("harpnet_checkpoint_sha256")))
+    per = timedelta(hours=1) if unit == "h" else timedelta(minutes=1)
+    eccodes.codes_set(gid, "stepUnits", unit)
+    eccodes.codes_set(gid, "startStep", (start - reference) // per)
+    eccodes.codes_set(gid, "endStep", (end - reference) // per)
+    for part in ("year", "month", "day", "hour", "minute", "second"):
+        eccodes.codes_set(gid, f"{part}OfEndOfOverallTimeInterval", getattr(end, part))
+    if product.template == 11:
+        member = int(product.member)  # type: ignore[arg-type]
+        eccodes.codes_set(gid, "typeOfEnsembleForecast", 1 if member == 0 else 3)
+        eccodes.codes_set(gid, "perturbationNumber", member)
+    if product.template in (11, 12):
+        size = product.ensemble_size
+        eccodes.codes_set(gid, "numberOfForecastsInEnsemble", 255 if size is None or size > 254 else size)
+    if product.template == 12:
+        eccodes.codes_set(gid, "derivedForecast", product.derived)
+    if product.template == 9:
+        scale, value = scaled_threshold(float(product.threshold))  # type: ignore[arg-type]
+        eccodes.codes_set(gid, "forecastProbabilityNumber", product.probability_number)
+        eccodes.codes_set(gid, "totalNumberOfForecastProbabilities", product.probability_total)
+        eccodes.codes_set(gid, "probabilityType", PROBABILITY_ABOVE_LOWER_LIMIT)
+        eccodes.codes_set(gid, "scaleFactorOfLowerLimit", scale)
+        eccodes.codes_set(gid, "scaledValueOfLowerLimit", value)
+
+
+def _processed_data_type(product: _Product) -> int:
+    """Code table 1.4: 1 forecast, 3 control, 4 perturbed, 5 control and perturbed (statistics)."""
+    if product.template == 8:
+        return 1
+    if product.template == 11:
+        return 3 if product.member == 0 else 4
+    return 5
+
+
+def _oriented(field: np.ndarray, rows: Rows) -> np.ndarray:
+    """A ``(H, W)`` south → north field in the row order of the message."""
+    return field[::-1] if rows == "north_to_south" else field
+
+
+def _message_values(data: np.ndarray, rows: Rows) -> list[np.ndarray]:
+    """Flat values of every message of a ``(N, T, H, W)`` array, in :func:`_messages` order."""
+    return [_oriented(data[n, t], rows).ravel().astype(np.float64)
+            for t in range(data.shape[1]) for n in range(data.shape[0])]
+
+
+def _set_data(gid: int, field: np.ndarray, packing: str) -> None:
+    """Section 5–7: pack a ``(H, W)`` field at 0.01 kg m-2; NaN cells go into the bitmap."""
+    eccodes = _eccodes()
+    values = np.asarray(field, dtype=np.float64).ravel()
+    missing = np.isnan(values)
+    finite = values[~missing]
+    spread = float(finite.max() - finite.min()) if finite.size else 0.0
+    eccodes.codes_set(gid, "packingType", PACKING_TYPES[packing])
+    if missing.any():
+        fill = max(_GRIB_MISSING, float(finite.max()) + 1.0) if finite.size else _GRIB_MISSING
+        eccodes.codes_set(gid, "bitmapPresent", 1)
+        eccodes.codes_set(gid, "missingValue", fill)
+        values = np.where(missing, fill, values)
+    if packing == "simple":
+        eccodes.codes_set_long(gid, "bitsPerValue", 0)
+        eccodes.codes_set_long(gid, "decimalScaleFactor", DECIMAL_SCALE)
+    elif packing == "ccsds":
+        eccodes.codes_set_long(gid, "decimalScaleFactor", DECIMAL_SCALE)
+        eccodes.codes_set_long(gid, "bitsPerValue", _bits(round(spread * 10**DECIMAL_SCALE)))
+    else:
+        eccodes.codes_set_long(gid, "bitsPerValue", _bits(math.ceil(spread * 2**7)))
+    eccodes.codes_set_values(gid, values)
+
+
+def _bits(levels: float) -> int:
+    """Bits holding the integers 0…``levels`` (at least 1)."""
+    return max(1, math.ceil(math.log2(levels + 1)))
+
+
+# -- provenance -----------------------------------------------------------------------------------
+def version_code(version: str) -> int:
+    """``generatingProcessIdentifier`` of a HARPNET version: ``100*major + 10*minor + patch``, else 255.
+
+    Examples
+    --------
+    >>> version_code("0.1.0"), version_code("1.2.3"), version_code("3.0.0")
+    (10, 123, 255)
+    """
+    try:
+        major, minor, patch = (int(part) for part in version.split("+")[0].split(".")[:3])
+    except ValueError:
+        return 255
+    if not (0 <= minor <= 9 and 0 <= patch <= 9):
+        return 255
+    code = 100 * major + 10 * minor + patch
+    return code if code < 255 else 255
+
+
+def checkpoint_code(sha256: str | None) -> int:
+    """``backgroundProcess``: the first byte of a checkpoint's SHA-256 hex digest, 255 when unknown."""
+    try:
+        return int(str(sha256)[:2], 16) if sha256 else 255
+    except ValueError:
+        return 255
+
+
+def scaled_threshold(value: float) -> tuple[int, int]:
+    """``(scaleFactor, scaledValue)`` with ``value == scaledValue / 10**scaleFactor`` (to 1e-9).
+
+    Examples
+    --------
+    >>> scaled_threshold(0.254), scaled_threshold(10.0)
+    ((3, 254), (0, 10))
+    """
+    for scale in range(10):
+        scaled = round(value * 10**scale)
+        if abs(scaled / 10**scale - value) < 1e-9:
+            return scale, int(scaled)
+    raise ValueError(f"threshold {value} needs more than 9 decimals")
+
+
+def _split_messages(blob: bytes) -> Iterator[bytes]:
+    """Each GRIB2 message of a concatenation (length from octets 9–16 of section 0)."""
+    offset = 0
+    while offset < len(blob):
+        length = int.from_bytes(blob[offset + 8:offset + 16], "big")
+        yield blob[offset:offset + length]
+        offset += length
