@@ -13,7 +13,7 @@ import eccodes
 import numpy as np
 import pytest
 
-from harpnet_cli.errors import InputDataError, UsageError
+from harpnet_cli.errors import UsageError
 from harpnet_cli.fields import FineForecast
 from harpnet_cli.io import grib_writer
 from harpnet_cli.io.grib_writer import (
