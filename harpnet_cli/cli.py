@@ -22,9 +22,17 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from harpnet_cli import __version__
-from harpnet_cli.errors import EXIT_FAILURE, EXIT_USAGE, HarpnetError
+from harpnet_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    HarpnetError,
+    Terminated,
+)
 
-EXIT_CODES_HELP = "Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data."
+EXIT_CODES_HELP = ("Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data, "
+                   "4 output locked by another harpnet process, 130 Ctrl-C, 143 SIGTERM.")
 
 # No emoji codes (a file named "root:x:0" must print as it is) and no highlighting of paths.
 stderr = Console(stderr=True, emoji=False, highlight=False)
@@ -117,7 +125,9 @@ class HarpnetGroup(TyperGroup):
             raise _fail(f"internal error ({type(exc).__name__}: {first}); run with --debug for the traceback",
                         EXIT_FAILURE) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted; no output was written", 130) from None
+            raise _fail("interrupted; no output was written", EXIT_INTERRUPTED) from None
+        except Terminated:
+            raise _fail("terminated (SIGTERM); no partial output was left", EXIT_TERMINATED) from None
 
 
 app = typer.Typer(
@@ -162,7 +172,10 @@ def downscale(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="GRIB1/GRIB2/NetCDF/WRF files; several form a time series.",
                                                  metavar="FILE", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output NetCDF file (CF-1.8).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .nc (CF-1.8 NetCDF) or .grib2/.grb2/"
+                                         ".grib (GRIB2); '-' streams GRIB2 to stdout (NetCDF cannot be streamed); "
+                                         "a template such as 'out/h_{init:%Y%m%d%H}_f{lead:03d}.grib2' writes one "
+                                         "file per step (fields init, valid, lead, member).")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run.")] = None,
     bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
     domain: Annotated[str | None, typer.Option(help="Named domain: conus. Default: conus when the input "
@@ -177,10 +190,22 @@ def downscale(
     accumulation: Annotated[str | None, typer.Option(help="Accumulation period of NetCDF inputs that do not "
                                                           "state it, e.g. 3h.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    format_: Annotated[str | None, typer.Option("--format", help="netcdf or grib2, overriding the output's "
+                                                                 "suffix.")] = None,
+    grib_packing: Annotated[str, typer.Option(help="GRIB2 packing: complex, simple or ccsds (all keep "
+                                                   "0.01 mm).")] = "complex",
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Do only the outputs that do not exist "
+                                                                       "yet (idempotent cron runs).")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another harpnet writing the same output instead "
+                                                      "of exiting with code 4.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary (files, steps, members, domain, "
+                                                       "model sha256, seconds, mass ratio) on stdout, or on "
+                                                       "stderr with -o -.")] = False,
 ) -> None:
     """Downscale precipitation files to the 0.0625° grid.
 
-    Example: harpnet downscale gfs.t00z.pgrb2.0p25.f003 gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt
+    An input '-' reads a GRIB stream from stdin. Example: harpnet downscale gfs.t00z.pgrb2.0p25.f003
+    gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt; in a pipe: curl ... | harpnet downscale - -o - -m model.pt
     """
     from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import run_downscale
@@ -188,15 +213,17 @@ def downscale(
     cfg = DownscaleConfig.model_validate({
         "inputs": inputs, "output": output, "model": model, "bbox": bbox, "domain": domain, "device": device,
         "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
-        "accumulation": accumulation, "overwrite": overwrite,
+        "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
+        "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait,
         "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_downscale(cfg, RichReporter(ctx.obj))
-    if not ctx.obj.quiet:
-        stdout.print(
-            escape(f"{res.output}: {res.steps} step(s) x {res.members} member(s), {res.domain.describe()}, "
-                   f"mass ratio {res.mass_ratio:.4f}, {res.seconds:.1f} s"), soft_wrap=True,
-        )
+    if json_:
+        import json
+
+        typer.echo(json.dumps(res.to_json()), err=cfg.to_stdout)
+    elif not ctx.obj.quiet:
+        (stderr if cfg.to_stdout else stdout).print(escape(res.summary()), soft_wrap=True)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -338,6 +365,111 @@ def train(
                      soft_wrap=True)
 
 
+def _pct(value: float | None, signed: bool = False) -> str:
+    """A number for the evaluate table (``-`` when undefined)."""
+    if value is None:
+        return "-"
+    return f"{100 * value:+.1f}%" if signed else f"{value:.4g}"
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def evaluate(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(help="A checkpoint, a run directory (every epoch is scored) or an "
+                                               "ensemble file.", show_default=False)],
+    data: Annotated[Path, typer.Option("--data", help="The training store (its TRAIN split fits the ratio "
+                                                      "baseline).")],
+    split: Annotated[str, typer.Option(help="test or validation.")] = "test",
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write scores as JSON "
+                                                                  "(harpnet-evaluate/1).")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-tile MAE/MSE as CSV.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
+    max_samples: Annotated[int | None, typer.Option(help="Score at most this many samples.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+) -> None:
+    """Score a model, run or ensemble against bilinear, bicubic and ratio baselines on a store split.
+
+    Example: harpnet evaluate runs/compact --data corpus.zarr --json scores.json --plots plots/
+    """
+    from rich.table import Table
+
+    from harpnet_cli.config import EvaluateConfig
+    from harpnet_cli.workflows.evaluate import run_evaluate
+
+    cfg = EvaluateConfig.model_validate({
+        "model": model, "data": data, "split": split, "json_path": json_path, "csv_path": csv_path,
+        "plots": plots, "batch_size": batch_size, "max_samples": max_samples, "device": device,
+    })
+    res = run_evaluate(cfg, RichReporter(ctx.obj))
+    if ctx.obj.quiet:
+        return
+    table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h)")
+    heads = ["row", "MAE", "RMSE", "bias", "r", "CSI@2.54", "ETS@2.54", "FSS@2.54/9", "spec hi", "mass err",
+             "MSE vs bilinear", "MSE vs ratio"]
+    keys = ["mae", "rmse", "bias", "pearson_r", "csi_2p54", "ets_2p54", "fss_2p54_w9", "spectral_ratio_high",
+            "mass_error"]
+    for h in heads:
+        table.add_column(h, justify="left" if h == "row" else "right")
+    for name, s in res.summary.items():
+        table.add_row(escape(name), *(_pct(s[k]) for k in keys), _pct(s["mse_gain_vs_bilinear"], True),
+                      _pct(s["mse_gain_vs_ratio"], True))
+    stdout.print(table)
+    if res.ensemble:
+        e = res.ensemble
+        stdout.print(escape(f"ensemble: {e['n_members']} members, CRPS {_pct(e['crps'])}, spread/skill "
+                            f"{_pct(e['spread_skill_ratio'])}, Brier@2.54 "
+                            f"{_pct(next((b['brier_score'] for b in e['brier'] if b['threshold_mm'] == 2.54), None))}"),
+                     soft_wrap=True)
+    for p in res.outputs:
+        stdout.print(escape(f"wrote {p}"), soft_wrap=True)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def ensemble(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder.", show_default=False)],
+    data: Annotated[Path, typer.Option("--data", help="The training store (TEST split scores the selection).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Ensemble file (members) or checkpoint "
+                                                                "(soup).")],
+    select: Annotated[str, typer.Option(help="all, greedy or best-N.")] = "greedy",
+    mode: Annotated[str, typer.Option(help="members (HARPNET-E, one file) or soup (averaged weights, "
+                                           "a checkpoint).")] = "members",
+    max_samples: Annotated[int, typer.Option(help="TEST samples used to score the selection.")] = 2048,
+    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+) -> None:
+    """Combine a run's epoch checkpoints into an ensemble (members) or a weight soup.
+
+    Example: harpnet ensemble runs/compact --data corpus.zarr -o compact.ens.pt --select greedy
+    """
+    from harpnet_cli.config import EnsembleConfig
+    from harpnet_cli.workflows.ensemble import run_ensemble
+
+    cfg = EnsembleConfig.model_validate({
+        "run_dir": run_dir, "data": data, "output": output, "select": select, "mode": mode,
+        "max_samples": max_samples, "batch_size": batch_size, "device": device, "overwrite": overwrite,
+    })
+    res = run_ensemble(cfg, RichReporter(ctx.obj))
+    if not ctx.obj.quiet:
+        members = ", ".join(f"e{e} {res.member_mae[e]:.4g}" for e in res.epochs if e in res.member_mae)
+        stdout.print(escape(f"{res.output}: {res.mode} of epochs {res.epochs}, test MAE {res.ensemble_mae:.4g} "
+                            f"(members: {members}), {res.seconds:.1f} s"), soft_wrap=True)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM handler: unwind like Ctrl-C (temporary files removed, locks released)."""
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="harpnet")
+    """Console-script entry point; SIGTERM (e.g. from ``timeout``) exits 143 with nothing half-written."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(prog_name="harpnet")
+    except Terminated:
+        stderr.print("[bold red]error:[/bold red] terminated (SIGTERM)", soft_wrap=True)
+        sys.exit(EXIT_TERMINATED)

@@ -6,9 +6,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harpnet_cli.grids import DOMAINS, parse_bbox
+
+#: Output suffixes written as GRIB2 (any other suffix is NetCDF).
+GRIB_SUFFIXES = (".grib2", ".grb2", ".grib")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -65,6 +68,20 @@ class DownscaleConfig(BaseModel):
     """Accumulation period of NetCDF inputs that do not state it."""
     command_line: str = ""
     """The command line, recorded in the output's history attribute."""
+    output_format: Literal["netcdf", "grib2"] | None = Field(default=None, validate_default=True)
+    """``netcdf`` or ``grib2``; None (before validation) means from the suffix of ``output``
+    (.grib2, .grb2, .grib → GRIB2; otherwise NetCDF, GRIB2 for ``-``)."""
+    grib_packing: Literal["complex", "simple", "ccsds"] = "complex"
+    """GRIB2 data packing (see :mod:`harpnet_cli.io.grib_writer`)."""
+    skip_existing: bool = False
+    """Leave outputs that exist alone and do only the missing ones (idempotent cron runs)."""
+    wait: bool = False
+    """Wait for another process writing the same output instead of failing with exit code 4."""
+
+    @property
+    def to_stdout(self) -> bool:
+        """True when the output is ``-`` (GRIB2 streamed to standard output)."""
+        return str(self.output) == "-"
 
     @field_validator("bbox", mode="before")
     @classmethod
@@ -77,6 +94,19 @@ class DownscaleConfig(BaseModel):
     def _parse_accumulation(cls, v: object) -> object:
         """Accept ``"3h"``-style text."""
         return parse_duration(v) if isinstance(v, str) else v
+
+    @field_validator("output_format")
+    @classmethod
+    def _resolve_format(cls, v: str | None, info: ValidationInfo) -> str:
+        """Resolve the format from the output's suffix; NetCDF cannot be streamed to stdout."""
+        output = info.data.get("output")
+        if v is None:
+            grib = output is None or str(output) == "-" or output.suffix.lower() in GRIB_SUFFIXES
+            v = "grib2" if grib else "netcdf"
+        if v == "netcdf" and output is not None and str(output) == "-":
+            raise ValueError("NetCDF cannot be written to standard output (it is not a stream format); "
+                             "give a file name, or --format grib2")
+        return v
 
     @field_validator("domain")
     @classmethod
@@ -93,6 +123,8 @@ class DownscaleConfig(BaseModel):
             raise ValueError("give --bbox or --domain, not both")
         if self.accumulation is not None and self.accumulation <= timedelta(0):
             raise ValueError("--accumulation must be positive")
+        if self.overwrite and self.skip_existing:
+            raise ValueError("give --overwrite or --skip-existing, not both")
         return self
 
 
@@ -279,3 +311,63 @@ class TrainConfig(BaseModel):
             merged.update({k.replace("-", "_"): v for k, v in data.items() if k not in tables})
         merged.update({k: v for k, v in options.items() if v is not None and v != []})
         return cls.model_validate(merged)
+
+
+class EvaluateConfig(BaseModel):
+    """Everything ``harpnet evaluate`` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Path
+    """A checkpoint, a run directory (every epoch is scored) or an ensemble file."""
+    data: Path
+    """The training store whose split is scored (its TRAIN split fits the ratio baseline)."""
+    split: Literal["test", "validation"] = "test"
+    """The split scored."""
+    json_path: Path | None = None
+    """Write the scores as JSON (schema ``harpnet-evaluate/1``)."""
+    csv_path: Path | None = None
+    """Write per-tile MAE/MSE of every row as CSV."""
+    plots: Path | None = None
+    """Folder for PNG plots."""
+    batch_size: int = Field(default=256, ge=1, le=65536)
+    """Samples per read and model call."""
+    max_samples: int | None = Field(default=None, ge=1)
+    """Score at most this many samples (evenly spaced over the split)."""
+    device: str = "cpu"
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+
+
+class EnsembleConfig(BaseModel):
+    """Everything ``harpnet ensemble`` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_dir: Path
+    """A training run folder (``checkpoints/epoch_NNN.pt``, ``history.jsonl``)."""
+    data: Path
+    """The training store whose TEST split scores the selection."""
+    output: Path
+    """The ensemble file (``members``) or checkpoint (``soup``)."""
+    select: str = "greedy"
+    """``all``, ``greedy`` or ``best-N`` (the N checkpoints with the lowest test loss)."""
+    mode: Literal["members", "soup"] = "members"
+    """``members``: one file with every member (HARPNET-E); ``soup``: averaged weights, one checkpoint."""
+    batch_size: int = Field(default=256, ge=1, le=65536)
+    """Samples per read and model call."""
+    max_samples: int | None = Field(default=2048, ge=1)
+    """Score the selection on at most this many TEST samples (evenly spaced); None: all."""
+    device: str = "cpu"
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    overwrite: bool = False
+    """Replace an existing output."""
+
+    @field_validator("select")
+    @classmethod
+    def _check_select(cls, v: str) -> str:
+        """``all``, ``greedy`` or ``best-N`` with N >= 1."""
+        if v in ("all", "greedy"):
+            return v
+        if v.startswith("best-") and v[5:].isdigit() and int(v[5:]) >= 1:
+            return v
+        raise ValueError(f"--select must be all, greedy or best-N (e.g. best-3), got {v!r}")

@@ -6,6 +6,11 @@ Exit codes (documented in the README and ``harpnet --help``):
 * 1 — runtime failure (:class:`HarpnetError` and anything unexpected)
 * 2 — usage error (:class:`UsageError`; Typer/Click use 2 for bad options too)
 * 3 — bad input data (:class:`InputDataError`)
+* 4 — an output is being written by another harpnet process
+  (:class:`harpnet_cli.io.pipes.LockedError`; ``--wait`` waits instead)
+* 130 — interrupted by Ctrl-C (SIGINT); no partial output is left
+* 143 — terminated by SIGTERM (what ``timeout`` and schedulers send; :class:`Terminated`);
+  no partial output is left
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
+EXIT_LOCKED = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class HarpnetError(Exception):
@@ -47,3 +55,13 @@ class InputDataError(HarpnetError):
         self.path = None if path is None else Path(path)
         self.reason = message
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class Terminated(BaseException):
+    """Raised by the CLI's SIGTERM handler (exit code 143).
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that no ``except Exception``
+    swallows it on its way out through the ``finally`` blocks that delete temporary files.
+    """
+
+    exit_code = EXIT_TERMINATED

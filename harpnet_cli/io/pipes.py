@@ -208,27 +208,46 @@ class OutputLock:
             from harpnet_cli.errors import UsageError
 
             raise UsageError(f"{self.lock_file.parent} does not exist (folder of the output {self.path.name})")
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockedError(f"{self.path} is being written by another harpnet process "
-                              f"(lock {self.lock_file}); retry later or pass --wait") from None
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LockedError(f"{self.path} is being written by another harpnet process "
+                                  f"(lock {self.lock_file}); retry later or pass --wait") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._still_linked(fd):
+                break
+            os.close(fd)  # the holder we waited for removed this file: lock the new one
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
 
+    def _still_linked(self, fd: int) -> bool:
+        """Whether the locked descriptor is still the file at :attr:`lock_file`."""
+        try:
+            return os.stat(self.lock_file).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
-        """Drop the lock (closing the descriptor releases it); the lock file stays."""
+        """Remove the lock file and drop the lock.
+
+        The file is unlinked while the lock is still held, and :meth:`acquire` checks after
+        locking that its file is still the one on disk, so removing it never lets two holders in.
+        A process that dies keeps no lock (the kernel drops it) and leaves a stale file that the
+        next run simply locks.
+        """
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
+            if self._still_linked(fd):
+                self.lock_file.unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

@@ -1,13 +1,14 @@
-"""``harpnet downscale``: input files → interval series → 0.25° grid → model → CF NetCDF."""
+"""``harpnet downscale``: input files → interval series → 0.25° grid → model → CF NetCDF or GRIB2."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from harpnet_cli.core.model.wrapper import Downscaler
     from harpnet_cli.core.remap import Regridder
+    from harpnet_cli.io.outputs import PlannedOutput
 
 #: The model's native accumulation period.
 NATIVE_PERIOD = timedelta(hours=3)
@@ -34,47 +36,127 @@ CONUS_DEFAULT_COVERAGE = 0.9
 
 @dataclass
 class DownscaleResult:
-    """What a downscale run did, for the one-line summary."""
+    """What a downscale run did, for the one-line summary and ``--json``."""
 
-    output: Path
+    outputs: list[Path]
+    """Files written (``-`` for standard output), in order."""
+    skipped: list[Path]
+    """Outputs left alone because they exist (``--skip-existing``)."""
     steps: int
+    """Time steps downscaled in this run."""
     members: int
-    domain: GridSpec
+    domain: GridSpec | None
+    """The target grid; None when there was nothing to do."""
     seconds: float
     mass_ratio: float
     """Mean of the fine output over the domain divided by the mean of the coarse input."""
+    model_sha256: str | None = None
+    """SHA-256 of the checkpoint that ran; None when there was nothing to do."""
+
+    def summary(self) -> str:
+        """The one-line report of the run."""
+        if not self.outputs:
+            return f"nothing to do: all {len(self.skipped)} outputs exist"
+        where = str(self.outputs[0]) if len(self.outputs) == 1 else f"{len(self.outputs)} files"
+        skipped = f" ({len(self.skipped)} existing skipped)" if self.skipped else ""
+        domain = self.domain.describe() if self.domain is not None else ""
+        return (f"{where}{skipped}: {self.steps} step(s) x {self.members} member(s), {domain}, "
+                f"mass ratio {self.mass_ratio:.4f}, {self.seconds:.1f} s")
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable summary (``--json``)."""
+        return {
+            "files": [str(p) for p in self.outputs], "skipped": [str(p) for p in self.skipped],
+            "steps": self.steps, "members": self.members,
+            "domain": None if self.domain is None else self.domain.describe(),
+            "model_sha256": self.model_sha256, "seconds": round(self.seconds, 3),
+            "mass_ratio": self.mass_ratio,
+        }
 
 
 def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> DownscaleResult:
-    """Downscale the input files of ``cfg`` and write the CF NetCDF output.
+    """Downscale the input files of ``cfg`` and write the CF NetCDF or GRIB2 output(s).
 
     Parameters
     ----------
     cfg : DownscaleConfig
-        The validated request.
+        The validated request. An input ``-`` is a GRIB stream on standard input; ``cfg.output``
+        may be ``-`` (GRIB2 on standard output) or a name template (one file per step).
     reporter : Reporter, optional
         Where messages and progress go; silent by default.
 
     Returns
     -------
     DownscaleResult
+
+    Raises
+    ------
+    LockedError
+        Another process is writing one of the outputs and ``cfg.wait`` is False.
     """
-    from harpnet_cli.core.accumulation import to_interval_series
     from harpnet_cli.io.atomic import check_writable
-    from harpnet_cli.io.checkpoints import checkpoint_sha256
-    from harpnet_cli.io.netcdf_writer import write_netcdf
-    from harpnet_cli.io.readers import read_accumulations
-    from harpnet_cli.io.terrain import load_terrain
+    from harpnet_cli.io.outputs import is_template, locked, plan_outputs
 
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
-    check_writable(cfg.output, cfg.overwrite)
     if cfg.model is None:
         raise UsageError("no trained weights are bundled yet: pass --model CHECKPOINT")
-    runner = _ModelRunner.load(cfg)
+    if not cfg.to_stdout and not is_template(cfg.output):
+        if not (cfg.skip_existing and cfg.output.exists()):
+            check_writable(cfg.output, cfg.overwrite)
+    with contextlib.ExitStack() as stack:
+        series = _read_series(cfg, stack)
+        first = series[0]
+        plans = plan_outputs(cfg.output, starts=first.starts, ends=first.ends, members=[s.member for s in series],
+                             reference_time=first.reference_time)
+        stack.enter_context(locked(plans, cfg.wait))
+        todo = _pending(plans, cfg, rep)
+        if not todo:
+            return DownscaleResult([], [p.path for p in plans], 0, len(series), None, time.perf_counter() - t0, 1.0)
+        return _downscale(cfg, series, todo, [p.path for p in plans if p not in todo], rep, t0)
 
-    series = to_interval_series(read_accumulations(cfg.inputs, variable=cfg.variable, accumulation=cfg.accumulation))
+
+def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[IntervalSeries]:
+    """Read the inputs as interval series; ``-`` is spooled from stdin to a file deleted with ``stack``."""
+    from harpnet_cli.core.accumulation import to_interval_series
+    from harpnet_cli.io.pipes import spool_stdin
+    from harpnet_cli.io.readers import read_accumulations
+
+    paths = []
+    for path in cfg.inputs:
+        if str(path) == "-":
+            path = spool_stdin()
+            stack.callback(path.unlink, missing_ok=True)
+        paths.append(path)
+    series = to_interval_series(read_accumulations(paths, variable=cfg.variable, accumulation=cfg.accumulation))
     _check_members_agree(series)
+    return series
+
+
+def _pending(plans: list[PlannedOutput], cfg: DownscaleConfig, rep: Reporter) -> list[PlannedOutput]:
+    """The planned outputs still to write (checked under the lock); refuses existing ones without a flag."""
+    from harpnet_cli.io.atomic import check_writable
+
+    todo = []
+    for plan in plans:
+        if not plan.to_stdout and cfg.skip_existing and plan.path.exists():
+            rep.info(f"{plan.path} exists; skipped")
+            continue
+        if not plan.to_stdout:
+            check_writable(plan.path, cfg.overwrite)
+        todo.append(plan)
+    return todo
+
+
+def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[PlannedOutput],
+               skipped: list[Path], rep: Reporter, t0: float) -> DownscaleResult:
+    """Run the model over the steps ``todo`` needs and write them."""
+    from harpnet_cli.io.checkpoints import checkpoint_sha256
+    from harpnet_cli.io.outputs import write_output
+    from harpnet_cli.io.terrain import load_terrain
+
+    assert cfg.model is not None
+    runner = _ModelRunner.load(cfg)
     first = series[0]
     spec, regridder = _target(cfg, first.grid, first.paths[0], rep)
     mcfg = runner.model.config
@@ -82,29 +164,32 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     terrain = load_terrain(spec)[None]
     _warn_periods(first, rep)
 
-    steps = len(first.starts)
-    out = np.empty((len(series), steps, *spec.fine_shape), dtype=np.float32)
+    needed = sorted({k for p in todo for k in p.steps})
+    out = np.full((len(series), len(first.starts), *spec.fine_shape), np.nan, dtype=np.float32)
     coarse_sum = fine_sum = 0.0
-    label = f"downscaling {steps} step(s) x {len(series)} member(s)"
-    with rep.progress(label, len(series) * steps * len(patcher)) as advance:
+    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)"
+    with rep.progress(label, len(series) * len(needed) * len(patcher)) as advance:
         for m, s in enumerate(series):
-            for k in range(steps):
+            for k in needed:
                 coarse = regridder(s.data[k])
                 out[m, k] = runner.step(coarse, terrain, patcher, s.ends[k] - s.starts[k], advance)
                 valid = np.isfinite(coarse[1:-1, 1:-1])
                 coarse_sum += float(coarse[1:-1, 1:-1][valid].sum())
                 fine_sum += float(np.nansum(out[m, k])) / RATIO**2
 
+    sha = checkpoint_sha256(cfg.model)
     fc = FineForecast(
         data=out, lat=spec.fine_lat(), lon=spec.fine_lon(),
         lat_bounds=spec.fine_lat_bounds(), lon_bounds=spec.fine_lon_bounds(),
         starts=first.starts, ends=first.ends, members=[s.member for s in series],
         reference_time=first.reference_time,
-        attrs=_attributes(cfg, mcfg.preset, checkpoint_sha256(cfg.model), spec, regridder, series),
+        attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series),
     )
-    write_netcdf(cfg.output, fc, overwrite=cfg.overwrite)
+    assert cfg.output_format is not None
+    written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing)
+               for p in todo]
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
-    return DownscaleResult(cfg.output, steps, len(series), spec, time.perf_counter() - t0, ratio)
+    return DownscaleResult(written, skipped, len(needed), len(series), spec, time.perf_counter() - t0, ratio, sha)
 
 
 @dataclass

@@ -135,3 +135,13 @@ def test_lock_across_processes_and_stale_lock(tmp_path: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(HarpnetError, match="does not exist"):
         OutputLock(tmp_path / "nope" / "out.grib2").acquire()
+
+
+def test_lock_file_is_removed_on_release_and_a_new_holder_gets_a_fresh_one(tmp_path):
+    out = tmp_path / "o.grib2"
+    with OutputLock(out) as first:
+        assert lock_path(out).exists() and first.locked
+    assert not lock_path(out).exists()
+    with OutputLock(out):
+        assert lock_path(out).exists()
+    assert list(tmp_path.iterdir()) == []

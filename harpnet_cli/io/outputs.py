@@ -1,0 +1,122 @@
+"""Where a downscale run writes: one file, one file per step (name templates), or standard output.
+
+:func:`plan_outputs` turns ``-o`` into a list of :class:`PlannedOutput` (which steps and members go
+into which file), :func:`locked` holds the :class:`~harpnet_cli.io.pipes.OutputLock` of every file
+for the whole run, and :func:`write_output` writes one planned output as NetCDF or GRIB2 (files
+atomically; ``-`` as a GRIB2 stream on ``sys.stdout.buffer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from harpnet_cli.errors import UsageError
+from harpnet_cli.fields import FineForecast
+
+Format = Literal["netcdf", "grib2"]
+Packing = Literal["complex", "simple", "ccsds"]
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    """One output of a run.
+
+    Attributes
+    ----------
+    path : Path
+        The file, or ``Path("-")`` for standard output.
+    steps : list of int
+        Indices of the time windows it holds.
+    members : list of int
+        Indices (not numbers) of the members it holds.
+    """
+
+    path: Path
+    steps: list[int]
+    members: list[int]
+
+    @property
+    def to_stdout(self) -> bool:
+        """True for ``-``."""
+        return str(self.path) == "-"
+
+
+def is_template(output: Path) -> bool:
+    """True when ``-o`` is a name template such as ``out/harpnet_{init:%Y%m%d%H}_f{lead:03d}.grib2``."""
+    return "{" in str(output)
+
+
+def plan_outputs(output: Path, *, starts: Sequence[datetime], ends: Sequence[datetime],
+                 members: Sequence[int | None], reference_time: datetime | None) -> list[PlannedOutput]:
+    """The files a run writes: ``output`` itself, or one per step (and per member with ``{member}``).
+
+    Raises
+    ------
+    UsageError
+        A bad template, or one that gives two steps the same name.
+    """
+    every = list(range(len(members)))
+    if not is_template(output):
+        return [PlannedOutput(output, list(range(len(starts))), every)]
+    from harpnet_cli.io.pipes import output_name
+
+    try:
+        per_member = "{member" in str(output)
+        origin = reference_time or starts[0]
+        plans = []
+        for k, end in enumerate(ends):
+            lead = (end - origin).total_seconds() / 3600.0
+            for group in ([[m] for m in every] if per_member else [every]):
+                member = members[group[0]] if per_member else None
+                name = output_name(str(output), init=reference_time, lead_hours=lead, valid=end, member=member)
+                plans.append(PlannedOutput(name, [k], group))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if len({p.path for p in plans}) < len(plans):
+        raise UsageError(f"output template {str(output)!r} gives several steps the same name; use {{lead}} or "
+                         "{valid}" + (" and {member}" if len(members) > 1 else ""))
+    return plans
+
+
+@contextlib.contextmanager
+def locked(plans: Sequence[PlannedOutput], wait: bool) -> Iterator[None]:
+    """Hold the output lock of every planned file for the block (none for standard output).
+
+    Raises
+    ------
+    LockedError
+        Another process writes one of them and ``wait`` is False (exit code 4).
+    """
+    from harpnet_cli.io.pipes import OutputLock
+
+    with contextlib.ExitStack() as stack:
+        for plan in plans:
+            if not plan.to_stdout:
+                stack.enter_context(OutputLock(plan.path, wait=wait))
+        yield
+
+
+def write_output(plan: PlannedOutput, fc: FineForecast, fmt: Format, *, overwrite: bool,
+                 packing: Packing = "complex") -> Path:
+    """Write the steps and members of ``plan`` from ``fc``; returns ``plan.path``."""
+    part = dataclasses.replace(
+        fc, data=fc.data[plan.members][:, plan.steps], starts=[fc.starts[k] for k in plan.steps],
+        ends=[fc.ends[k] for k in plan.steps], members=[fc.members[m] for m in plan.members],
+    )
+    if fmt == "netcdf":
+        if plan.to_stdout:
+            raise UsageError("NetCDF cannot be written to standard output; give a file name or --format grib2")
+        from harpnet_cli.io.netcdf_writer import write_netcdf
+
+        return write_netcdf(plan.path, part, overwrite=overwrite)
+    from harpnet_cli.io.grib_writer import write_grib2
+
+    write_grib2(sys.stdout.buffer if plan.to_stdout else plan.path, part, overwrite=overwrite, packing=packing)
+    return plan.path
