@@ -259,3 +259,159 @@ def plot_samples(
         plt.close(fig)
         written.append(path)
     return written
+
+
+# -- verification plots (harpnet evaluate) --------------------------------------------------------
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path, dpi: int = 100) -> Path:
+    """Save and close a figure."""
+    plt = _pyplot()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def plot_tile_gain_map(path: Path, origins: np.ndarray, gain: np.ndarray, title: str, tile: int = 64) -> Path:
+    """Map of a per-tile score (e.g. MSE reduction), each tile drawn at its place in the domain.
+
+    Parameters
+    ----------
+    path : Path
+        PNG to write.
+    origins : numpy.ndarray
+        ``(T, 2)`` ``(y0, x0)`` of each tile in the fine grid.
+    gain : numpy.ndarray
+        ``(T,)`` values (fractions; NaN: not scored), shown in percent.
+    title : str
+    tile : int
+        Tile side, fine cells.
+
+    Returns
+    -------
+    Path
+    """
+    plt = _pyplot()
+    o = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
+    canvas = np.full((int(o[:, 0].max()) + tile, int(o[:, 1].max()) + tile), np.nan)
+    for (y0, x0), g in zip(o, np.asarray(gain, dtype=float), strict=True):
+        canvas[y0 : y0 + tile, x0 : x0 + tile] = 100.0 * g
+    finite = canvas[np.isfinite(canvas)]
+    lim = max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    im = ax.imshow(canvas, origin="lower", cmap="RdBu", vmin=-lim, vmax=lim, interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="MSE reduction (%)")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("fine x")
+    ax.set_ylabel("fine y")
+    return _save(fig, path)
+
+
+def plot_spectra(path: Path, spectra: Mapping[str, Mapping[str, Any] | None]) -> Path:
+    """Radially averaged power spectra of several rows and of the truth (log-log).
+
+    Parameters
+    ----------
+    path : Path
+    spectra : mapping
+        Row name → the ``spectrum`` object of a ``harpnet-scores/1`` row (or None).
+
+    Returns
+    -------
+    Path
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    truth_drawn = False
+    for name, spec in spectra.items():
+        if not spec:
+            continue
+        k = np.asarray(spec["wavenumber"], dtype=float)
+        ok = k > 0
+        pp = np.asarray([np.nan if v is None else v for v in spec["power_pred"]], dtype=float)
+        ax.loglog(k[ok], pp[ok], label=name)
+        if not truth_drawn:
+            pt = np.asarray([np.nan if v is None else v for v in spec["power_truth"]], dtype=float)
+            ax.loglog(k[ok], pt[ok], "k--", label="truth")
+            truth_drawn = True
+    ax.set_xlabel("wavenumber (cycles per 64-cell tile)")
+    ax.set_ylabel("power (mm² per 3 h²)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_performance_diagram(path: Path, points: Mapping[str, tuple[float, float]], title: str = "") -> Path:
+    """Roebber (2009) performance diagram: POD against success ratio with CSI and bias lines.
+
+    Parameters
+    ----------
+    path : Path
+    points : mapping
+        Row name → ``(pod, success_ratio)``.
+    title : str
+
+    Returns
+    -------
+    Path
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    sr, pod = np.meshgrid(np.linspace(0.01, 1, 100), np.linspace(0.01, 1, 100))
+    csi = 1.0 / (1.0 / sr + 1.0 / pod - 1.0)
+    cs = ax.contour(sr, pod, csi, levels=np.arange(0.1, 1.0, 0.1), colors="0.7", linewidths=0.7)
+    ax.clabel(cs, fontsize=7, fmt="%.1f")
+    for b in (0.5, 1.0, 1.5, 2.0):
+        x = np.linspace(0, 1, 50)
+        ax.plot(x, b * x, ":", color="0.5", linewidth=0.7)
+    for name, (p, s) in points.items():
+        ax.plot(s, p, "o", label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("success ratio (1 - FAR)")
+    ax.set_ylabel("probability of detection")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_case(path: Path, coarse: np.ndarray, panels: Mapping[str, np.ndarray], title: str = "") -> Path:
+    """One case: the coarse input then fine panels (truth, model, baselines) on one colour scale.
+
+    Parameters
+    ----------
+    path : Path
+    coarse : numpy.ndarray
+        ``(18, 18)`` coarse input with its buffer ring, mm per 3 h.
+    panels : mapping
+        Panel title → ``(64, 64)`` field, mm per 3 h.
+    title : str
+
+    Returns
+    -------
+    Path
+    """
+    plt = _pyplot()
+    cmap, norm = _precip_style()
+    n = 1 + len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.8))
+    fields = [("input (coarse)", np.asarray(coarse)[1:-1, 1:-1]), *panels.items()]
+    im = None
+    for ax, (name, f) in zip(np.atleast_1d(axes), fields, strict=True):
+        im = ax.imshow(np.ma.masked_less(np.asarray(f, dtype=float), PRECIP_LEVELS_MM[0]), origin="lower",
+                       cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if im is not None:
+        fig.colorbar(im, ax=list(np.atleast_1d(axes)), shrink=0.8, label="mm / 3 h")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -1,0 +1,479 @@
+"""``harpnet evaluate``: score models, ensembles and baselines on a store split, streamed.
+
+For each batch of the split (sorted indices, read in chunks) the models' predictions (under
+``torch.inference_mode``) and three baselines are fed to one
+:class:`~harpnet_cli.core.metrics.ScoreAccumulator` per row: ``bilinear``, ``bicubic`` and
+``ratio`` (a static per-tile ratio climatology fitted by streaming over the store's TRAIN split).
+A run directory gives one row per epoch (``epoch_NNN``); an ensemble file gives a row per member
+(``member_eNNN``), the ensemble mean (``ensemble_mean``) and probabilistic scores.
+
+JSON schema of ``--json``: ``"schema": "harpnet-evaluate/1"``
+--------------------------------------------------------------
+Keys are stable; new keys may be added. Undefined numbers are ``null``.
+
+``schema`` (str)
+    ``"harpnet-evaluate/1"``.
+``model`` (str)
+    The MODEL argument as given.
+``store`` (str)
+    The store path.
+``split`` (str)
+    ``"test"`` or ``"validation"``.
+``n_samples`` (int)
+    Samples (tiles) scored.
+``rows`` (object)
+    Row name → :meth:`ScoreAccumulator.to_dict` output (schema ``harpnet-scores/1``, see
+    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``, ``bicubic`` and ``ratio``.
+``summary`` (object)
+    Row name → the table's numbers: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
+    ``ets_2p54``, ``fss_2p54_w9``, ``spectral_ratio_high`` (mean power ratio over the top quarter
+    of wavenumbers), ``mass_error`` (``mass.abs_rel_error``), ``mse_gain_vs_bilinear`` and
+    ``mse_gain_vs_ratio`` (``1 − MSE / MSE_ref``, as fractions).
+``ensemble`` (object or null)
+    Only for ensemble files: ``n_members``, ``crps`` (mean CRPS, mm per 3 h, standard estimator),
+    ``crps_fair``, ``spread`` (root mean unbiased member variance), ``rmse_mean`` (RMSE of the
+    ensemble mean), ``spread_skill_ratio`` (with the ``sqrt((m+1)/m)`` correction),
+    ``rank_histogram`` (``m + 1`` relative frequencies), ``brier`` (list: ``threshold_mm``,
+    ``brier_score``, ``base_rate``), ``n_values``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harpnet_cli.core.metrics import DEFAULT_THRESHOLDS, ScoreAccumulator, crps_ensemble
+from harpnet_cli.errors import InputDataError, UsageError
+from harpnet_cli.workflows.reporting import NullReporter, Reporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from harpnet_cli.config import EvaluateConfig
+    from harpnet_cli.io.store import TrainingStore
+
+SCHEMA = "harpnet-evaluate/1"
+BASELINES = ("bilinear", "bicubic", "ratio")
+#: The threshold (mm per 3 h, 0.1 inch) and FSS window (fine cells) of the table.
+TABLE_THRESHOLD = 2.54
+TABLE_WINDOW = 9
+#: Case panels kept for ``--plots``.
+N_CASES = 3
+
+
+# -- streaming helpers ----------------------------------------------------------------------------
+def spaced_subset(indices: np.ndarray, max_samples: int | None) -> np.ndarray:
+    """At most ``max_samples`` of sorted ``indices``, evenly spaced, still sorted."""
+    if max_samples is None or len(indices) <= max_samples:
+        return indices
+    pick = np.unique(np.linspace(0, len(indices) - 1, max_samples).round().astype(np.int64))
+    return indices[pick]
+
+
+def chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of ``size`` sorted indices (contiguous store reads)."""
+    ordered = np.sort(indices)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], where: Path | str) -> list[int]:
+    """State columns feeding the coarse channels after precipitation (e.g. ``u``, ``v``).
+
+    Raises
+    ------
+    InputDataError
+        If the store lacks one.
+    """
+    cols = []
+    for name in coarse_inputs[1:]:
+        if name not in state_names:
+            raise InputDataError(where, f"the model needs coarse input {name!r}, the store's state has "
+                                        f"{', '.join(state_names) or 'no columns'}")
+        cols.append(list(state_names).index(name))
+    return cols
+
+
+def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Sequence[int],
+            static: bool, device: torch.device) -> np.ndarray:
+    """Run a model (``(B,1,H,W)`` out) or an ensemble (``(M,B,1,H,W)``) on a store batch.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, 64, 64)`` or ``(M, B, 64, 64)`` float32, mm per 3 h.
+    """
+    import torch
+
+    from harpnet_cli.io.batches import to_tensors
+
+    coarse, terrain, _ = to_tensors(sample, columns)
+    with torch.inference_mode():
+        out = module(coarse.to(device), terrain.to(device) if static else None)
+    return out.float().cpu().numpy()[..., 0, :, :]
+
+
+def fit_ratio(store: TrainingStore, batch_size: int, reporter: Reporter) -> Any:
+    """The ratio baseline fitted by streaming over the store's TRAIN split."""
+    from harpnet_cli.core.baselines import RatioClimatology
+
+    clim = RatioClimatology(store.n_tiles)
+    train = store.indices("train")
+    with reporter.progress("fitting ratio baseline", len(train)) as advance:
+        for rows in chunks(train, batch_size):
+            s = store.read(rows)
+            clim.add(s["tile"], s["fine"][:, 0], s["coarse"][:, 0])
+            advance(len(rows))
+    return clim
+
+
+# -- ensemble scores ------------------------------------------------------------------------------
+class EnsembleAccumulator:
+    """Streaming probabilistic scores of an ensemble: CRPS, spread/skill, rank histogram, Brier.
+
+    Parameters
+    ----------
+    n_members : int
+    thresholds : sequence of float
+        Brier-score event thresholds, mm per 3 h.
+    """
+
+    def __init__(self, n_members: int, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
+        self.m = int(n_members)
+        self.thresholds = tuple(float(t) for t in sorted(thresholds))
+        self.n = 0
+        self.crps_sum = self.crps_fair_sum = self.var_sum = self.sq_sum = 0.0
+        self.ranks = np.zeros(self.m + 1)
+        self.brier_sum = np.zeros(len(self.thresholds))
+        self.events = np.zeros(len(self.thresholds))
+
+    def add(self, members: np.ndarray, truth: np.ndarray) -> None:
+        """Accumulate ``members (M, n, H, W)`` against ``truth (n, H, W)``; NaN points are skipped."""
+        from harpnet_cli.core.metrics import rank_histogram
+
+        x = np.asarray(members, dtype=np.float64)
+        y = np.asarray(truth, dtype=np.float64)
+        ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
+        xv, yv = x[:, ok], y[ok]
+        if not yv.size:
+            return
+        self.n += yv.size
+        self.crps_sum += float(crps_ensemble(xv, yv).sum())
+        if self.m >= 2:
+            self.crps_fair_sum += float(crps_ensemble(xv, yv, fair=True).sum())
+            self.var_sum += float(xv.var(axis=0, ddof=1).sum())
+        self.sq_sum += float(((xv.mean(axis=0) - yv) ** 2).sum())
+        self.ranks += rank_histogram(xv, yv)
+        for i, thr in enumerate(self.thresholds):
+            p = (xv >= thr).mean(axis=0)
+            o = (yv >= thr).astype(np.float64)
+            self.brier_sum[i] += float(((p - o) ** 2).sum())
+            self.events[i] += float(o.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Scores as plain JSON-ready data (undefined values None); see the module docstring."""
+        n = self.n
+
+        def val(x: float) -> float | None:
+            return None if not n or not math.isfinite(x) else x
+
+        spread = math.sqrt(self.var_sum / n) if n and self.m >= 2 else math.nan
+        rmse = math.sqrt(self.sq_sum / n) if n else math.nan
+        factor = math.sqrt((self.m + 1) / self.m)
+        return {
+            "n_members": self.m,
+            "n_values": n,
+            "crps": val(self.crps_sum / n if n else math.nan),
+            "crps_fair": val(self.crps_fair_sum / n if n and self.m >= 2 else math.nan),
+            "spread": val(spread),
+            "rmse_mean": val(rmse),
+            "spread_skill_ratio": val(factor * spread / rmse if rmse > 0 else math.nan),
+            "rank_histogram": [float(v) for v in (self.ranks / n if n else self.ranks)],
+            "brier": [
+                {"threshold_mm": t, "brier_score": val(self.brier_sum[i] / n if n else math.nan),
+                 "base_rate": val(self.events[i] / n if n else math.nan)}
+                for i, t in enumerate(self.thresholds)
+            ],
+        }
+
+
+# -- what is scored -------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    """One model or ensemble to run: its rows and how to feed it."""
+
+    name: str
+    module: Any
+    columns: list[int]
+    static: bool
+    members: list[str] = field(default_factory=list)
+    """Row names of the members (ensembles only; the mean is ``name``)."""
+
+
+def _epoch_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of ``RUN_DIR/checkpoints/epoch_NNN.pt``, by epoch."""
+    found = []
+    for p in (run_dir / "checkpoints").glob("epoch_*.pt"):
+        try:
+            found.append((int(p.stem.split("_", 1)[1]), p))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[Scored]:
+    """Resolve MODEL: a run directory, an ensemble file or a checkpoint.
+
+    Raises
+    ------
+    InputDataError
+        If nothing loadable is there.
+    """
+    from harpnet_cli.core.model.ensemble import EnsembleDownscaler
+    from harpnet_cli.io.checkpoints import load_checkpoint
+    from harpnet_cli.io.ensembles import is_ensemble, load_ensemble
+
+    def one(name: str, p: Path) -> Scored:
+        model, _ = load_checkpoint(p, device)
+        cfg = model.config
+        return Scored(name, model.for_inference(), input_columns(cfg.coarse_inputs, store.state_names, store.path),
+                      bool(cfg.static_inputs))
+
+    if path.is_dir():
+        files = _epoch_files(path)
+        if not files:
+            raise InputDataError(path, "a folder without checkpoints/epoch_NNN.pt (not a training run)")
+        return [one(f"epoch_{e:03d}", p) for e, p in files]
+    if is_ensemble(path):
+        members, _, meta = load_ensemble(path, device)
+        names = [f"member_e{int(m.get('epoch', i)):03d}" for i, m in enumerate(meta["members"])]
+        if len(set(names)) < len(names):
+            names = [f"member_{i:02d}" for i in range(len(names))]
+        ens = EnsembleDownscaler([m.for_inference() for m in members])
+        cfg = members[0].config
+        return [Scored("ensemble_mean", ens, input_columns(cfg.coarse_inputs, store.state_names, store.path),
+                       bool(cfg.static_inputs), names)]
+    return [one(path.stem if path.stem not in BASELINES else f"model_{path.stem}", path)]
+
+
+# -- results --------------------------------------------------------------------------------------
+@dataclass
+class EvaluateResult:
+    """What ``harpnet evaluate`` found."""
+
+    split: str
+    n_samples: int
+    rows: dict[str, dict[str, Any]]
+    summary: dict[str, dict[str, float | None]]
+    ensemble: dict[str, Any] | None
+    model_rows: list[str]
+    seconds: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+
+    def to_json(self, model: str, store: str) -> dict[str, Any]:
+        """The ``--json`` document (schema ``harpnet-evaluate/1``)."""
+        return {"schema": SCHEMA, "model": model, "store": store, "split": self.split,
+                "n_samples": self.n_samples, "rows": self.rows, "summary": self.summary,
+                "ensemble": self.ensemble}
+
+
+def _pick(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    """The first row whose keys equal ``match`` (floats compared to 1e-9)."""
+    for r in rows:
+        if all(abs(float(r[k]) - float(v)) < 1e-9 for k, v in match.items()):
+            return r
+    return None
+
+
+def summarise(row: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The table's numbers of one ``harpnet-scores/1`` row (see ``summary`` in the module docstring).
+
+    Parameters
+    ----------
+    row : dict
+        :meth:`ScoreAccumulator.to_dict` output.
+    refs : dict
+        ``bilinear`` and ``ratio`` rows, for the MSE gains.
+    """
+    cont = row["continuous"]
+    cat = _pick(row["categorical"], threshold_mm=TABLE_THRESHOLD) or {}
+    fss = _pick(row["fss"], threshold_mm=TABLE_THRESHOLD, window=TABLE_WINDOW) or {}
+    spec = row.get("spectrum")
+    high = None
+    if spec:
+        k = np.asarray(spec["wavenumber"], dtype=float)
+        r = np.asarray([np.nan if v is None else v for v in spec["ratio"]], dtype=float)
+        sel = (k >= 0.75 * k.max()) & np.isfinite(r)
+        high = float(r[sel].mean()) if sel.any() else None
+
+    def gain(ref: str) -> float | None:
+        mine, theirs = cont["rmse"], refs.get(ref, {}).get("continuous", {}).get("rmse")
+        if mine is None or not theirs:
+            return None
+        return 1.0 - (mine / theirs) ** 2
+
+    return {
+        "mae": cont["mae"], "rmse": cont["rmse"], "bias": cont["bias"], "pearson_r": cont["pearson_r"],
+        "csi_2p54": cat.get("csi"), "ets_2p54": cat.get("ets"), "fss_2p54_w9": fss.get("fss"),
+        "spectral_ratio_high": high, "mass_error": (row.get("mass") or {}).get("abs_rel_error"),
+        "mse_gain_vs_bilinear": gain("bilinear"), "mse_gain_vs_ratio": gain("ratio"),
+    }
+
+
+def _keep_cases(cases: list[dict[str, Any]], sample: dict[str, np.ndarray], preds: dict[str, np.ndarray]) -> None:
+    """Keep the ``N_CASES`` wettest samples seen so far (by truth total)."""
+    totals = np.nansum(sample["fine"][:, 0], axis=(1, 2))
+    for i in np.argsort(-totals)[:N_CASES]:
+        cases.append({"total": float(totals[i]), "tile": int(sample["tile"][i]),
+                      "coarse": sample["coarse"][i, 0].copy(), "truth": sample["fine"][i, 0].copy(),
+                      "preds": {k: v[i].copy() for k, v in preds.items()}})
+    cases.sort(key=lambda c: -c["total"])
+    del cases[N_CASES:]
+
+
+def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> EvaluateResult:
+    """Score MODEL and the baselines on one split of a store.
+
+    Parameters
+    ----------
+    cfg : EvaluateConfig
+    reporter : Reporter, optional
+
+    Returns
+    -------
+    EvaluateResult
+
+    Raises
+    ------
+    InputDataError
+        If the store or model cannot be read.
+    UsageError
+        If the split is empty.
+    """
+    from harpnet_cli.core.baselines import bicubic, bilinear
+    from harpnet_cli.devices import select_device
+    from harpnet_cli.io.store import TrainingStore
+
+    rep = reporter or NullReporter()
+    t0 = time.perf_counter()
+    for out in (cfg.json_path, cfg.csv_path):
+        if out is not None and not out.parent.exists():
+            raise UsageError(f"{out.parent} does not exist (folder of {out.name})")
+    store = TrainingStore.open(cfg.data)
+    idx = spaced_subset(store.indices(cfg.split), cfg.max_samples)
+    if not len(idx):
+        raise UsageError(f"{cfg.data}: the {cfg.split} split is empty")
+    device = select_device(cfg.device)
+    scored = load_models(cfg.model, store, device)
+    clim = fit_ratio(store, cfg.batch_size, rep)
+
+    names = [n for s in scored for n in (*s.members, s.name)] + list(BASELINES)
+    acc = {n: ScoreAccumulator(n) for n in names}
+    ens = {s.name: EnsembleAccumulator(len(s.members)) for s in scored if s.members}
+    cases: list[dict[str, Any]] = []
+    with rep.progress(f"scoring {cfg.split}", len(idx)) as advance:
+        for block in chunks(idx, cfg.batch_size):
+            sample = store.read(block)
+            coarse, truth, tiles = sample["coarse"][:, 0], sample["fine"][:, 0], sample["tile"]
+            preds: dict[str, np.ndarray] = {}
+            for s in scored:
+                p = predict(s.module, sample, s.columns, s.static, device)
+                if s.members:
+                    preds.update(zip(s.members, p, strict=True))
+                    ens[s.name].add(p, truth)
+                    p = p.mean(axis=0)
+                preds[s.name] = p
+            preds["bilinear"] = bilinear(coarse)
+            preds["bicubic"] = bicubic(coarse)
+            preds["ratio"] = clim.apply(tiles, coarse)
+            for n, p in preds.items():
+                acc[n].add(p, truth, coarse=coarse, tile_ids=tiles)
+            _keep_cases(cases, sample, preds)
+            advance(len(block))
+
+    rows = {n: a.to_dict() for n, a in acc.items()}
+    refs = {k: rows[k] for k in ("bilinear", "ratio")}
+    model_rows = [n for s in scored for n in (*s.members, s.name)]
+    ensemble = next(iter(ens.values())).to_dict() if ens else None
+    result = EvaluateResult(cfg.split, len(idx), rows, {n: summarise(r, refs) for n, r in rows.items()},
+                            ensemble, model_rows)
+    if cfg.json_path is not None:
+        write_json(cfg.json_path, result.to_json(str(cfg.model), str(cfg.data)))
+        result.outputs.append(cfg.json_path)
+    origins = np.asarray(store.tile_origin[:])
+    if cfg.csv_path is not None:
+        write_csv(cfg.csv_path, rows, origins)
+        result.outputs.append(cfg.csv_path)
+    if cfg.plots is not None:
+        result.outputs.extend(write_plots(cfg.plots, result, origins, cases))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# -- outputs --------------------------------------------------------------------------------------
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write strict JSON (no NaN) atomically."""
+    from harpnet_cli.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, rows: dict[str, dict[str, Any]], origins: np.ndarray) -> None:
+    """Per-tile errors, long format: ``row,tile,y0,x0,n_values,mae,mse``."""
+    from harpnet_cli.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["row", "tile", "y0", "x0", "n_values", "mae", "mse"])
+        for name, row in rows.items():
+            pt = row["per_tile"]
+            for t, n, a, s in zip(pt["tile"], pt["n_values"], pt["mae"], pt["mse"], strict=True):
+                y0, x0 = (int(v) for v in origins[t])
+                w.writerow([name, t, y0, x0, n, "" if a is None else f"{a:.6g}", "" if s is None else f"{s:.6g}"])
+
+
+def _tile_mse(row: dict[str, Any], n_tiles: int) -> np.ndarray:
+    """``(T,)`` per-tile MSE of a row (NaN for unseen tiles)."""
+    out = np.full(n_tiles, np.nan)
+    pt = row["per_tile"]
+    out[np.asarray(pt["tile"], dtype=np.int64)] = [np.nan if v is None else v for v in pt["mse"]]
+    return out
+
+
+def write_plots(folder: Path, result: EvaluateResult, origins: np.ndarray, cases: list[dict[str, Any]]) -> list[Path]:
+    """PNGs: per-tile MSE gain maps, spectra, performance diagram and case panels."""
+    from harpnet_cli.io import plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    best = min(result.model_rows, key=lambda n: result.rows[n]["continuous"]["mae"] or math.inf)
+    t = len(origins)
+    mine = _tile_mse(result.rows[best], t)
+    out = []
+    for ref in ("bilinear", "ratio"):
+        theirs = _tile_mse(result.rows[ref], t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(theirs > 0, 1.0 - mine / theirs, np.nan)
+        out.append(plots.plot_tile_gain_map(folder / f"mse_gain_vs_{ref}.png", origins, gain,
+                                            f"{best}: MSE reduction vs {ref}"))
+    shown = [best, *BASELINES]
+    out.append(plots.plot_spectra(folder / "spectra.png", {n: result.rows[n].get("spectrum") for n in shown}))
+    points = {}
+    for n in shown:
+        cat = _pick(result.rows[n]["categorical"], threshold_mm=TABLE_THRESHOLD) or {}
+        if cat.get("pod") is not None and cat.get("far") is not None:
+            points[n] = (float(cat["pod"]), 1.0 - float(cat["far"]))
+    out.append(plots.plot_performance_diagram(folder / "performance.png", points,
+                                              f"events >= {TABLE_THRESHOLD} mm / 3 h"))
+    for i, c in enumerate(cases):
+        panels = {"truth": c["truth"], **{n: c["preds"][n] for n in shown}}
+        out.append(plots.plot_case(folder / f"case_{i + 1}.png", c["coarse"], panels, f"tile {c['tile']}"))
+    return out
