@@ -176,7 +176,15 @@ def downscale(
                                          ".grib (GRIB2); '-' streams GRIB2 to stdout (NetCDF cannot be streamed); "
                                          "a template such as 'out/h_{init:%Y%m%d%H}_f{lead:03d}.grib2' writes one "
                                          "file per step (fields init, valid, lead, member).")],
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run, or an ensemble from "
+                                               "'harpnet ensemble' (all members in one pass; writes the "
+                                               "ensemble mean and spread).")] = None,
+    members: Annotated[bool, typer.Option("--members", help="Ensemble model: write every member (realization "
+                                                            "axis; GRIB2 4.11) instead of mean and spread.")] = False,
+    probabilities: Annotated[str | None, typer.Option(help="Ensemble model: also write the probability of "
+                                                           "exceeding each threshold in kg m-2 per window (NetCDF "
+                                                           "0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
+                                                      metavar="T1,T2,...")] = None,
     bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
     domain: Annotated[str | None, typer.Option(help="Named domain: conus. Default: conus when the input "
                                                     "covers it, else the input's extent.")] = None,
@@ -214,8 +222,8 @@ def downscale(
         "inputs": inputs, "output": output, "model": model, "bbox": bbox, "domain": domain, "device": device,
         "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
-        "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait,
-        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+        "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
+        "probabilities": probabilities, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_downscale(cfg, RichReporter(ctx.obj))
     if json_:

@@ -77,6 +77,35 @@ class DownscaleConfig(BaseModel):
     """Leave outputs that exist alone and do only the missing ones (idempotent cron runs)."""
     wait: bool = False
     """Wait for another process writing the same output instead of failing with exit code 4."""
+    members: bool = False
+    """Ensemble model only: write every member (``realization`` axis; GRIB2 template 4.11) instead
+    of the ensemble mean and spread."""
+    probabilities: tuple[float, ...] = ()
+    """Ensemble model only: thresholds in kg m-2 (per window) for exceedance probabilities,
+    increasing; empty for none."""
+
+    @field_validator("probabilities", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, v: object) -> object:
+        """Accept ``"1,10,25"`` text; None means none."""
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            try:
+                return tuple(float(t) for t in v.split(",") if t.strip())
+            except ValueError:
+                raise ValueError(f"--probabilities takes thresholds in kg m-2 such as 1,10,25, got {v!r}") from None
+        return v
+
+    @field_validator("probabilities")
+    @classmethod
+    def _check_thresholds(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        """Finite, non-negative and distinct; sorted increasing."""
+        if any(not 0 <= t < float("inf") for t in v):  # NaN fails too
+            raise ValueError(f"--probabilities thresholds must be finite and >= 0 kg m-2, got {list(v)}")
+        if len(set(v)) < len(v):
+            raise ValueError(f"--probabilities thresholds must be distinct, got {list(v)}")
+        return tuple(sorted(v))
 
     @property
     def to_stdout(self) -> bool:

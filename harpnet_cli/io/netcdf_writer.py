@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,8 @@ from harpnet_cli.io.atomic import atomic_path
 if TYPE_CHECKING:
     import xarray as xr
 
+#: Name of the exceedance-probability variable (IMPROVER-style; CF has no standard name for it).
+PROBABILITY_VARIABLE = "probability_of_precipitation_amount_above_threshold"
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
 _EPOCH = datetime(1970, 1, 1)
 
@@ -123,13 +127,90 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
     Path
         The written file.
     """
-    ds = to_dataset(fc)
-    var = ds["precipitation_amount"]
-    encoding = {
-        "precipitation_amount": {
-            "zlib": True, "complevel": 4, "shuffle": True, "dtype": "float32",
-            "chunksizes": _chunks(var.shape), "_FillValue": np.float32(-9999.0),
-        },
+    return _write_dataset(path, to_dataset(fc), overwrite)
+
+
+def to_ensemble_dataset(fc: FineForecast, *, members: bool, thresholds: Sequence[float] = ()) -> xr.Dataset:
+    """Build the CF-1.8 dataset of an ensemble's products.
+
+    Parameters
+    ----------
+    fc : FineForecast
+        ``data`` is ``(M, T, H, W)``: every member of the ensemble.
+    members : bool
+        Write the members along ``realization`` (``precipitation_amount``); otherwise the ensemble
+        mean as ``precipitation_amount`` (``cell_methods`` ``realization: mean``) and the spread as
+        ``precipitation_amount_spread`` (``realization: standard_deviation``, population).
+    thresholds : sequence of float
+        Increasing thresholds in kg m-2: adds ``probability_of_precipitation_amount_above_threshold``
+        ``(threshold, time, latitude, longitude)`` in units 1 (fraction of members strictly above),
+        with a ``threshold`` coordinate whose ``standard_name`` is ``precipitation_amount``.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
+
+    n = fc.data.shape[0]
+    if members:
+        ds = to_dataset(fc)
+    else:
+        mean, spread = mean_and_spread(fc.data)
+        ds = to_dataset(dataclasses.replace(fc, data=mean[None], members=[None]))
+        var = ds["precipitation_amount"]
+        var.attrs["cell_methods"] += " realization: mean"
+        var.attrs["long_name"] = f"Ensemble mean ({n} members) of the precipitation amount downscaled to 0.0625 degrees"
+        attrs = {k: v for k, v in var.attrs.items() if k != "standard_name"}
+        attrs["long_name"] = f"Ensemble spread (standard deviation over {n} members) of the precipitation amount"
+        attrs["cell_methods"] = attrs["cell_methods"].replace("realization: mean", "realization: standard_deviation")
+        ds["precipitation_amount_spread"] = (var.dims, spread, attrs)
+    if thresholds:
+        base = ds["precipitation_amount"].attrs
+        ds = ds.assign_coords(threshold=("threshold", np.asarray(thresholds, dtype=np.float64), {
+            "standard_name": "precipitation_amount", "units": "kg m-2", "long_name": "precipitation amount threshold",
+            "spp__relative_to_threshold": "greater_than",
+        }))
+        attrs = {
+            "long_name": "probability_of_precipitation_amount_above_threshold", "units": "1",
+            "comment": f"fraction of the {n} ensemble members with precipitation_amount > threshold",
+            "cell_methods": base["cell_methods"].replace(" realization: mean", ""),
+            "grid_mapping": "crs", "coverage_content_type": "modelResult",
+        }
+        if "coordinates" in base:
+            attrs["coordinates"] = base["coordinates"]
+        ds[PROBABILITY_VARIABLE] = (("threshold", "time", "latitude", "longitude"),
+                                    exceedance_probability(fc.data, thresholds), attrs)
+    ds.attrs["harpnet_ensemble_size"] = np.int32(n)
+    return ds
+
+
+def write_ensemble_netcdf(path: str | Path, fc: FineForecast, *, members: bool, thresholds: Sequence[float] = (),
+                          overwrite: bool = False) -> Path:
+    """Write an ensemble's products (see :func:`to_ensemble_dataset`) as CF-1.8 NetCDF-4, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    fc : FineForecast
+        Every member, ``(M, T, H, W)``.
+    members, thresholds
+        As for :func:`to_ensemble_dataset`.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    return _write_dataset(path, to_ensemble_dataset(fc, members=members, thresholds=thresholds), overwrite)
+
+
+def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
+    """Write ``ds`` with HARPNET's encoding: gridded variables compressed, one step per chunk."""
+    encoding: dict[str, dict[str, Any]] = {
         "time": {"dtype": "float64", "_FillValue": None},
         "time_bnds": {"dtype": "float64", "_FillValue": None},
         "latitude": {"_FillValue": None},
@@ -137,6 +218,14 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
         "lat_bnds": {"_FillValue": None},
         "lon_bnds": {"_FillValue": None},
     }
+    for name, var in ds.data_vars.items():
+        if var.dims[-2:] == ("latitude", "longitude"):
+            encoding[str(name)] = {
+                "zlib": True, "complevel": 4, "shuffle": True, "dtype": "float32",
+                "chunksizes": _chunks(var.shape), "_FillValue": np.float32(-9999.0),
+            }
+    if "threshold" in ds.coords:
+        encoding["threshold"] = {"_FillValue": None}
     if "forecast_reference_time" in ds:
         encoding["forecast_reference_time"] = {"_FillValue": None}
         encoding["forecast_period"] = {"_FillValue": None}

@@ -15,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
+
+import numpy as np
 
 from harpnet_cli.errors import UsageError
 from harpnet_cli.fields import FineForecast
@@ -103,20 +105,86 @@ def locked(plans: Sequence[PlannedOutput], wait: bool) -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class EnsembleProducts:
+    """What to write of a model ensemble (``harpnet downscale --model ENSEMBLE``).
+
+    The forecast then holds ``S x M`` rows, input member major (row ``i M + j`` is model member
+    ``j`` on input member ``i``); a plan's ``members`` index the S input members.
+
+    Attributes
+    ----------
+    model_members : int
+        ``M``, members of the model ensemble.
+    members : bool
+        Write every member (NetCDF ``realization``; GRIB2 template 4.11) instead of the mean and
+        spread (NetCDF ``precipitation_amount`` and ``precipitation_amount_spread``; GRIB2 template
+        4.12, ``derivedForecast`` 0 and 4).
+    thresholds : tuple of float
+        Increasing thresholds in kg m-2 for exceedance probabilities (NetCDF in units 1; GRIB2
+        template 4.9 in %); empty for none.
+    """
+
+    model_members: int
+    members: bool = False
+    thresholds: tuple[float, ...] = ()
+
+
 def write_output(plan: PlannedOutput, fc: FineForecast, fmt: Format, *, overwrite: bool,
-                 packing: Packing = "complex") -> Path:
-    """Write the steps and members of ``plan`` from ``fc``; returns ``plan.path``."""
+                 packing: Packing = "complex", products: EnsembleProducts | None = None) -> Path:
+    """Write the steps and members of ``plan`` from ``fc``; returns ``plan.path``.
+
+    With ``products`` the rows of ``fc`` are a model ensemble's members and the file holds the
+    ensemble products of :class:`EnsembleProducts` instead of one field per member.
+    """
+    rows = plan.members
+    if products is not None:
+        m = products.model_members
+        rows = [i * m + j for i in plan.members for j in range(m)]
     part = dataclasses.replace(
-        fc, data=fc.data[plan.members][:, plan.steps], starts=[fc.starts[k] for k in plan.steps],
-        ends=[fc.ends[k] for k in plan.steps], members=[fc.members[m] for m in plan.members],
+        fc, data=fc.data[rows][:, plan.steps], starts=[fc.starts[k] for k in plan.steps],
+        ends=[fc.ends[k] for k in plan.steps], members=[fc.members[r] for r in rows],
     )
     if fmt == "netcdf":
         if plan.to_stdout:
             raise UsageError("NetCDF cannot be written to standard output; give a file name or --format grib2")
-        from harpnet_cli.io.netcdf_writer import write_netcdf
+        from harpnet_cli.io.netcdf_writer import write_ensemble_netcdf, write_netcdf
 
+        if products is not None:
+            return write_ensemble_netcdf(plan.path, part, members=products.members, thresholds=products.thresholds,
+                                         overwrite=overwrite)
         return write_netcdf(plan.path, part, overwrite=overwrite)
     from harpnet_cli.io.grib_writer import write_grib2
 
+    if products is not None:
+        if plan.to_stdout:
+            _write_grib_products(sys.stdout.buffer, part, products, packing)
+        else:
+            from harpnet_cli.io.atomic import atomic_path
+
+            with atomic_path(plan.path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
+                _write_grib_products(out, part, products, packing)
+        return plan.path
     write_grib2(sys.stdout.buffer if plan.to_stdout else plan.path, part, overwrite=overwrite, packing=packing)
     return plan.path
+
+
+def _write_grib_products(stream: BinaryIO, fc: FineForecast, products: EnsembleProducts, packing: Packing) -> None:
+    """GRIB2 messages of an ensemble's products, step-major: per step the members (4.11) or the mean
+    and spread (4.12), then the probabilities (4.9, in %)."""
+    from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
+    from harpnet_cli.io.grib_writer import write_grib2, write_grib2_probabilities
+
+    n = fc.data.shape[0]
+    for k in range(len(fc.starts)):
+        step = dataclasses.replace(fc, data=fc.data[:, [k]], starts=[fc.starts[k]], ends=[fc.ends[k]])
+        if products.members:
+            write_grib2(stream, step, packing=packing)
+        else:
+            mean, spread = mean_and_spread(step.data)
+            for statistic, field in (("mean", mean), ("spread", spread)):
+                single = dataclasses.replace(step, data=field[None], members=[None])
+                write_grib2(stream, single, packing=packing, statistic=statistic, ensemble_size=n)
+        if products.thresholds:
+            percent = exceedance_probability(step.data, products.thresholds) * np.float32(100.0)
+            write_grib2_probabilities(stream, step, products.thresholds, probabilities=percent, packing=packing)

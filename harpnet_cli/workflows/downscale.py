@@ -24,7 +24,8 @@ from harpnet_cli.workflows.reporting import NullReporter, Reporter
 if TYPE_CHECKING:
     import torch
 
-    from harpnet_cli.core.model.wrapper import Downscaler
+    from harpnet_cli.core.model.ensemble import EnsembleDownscaler
+    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.io.outputs import PlannedOutput
 
@@ -101,6 +102,8 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     t0 = time.perf_counter()
     if cfg.model is None:
         raise UsageError("no trained weights are bundled yet: pass --model CHECKPOINT")
+    if (cfg.members or cfg.probabilities) and not _is_ensemble(cfg.model):
+        raise UsageError("--members and --probabilities need an ensemble --model (made by 'harpnet ensemble')")
     if not cfg.to_stdout and not is_template(cfg.output):
         if not (cfg.skip_existing and cfg.output.exists()):
             check_writable(cfg.output, cfg.overwrite)
@@ -152,67 +155,118 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
                skipped: list[Path], rep: Reporter, t0: float) -> DownscaleResult:
     """Run the model over the steps ``todo`` needs and write them."""
     from harpnet_cli.io.checkpoints import checkpoint_sha256
-    from harpnet_cli.io.outputs import write_output
+    from harpnet_cli.io.outputs import EnsembleProducts, write_output
     from harpnet_cli.io.terrain import load_terrain
 
     assert cfg.model is not None
     runner = _ModelRunner.load(cfg)
+    n = runner.members
+    if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:
+        raise UsageError(f"--members with an ensemble input ({len(series)} members) and an ensemble model ({n} "
+                         "members) would need two member axes; drop --members for the mean and spread over all "
+                         f"{len(series) * n}, or give one input member at a time")
     first = series[0]
     spec, regridder = _target(cfg, first.grid, first.paths[0], rep)
-    mcfg = runner.model.config
+    mcfg = runner.config
     patcher = Patcher(spec.coarse_shape, tile=mcfg.tile, ratio=mcfg.ratio, buffer=mcfg.buffer)
     terrain = load_terrain(spec)[None]
     _warn_periods(first, rep)
 
     needed = sorted({k for p in todo for k in p.steps})
-    out = np.full((len(series), len(first.starts), *spec.fine_shape), np.nan, dtype=np.float32)
+    # rows input member major: row i n + j is model member j on input member i (n = 1 for a checkpoint)
+    out = np.full((len(series) * n, len(first.starts), *spec.fine_shape), np.nan, dtype=np.float32)
     coarse_sum = fine_sum = 0.0
-    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)"
+    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} model members" if n > 1 else "")
     with rep.progress(label, len(series) * len(needed) * len(patcher)) as advance:
         for m, s in enumerate(series):
             for k in needed:
                 coarse = regridder(s.data[k])
-                out[m, k] = runner.step(coarse, terrain, patcher, s.ends[k] - s.starts[k], advance)
+                out[m * n:(m + 1) * n, k] = runner.step(coarse, terrain, patcher, s.ends[k] - s.starts[k], advance)
                 valid = np.isfinite(coarse[1:-1, 1:-1])
-                coarse_sum += float(coarse[1:-1, 1:-1][valid].sum())
-                fine_sum += float(np.nansum(out[m, k])) / RATIO**2
+                coarse_sum += float(coarse[1:-1, 1:-1][valid].sum()) * n
+                fine_sum += float(np.nansum(out[m * n:(m + 1) * n, k])) / RATIO**2
 
     sha = checkpoint_sha256(cfg.model)
     fc = FineForecast(
         data=out, lat=spec.fine_lat(), lon=spec.fine_lon(),
         lat_bounds=spec.fine_lat_bounds(), lon_bounds=spec.fine_lon_bounds(),
-        starts=first.starts, ends=first.ends, members=[s.member for s in series],
+        starts=first.starts, ends=first.ends, members=_member_numbers(series, n),
         reference_time=first.reference_time,
-        attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series),
+        attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series, runner.epochs),
     )
+    products = None
+    if runner.epochs is not None:
+        products = EnsembleProducts(n, members=cfg.members, thresholds=cfg.probabilities)
     assert cfg.output_format is not None
-    written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing)
-               for p in todo]
+    written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
+                            products=products) for p in todo]
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
-    return DownscaleResult(written, skipped, len(needed), len(series), spec, time.perf_counter() - t0, ratio, sha)
+    return DownscaleResult(written, skipped, len(needed), len(series) * n, spec, time.perf_counter() - t0, ratio,
+                           sha)
+
+
+def _is_ensemble(path: Path) -> bool:
+    """Whether ``--model`` names a HARPNET-E ensemble file rather than a checkpoint."""
+    from harpnet_cli.io.ensembles import is_ensemble
+
+    return is_ensemble(path)
+
+
+def _member_numbers(series: list[IntervalSeries], n: int) -> list[int | None]:
+    """Member number of each output row: the input's with one model member, else the model member's
+    index (one input member), else the row index (mean and spread over input x model members only)."""
+    if n == 1:
+        return [s.member for s in series]
+    if len(series) == 1:
+        return list(range(n))
+    return list(range(len(series) * n))
 
 
 @dataclass
 class _ModelRunner:
-    """A loaded model on its device, run over whole fields."""
+    """A loaded model, or every member of an ensemble run in one pass, on its device."""
 
-    model: Downscaler
+    model: Downscaler | EnsembleDownscaler
+    config: ModelConfig
+    """The model's config (the first member's for an ensemble: inputs and tiles are shared)."""
     device: torch.device
     batch_size: int
     bf16: bool
+    epochs: list[int] | None = None
+    """Epoch of each ensemble member; None for a single checkpoint."""
+
+    @property
+    def members(self) -> int:
+        """Fields each step gives: 1 for a checkpoint, M for an ensemble."""
+        return 1 if self.epochs is None else len(self.epochs)
 
     @classmethod
     def load(cls, cfg: DownscaleConfig) -> _ModelRunner:
-        """Pick the device, set CPU threads, load the checkpoint and prepare it for inference."""
+        """Pick the device, set CPU threads, load the checkpoint or ensemble and prepare it for inference."""
+        from harpnet_cli.core.model.ensemble import EnsembleDownscaler
         from harpnet_cli.devices import configure_cpu_threads, select_device
         from harpnet_cli.io.checkpoints import load_checkpoint
+        from harpnet_cli.io.ensembles import load_ensemble
 
         assert cfg.model is not None
         device = select_device(cfg.device)
         if device.type == "cpu":
             configure_cpu_threads(cfg.threads)
-        model, _meta = load_checkpoint(cfg.model, device=device)
-        return cls(model.for_inference(channels_last=device.type == "cpu"), device, cfg.batch_size, cfg.bf16)
+        channels_last = device.type == "cpu"
+        if not _is_ensemble(cfg.model):
+            model, _meta = load_checkpoint(cfg.model, device=device)
+            _check_inputs(model.config)
+            return cls(model.for_inference(channels_last=channels_last), model.config, device, cfg.batch_size,
+                       cfg.bf16)
+        models, _mode, meta = load_ensemble(cfg.model, device=device)
+        for m in models:
+            _check_inputs(m.config)
+        try:
+            ensemble = EnsembleDownscaler([m.for_inference(channels_last=channels_last) for m in models])
+        except ValueError as exc:
+            raise InputDataError(cfg.model, str(exc)) from None
+        epochs = [int(m["epoch"]) for m in meta["members"]]
+        return cls(ensemble.eval(), models[0].config, device, cfg.batch_size, cfg.bf16, epochs)
 
     def step(self, coarse: np.ndarray, terrain: np.ndarray, patcher: Patcher, period: timedelta,
              advance: Callable[[int], None]) -> np.ndarray:
@@ -234,22 +288,35 @@ class _ModelRunner:
         Returns
         -------
         numpy.ndarray
-            ``(4 ny, 4 nx)`` amounts over ``period``, NaN under missing coarse cells.
+            ``(M, 4 ny, 4 nx)`` amounts over ``period`` (M = :attr:`members`), NaN under missing
+            coarse cells. With ``conserve`` every member's 4x4 blocks average to their coarse cell.
         """
         import torch
 
+        from harpnet_cli.core.ensemble_inference import downscale_domain_members
         from harpnet_cli.core.inference import conserve_blocks, downscale_domain
 
         scale = NATIVE_PERIOD / period
         filled = np.maximum(fill_nearest(coarse), 0.0) * scale
+        kwargs: dict[str, Any] = {"batch_size": self.batch_size, "device": self.device, "advance": advance}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            fine = downscale_domain(self.model, filled[None], terrain, patcher, batch_size=self.batch_size,
-                                    device=self.device, advance=advance)
-        if self.model.config.conserve:
-            fine = conserve_blocks(fine, filled[1:-1, 1:-1], RATIO)
+            if self.epochs is None:
+                fine = downscale_domain(self.model, filled[None], terrain, patcher, **kwargs)[None]
+            else:
+                fine = downscale_domain_members(self.model, self.members, filled[None], terrain, patcher, **kwargs)
+        if self.config.conserve:
+            fine = np.stack([conserve_blocks(f, filled[1:-1, 1:-1], RATIO) for f in fine])
         fine /= scale
-        fine[~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
+        fine[:, ~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
         return fine
+
+
+def _check_inputs(config: ModelConfig) -> None:
+    """Refuse a model needing inputs beyond precipitation and terrain, which downscale cannot supply."""
+    extra = [*config.coarse_inputs[1:], *(c for c in config.static_inputs if c != "terrain")]
+    if extra or config.static_inputs != ["terrain"]:
+        raise UsageError(f"the model needs inputs {', '.join(extra) or 'other than terrain'} that precipitation "
+                         "files do not provide; downscale runs models on precipitation and terrain only")
 
 
 def _check_members_agree(series: list[IntervalSeries]) -> None:
@@ -319,7 +386,7 @@ def _warn_periods(s: IntervalSeries, rep: Reporter) -> None:
 
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,
-                series: list[IntervalSeries]) -> dict[str, str]:
+                series: list[IntervalSeries], epochs: list[int] | None = None) -> dict[str, str]:
     """Global attributes of the output: provenance of inputs, model and run."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     notes = sorted({n for s in series for n in s.notes})
@@ -336,6 +403,9 @@ def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, reg
         "harpnet_checkpoint_sha256": sha,
         "harpnet_domain": spec.describe(),
     }
+    if epochs is not None:
+        attrs["source"] += f"; HARPNET-E ensemble of {len(epochs)} member(s)"
+        attrs["harpnet_ensemble_epochs"] = ", ".join(str(e) for e in epochs)
     if notes:
         attrs["comment"] = "; ".join(notes)
     return attrs
