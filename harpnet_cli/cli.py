@@ -36,7 +36,8 @@ EXIT_CODES_HELP = ("Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 b
 
 # No emoji codes (a file named "root:x:0" must print as it is) and no highlighting of paths.
 stderr = Console(stderr=True, emoji=False, highlight=False)
-stdout = Console(emoji=False, highlight=False)
+# Tables are not cut to 80 columns when stdout is a file or a pipe (cron logs, scripts).
+stdout = Console(emoji=False, highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class Settings:
