@@ -3,9 +3,11 @@
 Candidates are ranked by their test loss (checkpoint metadata, else ``history.jsonl``). Selection:
 
 * ``all``: every checkpoint; ``best-N``: the N with the lowest test loss;
-* ``greedy``: start from the best, then add each next-ranked checkpoint only if the MAE of the
-  ensemble mean (``members``) or of the averaged model (``soup``) on the store's TEST split
-  (at most ``max_samples`` evenly spaced samples) improves.
+* ``greedy`` (Caruana-style selection): score every checkpoint alone on the store's TEST split
+  (at most ``max_samples`` evenly spaced samples), start from the one with the lowest MAE, then
+  add the others in order of their own MAE, each only if the MAE of the ensemble mean
+  (``members``) or of the averaged model (``soup``) improves. Starting from the best single
+  member on the selection metric means the selection is never worse than that member there.
 
 Note: the test split also gave the test losses, so the selection's scores are optimistic; judge
 the result with ``harpnet evaluate --split validation``.
@@ -177,13 +179,19 @@ def run_ensemble(cfg: EnsembleConfig, reporter: Reporter | None = None) -> Ensem
         return c.mae
 
     steps: list[dict[str, Any]] = []
-    with rep.progress("scoring checkpoints", len(ranked)) as advance:
-        if cfg.select == "greedy":
-            chosen = [ranked[0]]
+    greedy = cfg.select == "greedy"
+    with rep.progress("scoring checkpoints", 2 * len(ranked) if greedy else len(ranked)) as advance:
+        if greedy:
+            for c in ranked:  # each checkpoint alone; keep only its MAE
+                _mae1(c)
+                preds.pop(c.epoch, None)
+                advance(1)
+            order = sorted(ranked, key=lambda c: (c.mae, c.epoch))
+            chosen = [order[0]]
             best = score(chosen)
-            steps.append({"epoch": ranked[0].epoch, "mae": best, "accepted": True})
+            steps.append({"epoch": order[0].epoch, "mae": best, "accepted": True})
             advance(1)
-            for c in ranked[1:]:
+            for c in order[1:]:
                 trial = score([*chosen, c])
                 ok = trial < best
                 steps.append({"epoch": c.epoch, "mae": trial, "accepted": ok})
@@ -205,7 +213,7 @@ def run_ensemble(cfg: EnsembleConfig, reporter: Reporter | None = None) -> Ensem
 
     member_mae = {c.epoch: float(c.mae) for c in ranked if c.mae is not None}
     selection = {
-        "method": cfg.select, "mode": cfg.mode, "ranked_by": "test_loss", "split": "test",
+        "method": cfg.select, "mode": cfg.mode, "ranked_by": "test_mae" if greedy else "test_loss", "split": "test",
         "n_samples": len(split.idx), "epochs": [c.epoch for c in chosen], "ensemble_mae": best,
         "member_mae": {str(k): v for k, v in member_mae.items()}, "steps": steps,
         "run_dir": str(cfg.run_dir), "store": str(cfg.data),

@@ -83,6 +83,10 @@ def test_ensemble_members_greedy_and_all(run, tmp_path):
     assert {"epoch", "config", "model", "test_loss"} <= set(raw["members"][0])
     steps = meta["selection"]["steps"]
     assert steps[0]["accepted"] and len(steps) == 3  # every checkpoint was tried
+    sel = meta["selection"]
+    assert sel["ranked_by"] == "test_mae"
+    assert steps[0]["mae"] == pytest.approx(min(sel["member_mae"].values()))  # starts from the best member
+    assert sel["ensemble_mae"] <= min(sel["member_mae"].values()) + 1e-12  # never worse than it there
 
     res = invoke("ensemble", rd, "--data", store, "-o", tmp_path / "all.pt", "--select", "all")
     assert res.exit_code == 0, res.output
