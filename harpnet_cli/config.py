@@ -35,7 +35,23 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(hours=hours)
 
 
-class DownscaleConfig(BaseModel):
+class _ReadsInputs(BaseModel):
+    """Validators shared by the verbs that read precipitation files and take an area."""
+
+    @field_validator("bbox", mode="before", check_fields=False)
+    @classmethod
+    def _parse_bbox(cls, v: object) -> object:
+        """Accept ``"S,N,W,E"`` text."""
+        return parse_bbox(v) if isinstance(v, str) else v
+
+    @field_validator("accumulation", mode="before", check_fields=False)
+    @classmethod
+    def _parse_accumulation(cls, v: object) -> object:
+        """Accept ``"3h"``-style text."""
+        return parse_duration(v) if isinstance(v, str) else v
+
+
+class DownscaleConfig(_ReadsInputs):
     """Everything ``harpnet downscale`` needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -112,18 +128,6 @@ class DownscaleConfig(BaseModel):
         """True when the output is ``-`` (GRIB2 streamed to standard output)."""
         return str(self.output) == "-"
 
-    @field_validator("bbox", mode="before")
-    @classmethod
-    def _parse_bbox(cls, v: object) -> object:
-        """Accept ``"S,N,W,E"`` text."""
-        return parse_bbox(v) if isinstance(v, str) else v
-
-    @field_validator("accumulation", mode="before")
-    @classmethod
-    def _parse_accumulation(cls, v: object) -> object:
-        """Accept ``"3h"``-style text."""
-        return parse_duration(v) if isinstance(v, str) else v
-
     @field_validator("output_format")
     @classmethod
     def _resolve_format(cls, v: str | None, info: ValidationInfo) -> str:
@@ -157,7 +161,7 @@ class DownscaleConfig(BaseModel):
         return self
 
 
-class PrepareConfig(BaseModel):
+class PrepareConfig(_ReadsInputs):
     """Everything ``harpnet prepare`` needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -207,18 +211,6 @@ class PrepareConfig(BaseModel):
     """Replace an existing store instead of resuming it."""
     command_line: str = ""
     """The command line, recorded in the manifest."""
-
-    @field_validator("bbox", mode="before")
-    @classmethod
-    def _parse_bbox(cls, v: object) -> object:
-        """Accept ``"S,N,W,E"`` text."""
-        return parse_bbox(v) if isinstance(v, str) else v
-
-    @field_validator("accumulation", mode="before")
-    @classmethod
-    def _parse_accumulation(cls, v: object) -> object:
-        """Accept ``"3h"``-style text."""
-        return parse_duration(v) if isinstance(v, str) else v
 
     @field_validator("domain")
     @classmethod

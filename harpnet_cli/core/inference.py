@@ -23,7 +23,7 @@ def downscale_domain(
     device: torch.device | str = "cpu",
     advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Downscale one field over a domain.
+    """Downscale one field over a domain with one model.
 
     Parameters
     ----------
@@ -48,20 +48,61 @@ def downscale_domain(
     numpy.ndarray
         ``(4 ny, 4 nx)`` float32 stitched output.
     """
+    return _run_tiles(model, 1, coarse, static, patcher, batch_size, device, advance)[0]
+
+
+def downscale_domain_members(
+    ensemble: torch.nn.Module,
+    n_members: int,
+    coarse: np.ndarray,
+    static: np.ndarray,
+    patcher: Patcher,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    advance: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Downscale one field with every member of an ensemble; tiles are cut and moved once.
+
+    Parameters
+    ----------
+    ensemble : torch.nn.Module
+        Maps the inputs of :func:`downscale_domain` to ``(M, B, 1, 64, 64)`` (an
+        :class:`~harpnet_cli.core.model.ensemble.EnsembleDownscaler`), in eval mode.
+    n_members : int
+        ``M``.
+    coarse, static, patcher, batch_size, device, advance
+        As for :func:`downscale_domain` (each model call runs all members).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(M, 4 ny, 4 nx)`` float32, member ``i`` at index ``i``, blended like one model.
+    """
+    return _run_tiles(ensemble, n_members, coarse, static, patcher, batch_size, device, advance)
+
+
+def _run_tiles(model: torch.nn.Module, channels: int, coarse: np.ndarray, static: np.ndarray, patcher: Patcher,
+               batch_size: int, device: torch.device | str, advance: Callable[[int], None] | None) -> np.ndarray:
+    """Cut, run in batches and stitch; ``(channels, 4 ny, 4 nx)``. A 5-D model output
+    ``(M, B, 1, 64, 64)`` is read as ``M`` channels."""
     import torch
 
     coarse_tiles = patcher.cut_coarse(coarse.astype(np.float32, copy=False))
     static_tiles = patcher.cut_fine(static.astype(np.float32, copy=False))
-    stitcher = Stitcher(patcher)
+    stitcher = Stitcher(patcher, channels=channels)
     with torch.inference_mode():
         for sl in patcher.batches(batch_size):
             c = torch.from_numpy(coarse_tiles[sl]).to(device)
             s = torch.from_numpy(static_tiles[sl]).to(device)
-            out = model(c, s).float().cpu().numpy()
-            stitcher.add(sl, out)
+            out = model(c, s)
+            if out.ndim == 5:
+                out = out[:, :, 0].transpose(0, 1)  # (M, B, 1, H, W) -> (B, M, H, W)
+            out_np = out.float().cpu().numpy()
+            stitcher.add(sl, out_np)
             if advance is not None:
-                advance(out.shape[0])
-    return stitcher.result()[0]
+                advance(out_np.shape[0])
+    return stitcher.result()
 
 
 def conserve_blocks(fine: np.ndarray, coarse: np.ndarray, ratio: int) -> np.ndarray:

@@ -293,8 +293,7 @@ class _ModelRunner:
         """
         import torch
 
-        from harpnet_cli.core.ensemble_inference import downscale_domain_members
-        from harpnet_cli.core.inference import conserve_blocks, downscale_domain
+        from harpnet_cli.core.inference import conserve_blocks, downscale_domain, downscale_domain_members
 
         scale = NATIVE_PERIOD / period
         filled = np.maximum(fill_nearest(coarse), 0.0) * scale

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from harpnet_cli.core.ensemble_inference import downscale_domain_members
 from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
-from harpnet_cli.core.inference import downscale_domain
+from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
 from harpnet_cli.core.model.ensemble import EnsembleDownscaler
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
 from harpnet_cli.core.tiling import Patcher
