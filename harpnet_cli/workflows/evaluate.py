@@ -23,7 +23,8 @@ Keys are stable; new keys may be added. Undefined numbers are ``null``.
     Samples (tiles) scored.
 ``rows`` (object)
     Row name → :meth:`ScoreAccumulator.to_dict` output (schema ``harpnet-scores/1``, see
-    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``, ``bicubic`` and ``ratio``.
+    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``, ``bilinear_conservative`` (bilinear, then each
+    4×4 block scaled so its mean equals its coarse cell), ``bicubic`` and ``ratio``.
 ``summary`` (object)
     Row name → the table's numbers: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
     ``ets_2p54``, ``fss_2p54_w9``, ``spectral_ratio_high`` (mean power ratio over the top quarter
@@ -61,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from harpnet_cli.io.store import TrainingStore
 
 SCHEMA = "harpnet-evaluate/1"
-BASELINES = ("bilinear", "bicubic", "ratio")
+BASELINES = ("bilinear", "bilinear_conservative", "bicubic", "ratio")
 #: The threshold (mm per 3 h, 0.1 inch) and FSS window (fine cells) of the table.
 TABLE_THRESHOLD = 2.54
 TABLE_WINDOW = 9
@@ -392,6 +393,7 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
                     p = p.mean(axis=0)
                 preds[s.name] = p
             preds["bilinear"] = bilinear(coarse)
+            preds["bilinear_conservative"] = bilinear(coarse, mass_conserving=True)
             preds["bicubic"] = bicubic(coarse)
             preds["ratio"] = clim.apply(tiles, coarse)
             for n, p in preds.items():

@@ -40,12 +40,13 @@ def test_checkpoint_table_json_csv_plots(run, tmp_path):
     res = invoke("evaluate", ckpt, "--data", store, "--json", tmp_path / "e.json", "--csv", tmp_path / "e.csv",
                  "--plots", tmp_path / "plots")
     assert res.exit_code == 0, res.output
-    for row in ("epoch_003", "bilinear", "bicubic", "ratio"):
+    for row in ("epoch_003", "bilinear", "bilinear_conservative", "bicubic", "ratio"):
         assert row in res.output
     assert "MAE" in res.output and "MSE vs ratio" in res.output
     doc = json.loads((tmp_path / "e.json").read_text())
     assert doc["schema"] == "harpnet-evaluate/1" and doc["split"] == "test" and doc["n_samples"] > 0
-    assert set(doc["rows"]) == {"epoch_003", "bilinear", "bicubic", "ratio"}
+    assert set(doc["rows"]) == {"epoch_003", "bilinear", "bilinear_conservative", "bicubic", "ratio"}
+    assert doc["summary"]["bilinear_conservative"]["mass_error"] < 1e-5  # conserves each coarse cell
     for r in doc["rows"].values():
         assert r["schema"] == "harpnet-scores/1" and r["n_samples"] == doc["n_samples"]
         assert r["continuous"]["mae"] >= 0 and r["spectrum"] is not None and "mass" in r
