@@ -23,8 +23,9 @@ Keys are stable; new keys may be added. Undefined numbers are ``null``.
     Samples (tiles) scored.
 ``rows`` (object)
     Row name → :meth:`ScoreAccumulator.to_dict` output (schema ``harpnet-scores/1``, see
-    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``, ``bilinear_conservative`` (bilinear, then each
-    4×4 block scaled so its mean equals its coarse cell), ``bicubic`` and ``ratio``.
+    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``,
+    ``bilinear_conservative`` (bilinear, then each 4×4 block scaled so its mean equals its coarse
+    cell), ``bicubic`` and ``ratio``.
 ``summary`` (object)
     Row name → the table's numbers: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
     ``ets_2p54``, ``fss_2p54_w9``, ``spectral_ratio_high`` (mean power ratio over the top quarter
