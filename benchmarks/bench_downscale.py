@@ -59,9 +59,9 @@ def main() -> None:
     import torch
 
     from harpnet_cli.core.accumulation import to_interval_series
-    from harpnet_cli.core.inference import conserve_blocks, downscale_domain
+    from harpnet_cli.core.inference import downscale_domain
     from harpnet_cli.core.masking import fill_nearest
-    from harpnet_cli.core.remap import Regridder
+    from harpnet_cli.core.remap import Regridder, conserve_blocks
     from harpnet_cli.core.tiling import Patcher, seam_statistic
     from harpnet_cli.devices import configure_cpu_threads
     from harpnet_cli.grids import GridSpec

@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from harpnet_cli.core.remap import conserve_blocks
 from harpnet_cli.grids import RATIO
 
 #: Fine cells per tile side.
@@ -160,14 +161,7 @@ def conserve_block_mass(fine: np.ndarray, coarse: np.ndarray, eps: float = 1e-6)
     """
     f = _as_tiles(fine, FINE_TILE, "fine")
     c = _as_tiles(coarse, COARSE_TILE, "coarse")[:, BUFFER:-BUFFER, BUFFER:-BUFFER]
-    n, nb = f.shape[0], FINE_TILE // RATIO
-    blocks = f.reshape(n, nb, RATIO, nb, RATIO)
-    mean = blocks.mean(axis=(2, 4), keepdims=True)
-    target = c.reshape(n, nb, 1, nb, 1)
-    wet = mean > eps
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = np.where(wet, blocks * (target / np.where(wet, mean, 1.0)), target)
-    return np.broadcast_to(scaled, blocks.shape).reshape(n, FINE_TILE, FINE_TILE).astype(f.dtype, copy=False)
+    return conserve_blocks(f, c, RATIO, eps=eps)
 
 
 def bilinear(coarse: np.ndarray, mass_conserving: bool = False) -> np.ndarray:

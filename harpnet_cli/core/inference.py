@@ -103,33 +103,3 @@ def _run_tiles(model: torch.nn.Module, channels: int, coarse: np.ndarray, static
             if advance is not None:
                 advance(out_np.shape[0])
     return stitcher.result()
-
-
-def conserve_blocks(fine: np.ndarray, coarse: np.ndarray, ratio: int) -> np.ndarray:
-    """Rescale every ``ratio x ratio`` block of ``fine`` so its mean equals its coarse cell.
-
-    Each tile's output already conserves mass, but blending overlapping tiles with weights that
-    vary inside a coarse cell breaks that slightly (about 1e-3 relative); this restores it exactly.
-    A block whose model output is all zero under a wet coarse cell gets the coarse value uniformly.
-
-    Parameters
-    ----------
-    fine : numpy.ndarray
-        ``(ratio ny, ratio nx)`` non-negative stitched field.
-    coarse : numpy.ndarray
-        ``(ny, nx)`` non-negative coarse amounts.
-    ratio : int
-        Fine cells per coarse cell along one axis.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(ratio ny, ratio nx)`` float32.
-    """
-    ny, nx = coarse.shape
-    blocks = fine.reshape(ny, ratio, nx, ratio).astype(np.float64)
-    mean = blocks.mean(axis=(1, 3), keepdims=True)
-    c = coarse.astype(np.float64)[:, None, :, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(mean > 0, blocks * (c / mean), c)
-    return out.reshape(fine.shape).astype(np.float32)

@@ -293,7 +293,8 @@ class _ModelRunner:
         """
         import torch
 
-        from harpnet_cli.core.inference import conserve_blocks, downscale_domain, downscale_domain_members
+        from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
+        from harpnet_cli.core.remap import conserve_blocks
 
         scale = NATIVE_PERIOD / period
         filled = np.maximum(fill_nearest(coarse), 0.0) * scale
@@ -304,7 +305,8 @@ class _ModelRunner:
             else:
                 fine = downscale_domain_members(self.model, self.members, filled[None], terrain, patcher, **kwargs)
         if self.config.conserve:
-            fine = np.stack([conserve_blocks(f, filled[1:-1, 1:-1], RATIO) for f in fine])
+            centre = filled[1:-1, 1:-1]
+            fine = conserve_blocks(fine, np.broadcast_to(centre, (len(fine), *centre.shape)), RATIO)
         fine /= scale
         fine[:, ~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
         return fine

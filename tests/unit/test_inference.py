@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from harpnet_cli.core.inference import conserve_blocks, downscale_domain
+from harpnet_cli.core.inference import downscale_domain
+from harpnet_cli.core.remap import conserve_blocks
 from harpnet_cli.core.tiling import Patcher
 from harpnet_cli.testing.models import IdentityDownscaler
 
