@@ -97,12 +97,29 @@ def read_grib(path: Path, *, variable: str | None = None,
                 raise InputDataError(path, f"corrupt GRIB message #{number} (ecCodes: {exc})") from None
             finally:
                 eccodes.codes_release(gid)
+    check_found(path, seen, len(accs), variable)
+    return accs
+
+
+def check_found(path: Path, seen: list[str], found: int, variable: str | None) -> None:
+    """Refuse a file with no GRIB message, or none of precipitation (listing what it holds).
+
+    Parameters
+    ----------
+    path : Path
+        The file, named in the error.
+    seen : list of str
+        Parameter names of every message read.
+    found : int
+        How many precipitation messages were kept.
+    variable : str or None
+        The ``shortName`` asked for, if any.
+    """
     if not seen:
         raise InputDataError(path, "no GRIB messages in the file")
-    if not accs:
+    if not found:
         wanted = f" named {variable!r}" if variable else ""
         raise InputDataError(path, f"no precipitation message{wanted}; found {_summary(seen)}")
-    return accs
 
 
 def _messages(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int]]:

@@ -282,11 +282,7 @@ def _scan_grib(path: Path, variable: str | None, accumulation: timedelta | None)
                 continue
             grib._units_factor(path, gid, number, kind)  # refuse unknown units now, not in a worker
             refs.append(_grib_ref(path, gid, number, kind, accumulation))
-    if not seen:
-        raise InputDataError(path, "no GRIB messages in the file")
-    if not refs:
-        wanted = f" named {variable!r}" if variable else ""
-        raise InputDataError(path, f"no precipitation message{wanted}; found {grib._summary(seen)}")
+    grib.check_found(path, seen, len(refs), variable)
     return refs
 
 
