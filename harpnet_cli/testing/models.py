@@ -8,15 +8,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from harpnet_cli.core.model.unet import DEFAULT_PRESET
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
 from harpnet_cli.io.checkpoints import save_checkpoint
 
 
-def make_random_checkpoint(path: str | Path, preset: str = "compact", seed: int = 0, **config_overrides: Any) -> Path:
+def make_random_checkpoint(
+    path: str | Path, preset: str = DEFAULT_PRESET, seed: int = 0, **config_overrides: Any
+) -> Path:
     """Write a checkpoint of a :class:`Downscaler` with random (untrained) weights.
 
-    The BatchNorm running statistics are perturbed too, so ``eval()`` outputs are not trivially
-    those of a freshly initialised network.
+    The BatchNorm running statistics and the (otherwise zero-initialised) last layer are perturbed
+    too, so ``eval()`` outputs are not trivially those of a freshly initialised network.
 
     Parameters
     ----------
@@ -46,6 +49,8 @@ def make_random_checkpoint(path: str | Path, preset: str = "compact", seed: int 
                 shape = module.running_mean.shape
                 module.running_mean.copy_(0.1 * torch.randn(shape, generator=generator))
                 module.running_var.copy_(1.0 + 0.1 * torch.rand(shape, generator=generator))
+        head = model.net.head
+        head.weight.copy_(0.3 * torch.randn(head.weight.shape, generator=generator))
     return save_checkpoint(path, model.eval(), epoch=0, note="random weights for tests", seed=seed)
 
 

@@ -13,6 +13,7 @@ from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig, conserve_mas
 from harpnet_cli.testing.models import IdentityDownscaler
 
 HARPNET_V1_PARAMS = 134_164_934  # 2 inputs (precip + terrain), 1 output
+LITE_PARAMS = 525_437  # widths 8/16/32/64 + 128, 2 inputs
 COMPACT_PARAMS = 2_096_501
 
 
@@ -29,11 +30,12 @@ def compact() -> Downscaler:
     return Downscaler(ModelConfig()).eval()
 
 
-def test_compact_is_the_default_and_its_size() -> None:
+def test_lite_is_the_default_and_preset_sizes() -> None:
     cfg = ModelConfig()
-    assert cfg.preset == "compact"
-    assert cfg.channels == list(PRESETS["compact"]["channels"])
-    assert Downscaler(cfg).param_count() == COMPACT_PARAMS
+    assert cfg.preset == "lite"
+    assert cfg.channels == list(PRESETS["lite"]["channels"])
+    assert Downscaler(cfg).param_count() == LITE_PARAMS
+    assert Downscaler(ModelConfig(preset="compact")).param_count() == COMPACT_PARAMS
 
 
 def test_harpnet_v1_shapes_and_parameter_count_on_meta() -> None:
@@ -159,9 +161,9 @@ def test_eval_is_deterministic_and_batch_independent(compact: Downscaler) -> Non
     torch.testing.assert_close(single, a[2:3], rtol=1e-5, atol=1e-6)
 
 
-def test_train_mode_uses_dropout(compact: Downscaler) -> None:
-    model = Downscaler(compact.config)
-    model.load_state_dict(compact.state_dict())
+def test_train_mode_uses_dropout() -> None:
+    torch.manual_seed(0)
+    model = Downscaler(ModelConfig(output="softplus"))  # a zero last layer would hide the dropout
     model.train()
     coarse, terrain = _inputs(batch=2)
     with torch.no_grad():
@@ -250,3 +252,34 @@ def test_for_inference_folds_batchnorm_and_matches(compact: Downscaler) -> None:
 def test_fold_batchnorm_needs_eval() -> None:
     with pytest.raises(RuntimeError, match="eval"):
         fold_batchnorm(AttentionResUNet(2, channels=(4,), bridge=8))
+
+
+def test_untrained_bilinear_residual_model_is_conservative_bilinear() -> None:
+    """The zero-initialised last layer makes a fresh model equal the strongest baseline exactly."""
+    from harpnet_cli.core.baselines import bilinear
+
+    torch.manual_seed(3)
+    model = Downscaler(ModelConfig()).eval()
+    assert model.config.output == "bilinear-residual"
+    coarse, terrain = _inputs()
+    coarse[0, 0, 5:9, 7:12] = 0.0  # a dry patch stays exactly dry
+    with torch.no_grad():
+        out = model(coarse, terrain)
+    want = bilinear(coarse[:, 0].double().numpy(), mass_conserving=True)
+    torch.testing.assert_close(out[:, 0].double(), torch.from_numpy(want), rtol=1e-5, atol=1e-5)
+    assert torch.equal(out[0, 0, 16:28, 24:40], torch.zeros(12, 16))
+
+
+def test_bilinear_residual_output_learns_a_correction() -> None:
+    """The last layer gets a gradient at zero, and a non-zero correction moves mass inside blocks."""
+    model = Downscaler(ModelConfig(dropout_bottom=0.0, dropout_top=0.0))
+    coarse, terrain = _inputs()
+    out = model(coarse, terrain)
+    out.pow(2).mean().backward()
+    assert model.net.head.weight.grad is not None and model.net.head.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.net.head.bias.fill_(0.5)
+        model.net.head.weight.normal_(0, 0.3)
+        moved = model.eval()(coarse, terrain)
+    torch.testing.assert_close(F.avg_pool2d(moved, 4), F.avg_pool2d(out.detach(), 4), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(moved, out.detach(), atol=1e-3)

@@ -23,17 +23,20 @@ class Preset(TypedDict):
     bridge: int
 
 
-#: Named sizes. ``harpnet-v1`` is the seed model (134,164,934 parameters with 2 inputs, 8.0 GFLOP
-#: per 64×64 tile). ``compact`` (2,096,501 parameters, 0.41 GFLOP per tile) is sized for CPU
-#: inference: ~420 tiles/s fp32 and ~730 tiles/s bf16 on 2 AVX-512 cores, i.e. a 416×960 CONUS
-#: field (180 tiles) in ~0.4 s; widths 32/64/128/256 + 512 would cost 4× (1.6 s per field).
-#: Measurements: ``benchmarks/bench_model.py``.
+#: Named sizes, measured on 2 AVX-512 cores at batch 32 (``benchmarks/bench_inference.py``).
+#: ``harpnet-v1`` is the seed model (134.1 M parameters with 2 inputs, 8.0 GFLOP per 64×64 tile,
+#: ~19 tiles/s fp32). ``lite`` (0.52 M parameters), the default and the bundled model, runs
+#: ~850 tiles/s fp32 and ~1,500 bf16, i.e. a 416×960 CONUS field (180 tiles) in ~0.2 s; the
+#: cost is the finest level, so a fifth level (8..128 + 256, 2.1 M) is as fast while
+#: ``compact`` (2.1 M, widths doubled) runs ~380 tiles/s.
 PRESETS: dict[str, Preset] = {
     "harpnet-v1": {"channels": (64, 128, 256, 512, 1024), "bridge": 2048},
     "compact": {"channels": (16, 32, 64, 128), "bridge": 256},
+    "lite": {"channels": (8, 16, 32, 64), "bridge": 128},
 }
 
-DEFAULT_PRESET = "compact"
+#: Preset of a model built without one (``harpnet train`` without ``--preset``).
+DEFAULT_PRESET = "lite"
 
 
 def get_preset(name: str) -> Preset:

@@ -14,7 +14,7 @@ cells square (18×18); coarse cell ``(j, i)`` with ``1 <= j, i <= 16`` covers fi
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +32,10 @@ DEFAULT_STATS: dict[str, tuple[float, float]] = {
 
 #: Added to the block mean of the weights in the conservation layer.
 CONSERVE_EPS = 1e-12
-#: Floor added to the softplus weights (conserve only) so a 4×4 block never sums to zero.
+#: Floor added to the fine weights (conserve only) so a 4×4 block never sums to zero.
 WEIGHT_FLOOR = 1e-6
+#: Bound on the log-correction of ``bilinear-residual`` models (exp(±20) cannot overflow float32).
+MAX_LOG_CORRECTION = 20.0
 
 
 class ModelConfig(BaseModel):
@@ -46,7 +48,7 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: str = DEFAULT_PRESET
-    """Named U-Net size (``"compact"`` or ``"harpnet-v1"``); supplies ``channels``/``bridge``."""
+    """Named U-Net size (``"lite"``, ``"compact"`` or ``"harpnet-v1"``); supplies ``channels``/``bridge``."""
 
     channels: list[int] | None = None
     """Encoder channels per level, finest first; ``None`` takes them from ``preset``."""
@@ -71,6 +73,12 @@ class ModelConfig(BaseModel):
     static_inputs: list[str] = Field(default_factory=lambda: ["terrain"])
     """Names of the static fine-resolution input channels (e.g. terrain height in metres)."""
 
+    derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)
+    """Channels computed inside the model from the others: ``precip_nearest``, the coarse
+    precipitation (log1p, standardised) repeated over each 4×4 block (so the network sees the
+    cell edges), and ``terrain_anomaly``, the terrain minus its coarse-cell mean (over the terrain
+    standard deviation), the sub-grid relief that shapes orographic rain."""
+
     log1p_inputs: list[str] = Field(default_factory=lambda: ["precip"])
     """Coarse inputs transformed with ``log1p`` before standardisation."""
 
@@ -85,6 +93,13 @@ class ModelConfig(BaseModel):
 
     conserve: bool = True
     """Rescale each 4×4 block so its mean equals the coarse amount (dry cells stay dry)."""
+
+    output: Literal["bilinear-residual", "softplus"] = "bilinear-residual"
+    """How the network's output becomes fine weights before conservation. ``bilinear-residual``:
+    the bilinear interpolation of the coarse amount times ``exp(net)``, with the last layer
+    initialised to zero, so an untrained model is exactly conservative bilinear interpolation and
+    training learns a multiplicative correction to it. ``softplus``: ``softplus(net)`` alone
+    (an untrained model spreads each coarse cell evenly over its block)."""
 
     coarse_mean: list[float] | None = None
     """Per coarse channel mean (of log1p(x) for ``log1p_inputs``); ``None`` for the defaults."""
@@ -204,7 +219,7 @@ class Downscaler(nn.Module):
         self.config = config
         assert config.channels is not None and config.bridge is not None  # filled by the validator
         self.net = AttentionResUNet(
-            in_channels=len(config.coarse_inputs) + len(config.static_inputs),
+            in_channels=len(config.coarse_inputs) + len(config.static_inputs) + len(config.derived_inputs),
             out_channels=1,
             channels=config.channels,
             bridge=config.bridge,
@@ -212,6 +227,10 @@ class Downscaler(nn.Module):
             dropout_top=config.dropout_top,
             norm=config.norm,
         )
+        if config.output == "bilinear-residual":
+            nn.init.zeros_(self.net.head.weight)  # an untrained model is conservative bilinear
+            assert self.net.head.bias is not None
+            nn.init.zeros_(self.net.head.bias)
         self.register_buffer("coarse_mean", _stat_buffer(config.coarse_mean))
         self.register_buffer("coarse_std", _stat_buffer(config.coarse_std))
         self.register_buffer("static_mean", _stat_buffer(config.static_mean))
@@ -323,20 +342,27 @@ class Downscaler(nn.Module):
 
         Returns
         -------
-        Tensor, shape (B, Cc + Cs, tile, tile)
+        Tensor, shape (B, Cc + Cs + Cd, tile, tile)
             Coarse channels interpolated bilinearly ×ratio and cropped by ``buffer × ratio``
-            fine cells on every side, followed by the static channels.
+            fine cells on every side, the static channels, then the ``derived_inputs``.
         """
         cfg = self.config
         x = torch.where(self.coarse_log1p, torch.log1p(coarse.clamp_min(0.0)), coarse)
         x = (x - self.coarse_mean) / self.coarse_std
-        x = F.interpolate(x, scale_factor=cfg.ratio, mode="bilinear", align_corners=False)
         crop = cfg.buffer * cfg.ratio
-        if crop:
-            x = x[..., crop:-crop, crop:-crop]
+        inner = (..., slice(crop, x.shape[-2] * cfg.ratio - crop), slice(crop, x.shape[-1] * cfg.ratio - crop))
+        parts = [F.interpolate(x, scale_factor=cfg.ratio, mode="bilinear", align_corners=False)[inner]]
         if static is not None and static.shape[1]:
-            x = torch.cat([x, (static - self.static_mean) / self.static_std], dim=1)
-        return x
+            parts.append((static - self.static_mean) / self.static_std)
+        if "precip_nearest" in cfg.derived_inputs:
+            parts.append(F.interpolate(x[:, :1], scale_factor=cfg.ratio, mode="nearest")[inner])
+        if "terrain_anomaly" in cfg.derived_inputs:
+            if static is None or not static.shape[1]:
+                raise ValueError("the terrain_anomaly input needs a static terrain channel")
+            block = F.avg_pool2d(static[:, :1], cfg.ratio)
+            anomaly = static[:, :1] - F.interpolate(block, scale_factor=cfg.ratio, mode="nearest")
+            parts.append(anomaly / self.static_std[:, :1])
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def forward(self, coarse: Tensor, static: Tensor | None) -> Tensor:
         """Downscale a batch of buffered coarse tiles.
@@ -362,11 +388,33 @@ class Downscaler(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         raw = self.net(x)
         with _autocast_off(raw.device.type):
-            intensity = F.softplus(raw.float())
+            if self.config.output == "bilinear-residual":
+                correction = torch.exp(raw.float().clamp(-MAX_LOG_CORRECTION, MAX_LOG_CORRECTION))
+                weights = self.bilinear(coarse) * correction
+            else:
+                weights = F.softplus(raw.float())
             if not self.config.conserve:
-                return intensity
-            weights = intensity + WEIGHT_FLOOR
+                return weights
             b, r = self.config.buffer, self.config.ratio
             n = self.config.coarse_size
             centre = coarse[:, :1, b : n - b, b : n - b].float().clamp_min(0.0)
-            return conserve_mass(weights, centre, r)
+            return conserve_mass(weights + WEIGHT_FLOOR, centre, r)
+
+    def bilinear(self, coarse: Tensor) -> Tensor:
+        """Bilinear interpolation of the coarse amount (channel 0) to the fine tile, in float32.
+
+        Parameters
+        ----------
+        coarse : Tensor, shape (B, Cc, n, n)
+            Buffered coarse tile.
+
+        Returns
+        -------
+        Tensor, shape (B, 1, tile, tile)
+            Non-negative; the same interpolation as the ``bilinear`` baseline.
+        """
+        cfg = self.config
+        up = F.interpolate(coarse[:, :1].float().clamp_min(0.0), scale_factor=cfg.ratio, mode="bilinear",
+                           align_corners=False)
+        crop = cfg.buffer * cfg.ratio
+        return up[..., crop:-crop, crop:-crop] if crop else up
