@@ -891,3 +891,197 @@ class ScoreAccumulator:
                 "mse": self.tile_sq[seen] / self.tile_n[seen],
             }
         return dict(_clean(out))
+
+
+class TerrainLock:
+    """How terrain-locked the sub-grid pattern of precipitation is, accumulated over batches.
+
+    Inside every wet coarse cell (block mean above ``wet_mm``) with relief (terrain standard
+    deviation over the block above ``min_relief_m``), the relative fine-scale anomaly
+    ``p / mean_block(p) - 1`` is paired with the elevation anomaly ``z - mean_block(z)``; the
+    statistic is their Pearson correlation pooled over all such cells. Near 0: rain falls inside a
+    coarse cell regardless of the hills; near 1: it follows the elevation exactly. Used to
+    calibrate the synthetic world against real observations (MRMS, PRISM).
+
+    Parameters
+    ----------
+    ratio : int
+        Fine cells per coarse cell along each axis.
+    wet_mm : float
+        Block-mean amount above which a coarse cell counts as wet.
+    min_relief_m : float
+        Terrain standard deviation (m) inside a block above which it counts.
+    """
+
+    def __init__(self, ratio: int = RATIO, wet_mm: float = 0.1, min_relief_m: float = 20.0) -> None:
+        self.ratio, self.wet_mm, self.min_relief_m = ratio, wet_mm, min_relief_m
+        self._sums = np.zeros(4)  # sum a e, sum a a, sum e e, cells
+        self.cells = 0
+
+    def _blocks(self, x: np.ndarray) -> np.ndarray:
+        """(..., H, W) → (N, r*r) rows, one per coarse cell."""
+        r = self.ratio
+        h, w = x.shape[-2] // r * r, x.shape[-1] // r * r
+        x = np.asarray(x, dtype=np.float64)[..., :h, :w]
+        x = x.reshape(-1, h // r, r, w // r, r).transpose(0, 1, 3, 2, 4)
+        return x.reshape(-1, r * r)
+
+    def add(self, fine: np.ndarray, terrain: np.ndarray) -> None:
+        """Accumulate fields.
+
+        Parameters
+        ----------
+        fine : numpy.ndarray, shape (..., H, W)
+            Precipitation amounts (NaN: missing; a block with any NaN is skipped).
+        terrain : numpy.ndarray, same shape as ``fine``
+            Elevation in m.
+        """
+        p, z = self._blocks(fine), self._blocks(np.broadcast_to(terrain, np.shape(fine)))
+        pm = p.mean(axis=1, keepdims=True)
+        keep = np.isfinite(pm[:, 0]) & (pm[:, 0] > self.wet_mm) & (z.std(axis=1) > self.min_relief_m)
+        a = p[keep] / pm[keep] - 1.0
+        e = z[keep] - z[keep].mean(axis=1, keepdims=True)
+        self._sums += [float((a * e).sum()), float((a * a).sum()), float((e * e).sum()), 0.0]
+        self.cells += int(keep.sum())
+
+    def result(self) -> float:
+        """The pooled correlation (NaN before any qualifying cell)."""
+        sae, saa, see, _ = self._sums
+        return float(sae / math.sqrt(saa * see)) if saa > 0 and see > 0 else math.nan
+
+
+# -- relative thresholds --------------------------------------------------------------------------
+class WetQuantile:
+    """Exact quantile of the wet values of streamed fields, in two passes and bounded memory.
+
+    ``value()`` equals ``numpy.percentile(wet, 100 q)`` (linear interpolation between order
+    statistics) of all wet values ``v > wet_mm`` (finite) fed in, without holding them:
+
+    1. :meth:`count` bins every wet value by the top 20 bits of its float32 bit pattern (for
+       positive floats that order is the order of the values): ``2**20`` int64 counts, 8 MiB;
+    2. :meth:`collect` (a second pass over the same fields) keeps only the values in the bins
+       that hold the two order statistics around rank ``q (N − 1)`` — about ``N / 2000`` values
+       at most for smooth data.
+
+    Parameters
+    ----------
+    q : float
+        Quantile in ``[0, 1]`` (0.9 for the 90th percentile).
+    wet_mm : float
+        Values at or below this are dry and ignored (mm per 3 h).
+    """
+
+    SHIFT = 12
+
+    def __init__(self, q: float = 0.9, wet_mm: float = 0.1) -> None:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q must lie in [0, 1], got {q}")
+        self.q = float(q)
+        self.wet_mm = float(wet_mm)
+        self.hist = np.zeros(1 << (32 - self.SHIFT), dtype=np.int64)
+        self.n = 0
+        self._window: tuple[int, int] | None = None
+        self._values: list[np.ndarray] = []
+
+    def _wet(self, fields: np.ndarray) -> np.ndarray:
+        """The wet, finite values of ``fields`` (any shape), 1-D."""
+        a = np.asarray(fields)
+        return a[np.isfinite(a) & (a > max(self.wet_mm, 0.0))].ravel()
+
+    def _keys(self, values: np.ndarray) -> np.ndarray:
+        """Bin of each (positive) value: top bits of its float32 pattern (monotone in the value)."""
+        return np.asarray(values, dtype=np.float32).view(np.uint32) >> np.uint32(self.SHIFT)
+
+    def count(self, fields: np.ndarray) -> None:
+        """First pass: add a batch of fields (any shape, mm per 3 h; NaN ignored)."""
+        if self._window is not None:
+            raise RuntimeError("count() after collect(): start a new WetQuantile")
+        v = self._wet(fields)
+        if v.size:
+            self.hist += np.bincount(self._keys(v), minlength=self.hist.size)
+            self.n += v.size
+
+    def _ranks(self) -> tuple[int, int, float]:
+        """``(r0, r1, frac)``: the two order statistics around ``q (N − 1)`` and the weight of r1."""
+        pos = self.q * (self.n - 1)
+        r0 = int(np.floor(pos))
+        return r0, min(r0 + 1, self.n - 1), pos - r0
+
+    def collect(self, fields: np.ndarray) -> None:
+        """Second pass: give the same batches again (any order)."""
+        if not self.n:
+            return
+        if self._window is None:
+            cum = np.cumsum(self.hist)
+            r0, r1, _ = self._ranks()
+            self._window = (int(np.searchsorted(cum, r0, side="right")), int(np.searchsorted(cum, r1, side="right")))
+        lo, hi = self._window
+        v = self._wet(fields)
+        k = self._keys(v)
+        keep = v[(k >= lo) & (k <= hi)]
+        if keep.size:
+            self._values.append(keep.astype(np.float64))
+
+    def value(self) -> float:
+        """The quantile, mm per 3 h; NaN when no wet value was counted.
+
+        Raises
+        ------
+        RuntimeError
+            If the second pass (:meth:`collect`) was not run.
+        """
+        if not self.n:
+            return math.nan
+        if self._window is None:
+            raise RuntimeError("run the second pass (collect) first")
+        lo = self._window[0]
+        below = int(self.hist[:lo].sum())
+        vals = np.sort(np.concatenate(self._values)) if self._values else np.zeros(0)
+        r0, r1, frac = self._ranks()
+        if r1 - below >= vals.size:
+            raise RuntimeError("collect() did not see the same fields as count()")
+        a, b = float(vals[r0 - below]), float(vals[r1 - below])
+        return a + (b - a) * frac
+
+
+class FssAccumulator:
+    """Streaming FSS at one threshold and window, over the complete samples of each batch.
+
+    Numerator and denominator are summed over batches as in :class:`ScoreAccumulator`, so the
+    result equals :func:`fss` of all complete samples together.
+
+    Parameters
+    ----------
+    threshold : float
+        Event threshold (``>=``), mm per 3 h; NaN gives an undefined score.
+    window : int
+        Neighbourhood width, fine cells (1 = grid scale).
+    mode : {"valid", "zero"}
+        Border treatment, see :func:`neighbourhood_fractions`.
+    """
+
+    def __init__(self, threshold: float, window: int = 1, mode: FssMode = "valid") -> None:
+        _check_mode(mode)
+        self.threshold = float(threshold)
+        self.window = int(window)
+        self.mode: FssMode = mode
+        self.num = self.den = 0.0
+        self.n_samples = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        """Accumulate ``(n, H, W)`` (or ``(n, 1, H, W)``) fields; samples with any NaN are skipped."""
+        p, t = _as_fields(pred, "pred"), _as_fields(truth, "truth")
+        if p.shape != t.shape:
+            raise ValueError(f"pred {p.shape} and truth {t.shape} differ")
+        if not math.isfinite(self.threshold):
+            return
+        complete = (np.isfinite(p) & np.isfinite(t)).reshape(len(p), -1).all(axis=1)
+        if complete.any():
+            num, den = fss_components(p[complete], t[complete], self.threshold, self.window, self.mode)
+            self.num += num
+            self.den += den
+            self.n_samples += int(complete.sum())
+
+    def value(self) -> float:
+        """FSS in [0, 1]; NaN when neither field had an event (or the threshold is NaN)."""
+        return 1.0 - self.num / self.den if self.den > 0 else math.nan

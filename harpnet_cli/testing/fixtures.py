@@ -611,3 +611,47 @@ def write_conus404_zarr(path: Path, hourly: np.ndarray, first_end: datetime) -> 
     ds.to_zarr(path, mode="w", encoding={"PREC_ACC_NC": {"chunks": (min(steps, 24), ny, nx)}},
                consolidated=False)
     return path
+
+
+def write_prism_bil_zip(path: Path, data: np.ndarray, *, west: float = -125.0, north: float = 49.916666666667,
+                        step: float = 1 / 24, nodata: float = -9999.0, byteorder: str = "I",
+                        name: str = "PRISM_ppt_30yr_normal_4kmD1_0301_bil") -> Path:
+    """Write a tiny PRISM-like normal: a zip of ``NAME.bil`` (float32 BIL) and ``NAME.hdr``.
+
+    Same layout as PRISM's ``..._bil.zip`` (ESRI header with ``BYTEORDER``, ``NROWS``,
+    ``NCOLS``, ``NBITS 32``, ``PIXELTYPE FLOAT``, ``ULXMAP``/``ULYMAP`` = centre of the
+    upper-left cell, ``XDIM``/``YDIM``, ``NODATA``), with any size, origin and byte order.
+
+    Parameters
+    ----------
+    path : Path
+        The zip to write (overwritten).
+    data : numpy.ndarray
+        ``(ny, nx)`` values, rows **north → south** as in the file; NaN is written as ``nodata``.
+    west, north : float
+        Centre of the upper-left (north-west) cell, degrees.
+    step : float
+        Cell size, degrees (PRISM 4 km: 2.5′ = 1/24°).
+    nodata : float
+        The no-data value written to the header and the raster.
+    byteorder : {"I", "M"}
+        Little-endian (Intel, as PRISM) or big-endian (Motorola).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import zipfile
+
+    values = np.where(np.isnan(data), nodata, data).astype("<f4" if byteorder == "I" else ">f4")
+    ny, nx = values.shape
+    header = (f"BYTEORDER      {byteorder}\nLAYOUT         BIL\nNROWS          {ny}\nNCOLS          {nx}\n"
+              f"NBANDS         1\nNBITS          32\nBANDROWBYTES   {4 * nx}\nTOTALROWBYTES  {4 * nx}\n"
+              f"PIXELTYPE      FLOAT\nULXMAP         {west:.12f}\nULYMAP         {north:.12f}\n"
+              f"XDIM           {step:.12f}\nYDIM           {step:.12f}\nNODATA         {nodata:g}\n")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{name}.bil", values.tobytes())
+        zf.writestr(f"{name}.hdr", header)
+        zf.writestr(f"{name}.prj", 'GEOGCS["GCS_North_American_1983"]')
+    return path

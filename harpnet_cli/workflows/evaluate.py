@@ -1,11 +1,24 @@
 """``harpnet evaluate``: score models, ensembles and baselines on a store split, streamed.
 
 For each batch of the split (sorted indices, read in chunks) the models' predictions (under
-``torch.inference_mode``) and three baselines are fed to one
+``torch.inference_mode``) and the baselines are fed to one
 :class:`~harpnet_cli.core.metrics.ScoreAccumulator` per row: ``bilinear``, ``bicubic`` and
-``ratio`` (a static per-tile ratio climatology fitted by streaming over the store's TRAIN split).
+``ratio`` (a static per-tile ratio climatology fitted by streaming over the store's TRAIN split),
+and with ``--climatology FILE`` also ``ratio_prism`` (the same static-ratio method with the fine
+climatology taken from a PRISM normal instead, see :mod:`harpnet_cli.core.climatology`).
 A run directory gives one row per epoch (``epoch_NNN``); an ensemble file gives a row per member
 (``member_eNNN``), the ensemble mean (``ensemble_mean``) and probabilistic scores.
+
+``--bbox S,N,W,E`` scores only the samples of tiles whose centre (the middle of the 64 x 64
+fine tile) lies in the box, edges included; the ratio baseline is then fitted on those tiles only
+(it is per tile, so their ratios are unchanged).
+
+Before scoring, two streaming passes over the scored truth find ``fss_p90_threshold_mm``: the
+exact 90th percentile (numpy's linear interpolation) of all wet truth values (finite and above
+the store's ``wet_threshold_mm``, 0.1 mm) of all scored samples, one threshold for the whole
+evaluation (see :class:`~harpnet_cli.core.metrics.WetQuantile`). Every row then gets
+``fss_p90_w1``, the grid-scale (1 fine cell, 0.0625°) FSS of the events ``value >= threshold``
+over the complete samples, numerator and denominator summed over samples.
 
 JSON schema of ``--json``: ``"schema": "harpnet-evaluate/1"``
 --------------------------------------------------------------
@@ -21,16 +34,31 @@ Keys are stable; new keys may be added. Undefined numbers are ``null``.
     ``"test"`` or ``"validation"``.
 ``n_samples`` (int)
     Samples (tiles) scored.
+``n_tiles`` (int)
+    Distinct tiles among the scored samples.
+``bbox`` (list or null)
+    ``[south, north, west, east]`` of ``--bbox`` (degrees), null for the whole store.
+``climatology`` (str or null)
+    The ``--climatology`` file, null without one.
+``climatology_coverage`` (float or null)
+    Fraction of the fine cells of the store's tiles that the climatology covers (elsewhere the
+    ``ratio_prism`` ratio is 1); null without ``--climatology``.
+``wet_threshold_mm`` (float)
+    Truth values above this (mm per 3 h) are wet: the store's ``stats.wet_threshold_mm``, 0.1.
+``fss_p90_threshold_mm`` (float or null)
+    The 90th percentile of the wet truth values of all scored samples (mm per 3 h), the event
+    threshold of ``fss_p90_w1``; null when no value is wet.
 ``rows`` (object)
     Row name → :meth:`ScoreAccumulator.to_dict` output (schema ``harpnet-scores/1``, see
-    :mod:`harpnet_cli.core.metrics`). Baseline rows are always ``bilinear``,
+    :mod:`harpnet_cli.core.metrics`) plus ``fss_p90_w1`` (float or null: FSS at
+    ``fss_p90_threshold_mm``, window 1). Baseline rows are always ``bilinear``,
     ``bilinear_conservative`` (bilinear, then each 4×4 block scaled so its mean equals its coarse
-    cell), ``bicubic`` and ``ratio``.
+    cell), ``bicubic`` and ``ratio``, and ``ratio_prism`` with ``--climatology``.
 ``summary`` (object)
     Row name → the table's numbers: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
-    ``ets_2p54``, ``fss_2p54_w9``, ``spectral_ratio_high`` (mean power ratio over the top quarter
-    of wavenumbers), ``mass_error`` (``mass.abs_rel_error``), ``mse_gain_vs_bilinear`` and
-    ``mse_gain_vs_ratio`` (``1 − MSE / MSE_ref``, as fractions).
+    ``ets_2p54``, ``fss_2p54_w9``, ``fss_p90_w1``, ``spectral_ratio_high`` (mean power ratio over
+    the top quarter of wavenumbers), ``mass_error`` (``mass.abs_rel_error``),
+    ``mse_gain_vs_bilinear`` and ``mse_gain_vs_ratio`` (``1 − MSE / MSE_ref``, as fractions).
 ``ensemble`` (object or null)
     Only for ensemble files: ``n_members``, ``crps`` (mean CRPS, mm per 3 h, standard estimator),
     ``crps_fair``, ``spread`` (root mean unbiased member variance), ``rmse_mean`` (RMSE of the
@@ -52,8 +80,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harpnet_cli.core.metrics import DEFAULT_THRESHOLDS, ScoreAccumulator, crps_ensemble
+from harpnet_cli.core.metrics import (
+    DEFAULT_THRESHOLDS,
+    FssAccumulator,
+    ScoreAccumulator,
+    WetQuantile,
+    crps_ensemble,
+)
 from harpnet_cli.errors import InputDataError, UsageError
+from harpnet_cli.grids import GridSpec
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,6 +99,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SCHEMA = "harpnet-evaluate/1"
 BASELINES = ("bilinear", "bilinear_conservative", "bicubic", "ratio")
+#: The static-ratio row built from ``--climatology`` (a PRISM normal).
+EXTERNAL_RATIO = "ratio_prism"
+#: Quantile of the wet truth values that sets the threshold of ``fss_p90_w1``, and its window.
+RELATIVE_QUANTILE = 0.9
+RELATIVE_WINDOW = 1
+#: PRISM daily normals (mm per day) → mm per 3 h.
+PER_3H = 8.0
 #: The threshold (mm per 3 h, 0.1 inch) and FSS window (fine cells) of the table.
 TABLE_THRESHOLD = 2.54
 TABLE_WINDOW = 9
@@ -123,18 +165,145 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     return out.float().cpu().numpy()[..., 0, :, :]
 
 
-def fit_ratio(store: TrainingStore, batch_size: int, reporter: Reporter) -> Any:
-    """The ratio baseline fitted by streaming over the store's TRAIN split."""
+def fit_ratio(store: TrainingStore, batch_size: int, reporter: Reporter, tiles: np.ndarray | None = None) -> Any:
+    """The ratio baseline fitted by streaming over the store's TRAIN split.
+
+    Parameters
+    ----------
+    store : TrainingStore
+    batch_size : int
+        Samples per read.
+    reporter : Reporter
+    tiles : numpy.ndarray or None
+        ``(T,)`` bool: fit only the samples of these tiles (the others keep ratio 1).
+    """
     from harpnet_cli.core.baselines import RatioClimatology
 
     clim = RatioClimatology(store.n_tiles)
     train = store.indices("train")
+    if tiles is not None:
+        train = train[tiles[np.asarray(store.tile[train], dtype=np.int64)]]
     with reporter.progress("fitting ratio baseline", len(train)) as advance:
         for rows in chunks(train, batch_size):
             s = store.read(rows)
             clim.add(s["tile"], s["fine"][:, 0], s["coarse"][:, 0])
             advance(len(rows))
     return clim
+
+
+def fit_external_ratio(path: Path, store: TrainingStore, reporter: Reporter) -> tuple[Any, float]:
+    """The ``ratio_prism`` baseline: static ratios from a PRISM normal (mm per day).
+
+    Returns
+    -------
+    clim : RatioClimatology
+        Indexed by the store's tile ids.
+    coverage : float
+        Fraction of the tiles' fine cells with a climatology value.
+
+    Raises
+    ------
+    InputDataError
+        If the file cannot be read, or the store's grid is unusable.
+    """
+    from harpnet_cli.core.climatology import external_ratio
+    from harpnet_cli.io.prism import read_prism
+
+    raster = read_prism(path)
+    clim, coverage = external_ratio(raster.grid, raster.data / PER_3H, store_grid(store),
+                                    np.asarray(store.tile_origin[:]))
+    reporter.info(f"{path.name}: climatology covers {100 * coverage:.1f}% of the store's tile cells")
+    if coverage == 0:
+        reporter.warning(f"{path}: the climatology covers none of the store's tiles; ratio_prism is bilinear")
+    return clim, coverage
+
+
+def store_grid(store: TrainingStore) -> GridSpec:
+    """The store's :class:`GridSpec` (from its ``grid`` attribute).
+
+    Raises
+    ------
+    InputDataError
+        If the attribute is not a grid.
+    """
+    try:
+        g = store.grid
+        return GridSpec(float(g["lat0"]), float(g["lon0"]), int(g["ny"]), int(g["nx"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(store.path, f"its grid attribute is unusable ({exc})") from None
+
+
+def tile_centres(origins: np.ndarray, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude of the centre of each 64 x 64 tile.
+
+    Parameters
+    ----------
+    origins : numpy.ndarray
+        ``(T, 2)`` ``(y0, x0)`` fine offsets (rows south → north).
+    grid : GridSpec
+        The store's domain.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``(T,)`` latitudes and longitudes (continuous from ``grid.west``), degrees.
+    """
+    from harpnet_cli.core.baselines import FINE_TILE
+    from harpnet_cli.grids import FINE_RES
+
+    org = np.asarray(origins, dtype=np.float64).reshape(-1, 2)
+    half = FINE_TILE / 2
+    return grid.south + FINE_RES * (org[:, 0] + half), grid.west + FINE_RES * (org[:, 1] + half)
+
+
+def tiles_in_bbox(origins: np.ndarray, grid: GridSpec, bbox: Sequence[float]) -> np.ndarray:
+    """Which tiles have their centre inside ``bbox`` (edges included).
+
+    Parameters
+    ----------
+    origins : numpy.ndarray
+        ``(T, 2)`` tile origins.
+    grid : GridSpec
+        The store's domain.
+    bbox : sequence of float
+        ``(south, north, west, east)`` degrees, any longitude convention; ``east < west`` after
+        wrapping crosses the date line.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T,)`` bool.
+    """
+    from harpnet_cli.grids import wrap_lon
+
+    south, north, west, east = (float(v) for v in bbox)
+    lat, lon = tile_centres(origins, grid)
+    span = float(wrap_lon(east, west=west)) - west
+    if span <= 0 or abs(east - west) >= 360:  # east == west after wrapping: the full circle (as GridSpec)
+        span = 360.0
+    rel = wrap_lon(lon, west=west) - west
+    eps = 1e-9
+    return (lat >= south - eps) & (lat <= north + eps) & (rel <= span + eps)
+
+
+def relative_threshold(store: TrainingStore, idx: np.ndarray, batch_size: int, wet_mm: float,
+                       reporter: Reporter) -> float:
+    """The 90th percentile of the wet truth of samples ``idx``, exact, in two streaming passes.
+
+    Returns
+    -------
+    float
+        mm per 3 h; NaN when no value is wet.
+    """
+    wq = WetQuantile(RELATIVE_QUANTILE, wet_mm)
+    with reporter.progress("wet-value percentile", 2 * len(idx)) as advance:
+        for block in chunks(idx, batch_size):
+            wq.count(store.fine[block])
+            advance(len(block))
+        for block in chunks(idx, batch_size):
+            wq.collect(store.fine[block])
+            advance(len(block))
+    return wq.value()
 
 
 # -- ensemble scores ------------------------------------------------------------------------------
@@ -263,7 +432,8 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
         cfg = members[0].config
         return [Scored("ensemble_mean", ens, input_columns(cfg.coarse_inputs, store.state_names, store.path),
                        bool(cfg.static_inputs), names)]
-    return [one(path.stem if path.stem not in BASELINES else f"model_{path.stem}", path)]
+    reserved = (*BASELINES, EXTERNAL_RATIO)
+    return [one(path.stem if path.stem not in reserved else f"model_{path.stem}", path)]
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -279,11 +449,22 @@ class EvaluateResult:
     model_rows: list[str]
     seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
+    n_tiles: int = 0
+    bbox: tuple[float, float, float, float] | None = None
+    climatology: Path | None = None
+    climatology_coverage: float | None = None
+    wet_threshold_mm: float = 0.1
+    fss_p90_threshold_mm: float | None = None
+    """Event threshold of ``fss_p90_w1`` (mm per 3 h); None when no truth value is wet."""
 
     def to_json(self, model: str, store: str) -> dict[str, Any]:
         """The ``--json`` document (schema ``harpnet-evaluate/1``)."""
         return {"schema": SCHEMA, "model": model, "store": store, "split": self.split,
-                "n_samples": self.n_samples, "rows": self.rows, "summary": self.summary,
+                "n_samples": self.n_samples, "n_tiles": self.n_tiles,
+                "bbox": None if self.bbox is None else list(self.bbox),
+                "climatology": None if self.climatology is None else str(self.climatology),
+                "climatology_coverage": self.climatology_coverage, "wet_threshold_mm": self.wet_threshold_mm,
+                "fss_p90_threshold_mm": self.fss_p90_threshold_mm, "rows": self.rows, "summary": self.summary,
                 "ensemble": self.ensemble}
 
 
@@ -325,6 +506,7 @@ def summarise(row: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str,
     return {
         "mae": cont["mae"], "rmse": cont["rmse"], "bias": cont["bias"], "pearson_r": cont["pearson_r"],
         "csi_2p54": cat.get("csi"), "ets_2p54": cat.get("ets"), "fss_2p54_w9": fss.get("fss"),
+        "fss_p90_w1": row.get("fss_p90_w1"),
         "spectral_ratio_high": high, "mass_error": (row.get("mass") or {}).get("abs_rel_error"),
         "mse_gain_vs_bilinear": gain("bilinear"), "mse_gain_vs_ratio": gain("ratio"),
     }
@@ -356,13 +538,13 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
     Raises
     ------
     InputDataError
-        If the store or model cannot be read.
+        If the store, the model or the climatology cannot be read.
     UsageError
-        If the split is empty.
+        If the split is empty, or has no sample in ``cfg.bbox``.
     """
     from harpnet_cli.core.baselines import bicubic, bilinear
     from harpnet_cli.devices import select_device
-    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.io.store import WET_THRESHOLD_MM, TrainingStore
 
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
@@ -370,15 +552,33 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
         if out is not None and not out.parent.exists():
             raise UsageError(f"{out.parent} does not exist (folder of {out.name})")
     store = TrainingStore.open(cfg.data)
-    idx = spaced_subset(store.indices(cfg.split), cfg.max_samples)
+    idx = store.indices(cfg.split)
+    in_box = None
+    if cfg.bbox is not None:
+        in_box = tiles_in_bbox(np.asarray(store.tile_origin[:]), store_grid(store), cfg.bbox)
+        box = ",".join(f"{v:g}" for v in cfg.bbox)
+        if not in_box.any():
+            raise UsageError(f"--bbox {box}: no tile of {cfg.data} has its centre in the box")
+        idx = idx[in_box[np.asarray(store.tile[idx], dtype=np.int64)]]
+        if not len(idx):
+            raise UsageError(f"--bbox {box}: the {cfg.split} split of {cfg.data} has no sample in the box "
+                             f"({int(in_box.sum())} tiles)")
+    idx = spaced_subset(idx, cfg.max_samples)
     if not len(idx):
         raise UsageError(f"{cfg.data}: the {cfg.split} split is empty")
     device = select_device(cfg.device)
     scored = load_models(cfg.model, store, device)
-    clim = fit_ratio(store, cfg.batch_size, rep)
+    external, coverage = (fit_external_ratio(cfg.climatology, store, rep) if cfg.climatology is not None
+                          else (None, None))
+    clim = fit_ratio(store, cfg.batch_size, rep, in_box)
+    wet_mm = float(store.stats.get("wet_threshold_mm", WET_THRESHOLD_MM))
+    threshold = relative_threshold(store, idx, cfg.batch_size, wet_mm, rep)
 
     names = [n for s in scored for n in (*s.members, s.name)] + list(BASELINES)
+    if external is not None:
+        names.append(EXTERNAL_RATIO)
     acc = {n: ScoreAccumulator(n) for n in names}
+    rel = {n: FssAccumulator(threshold, RELATIVE_WINDOW) for n in names}
     ens = {s.name: EnsembleAccumulator(len(s.members)) for s in scored if s.members}
     cases: list[dict[str, Any]] = []
     with rep.progress(f"scoring {cfg.split}", len(idx)) as advance:
@@ -397,17 +597,26 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
             preds["bilinear_conservative"] = bilinear(coarse, mass_conserving=True)
             preds["bicubic"] = bicubic(coarse)
             preds["ratio"] = clim.apply(tiles, coarse)
+            if external is not None:
+                preds[EXTERNAL_RATIO] = external.apply(tiles, coarse)
             for n, p in preds.items():
                 acc[n].add(p, truth, coarse=coarse, tile_ids=tiles)
+                rel[n].add(p, truth)
             _keep_cases(cases, sample, preds)
             advance(len(block))
 
     rows = {n: a.to_dict() for n, a in acc.items()}
+    for n, r in rows.items():
+        value = rel[n].value()
+        r["fss_p90_w1"] = value if math.isfinite(value) else None
     refs = {k: rows[k] for k in ("bilinear", "ratio")}
     model_rows = [n for s in scored for n in (*s.members, s.name)]
     ensemble = next(iter(ens.values())).to_dict() if ens else None
     result = EvaluateResult(cfg.split, len(idx), rows, {n: summarise(r, refs) for n, r in rows.items()},
-                            ensemble, model_rows)
+                            ensemble, model_rows, n_tiles=len(np.unique(np.asarray(store.tile[idx]))),
+                            bbox=cfg.bbox, climatology=cfg.climatology, climatology_coverage=coverage,
+                            wet_threshold_mm=wet_mm,
+                            fss_p90_threshold_mm=threshold if math.isfinite(threshold) else None)
     if cfg.json_path is not None:
         write_json(cfg.json_path, result.to_json(str(cfg.model), str(cfg.data)))
         result.outputs.append(cfg.json_path)
@@ -467,7 +676,7 @@ def write_plots(folder: Path, result: EvaluateResult, origins: np.ndarray, cases
             gain = np.where(theirs > 0, 1.0 - mine / theirs, np.nan)
         out.append(plots.plot_tile_gain_map(folder / f"mse_gain_vs_{ref}.png", origins, gain,
                                             f"{best}: MSE reduction vs {ref}"))
-    shown = [best, *BASELINES]
+    shown = [best, *(n for n in (*BASELINES, EXTERNAL_RATIO) if n in result.rows)]
     out.append(plots.plot_spectra(folder / "spectra.png", {n: result.rows[n].get("spectrum") for n in shown}))
     points = {}
     for n in shown:
