@@ -171,7 +171,9 @@ def _global(
 @app.command(epilog=EXIT_CODES_HELP)
 def downscale(
     ctx: typer.Context,
-    inputs: Annotated[list[Path], typer.Argument(help="GRIB1/GRIB2/NetCDF/WRF files; several form a time series.",
+    inputs: Annotated[list[Path], typer.Argument(help="GRIB1/GRIB2/NetCDF/WRF files; several form a time series. "
+                                                      "The word 'example' is a synthetic GFS-like 0.25° CONUS "
+                                                      "input made on the fly.",
                                                  metavar="FILE", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .nc (CF-1.8 NetCDF) or .grib2/.grb2/"
                                          ".grib (GRIB2); '-' streams GRIB2 to stdout (NetCDF cannot be streamed); "
@@ -179,7 +181,11 @@ def downscale(
                                          "file per step (fields init, valid, lead, member).")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run, or an ensemble from "
                                                "'harpnet ensemble' (all members in one pass; writes the "
-                                               "ensemble mean and spread).")] = None,
+                                               "ensemble mean and spread). Default: the installed default "
+                                               "model (see 'harpnet info').")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG of the input and the output side "
+                                                             "by side over shaded terrain (the wettest step).",
+                                              metavar="PNG")] = None,
     members: Annotated[bool, typer.Option("--members", help="Ensemble model: write every member (realization "
                                                             "axis; GRIB2 4.11) instead of mean and spread.")] = False,
     probabilities: Annotated[str | None, typer.Option(help="Ensemble model: also write the probability of "
@@ -214,14 +220,15 @@ def downscale(
     """Downscale precipitation files to the 0.0625° grid.
 
     An input '-' reads a GRIB stream from stdin. Example: harpnet downscale gfs.t00z.pgrb2.0p25.f003
-    gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt; in a pipe: curl ... | harpnet downscale - -o - -m model.pt
+    gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt; in a pipe: curl ... | harpnet downscale - -o - -m model.pt;
+    a first try: harpnet downscale example -o out.nc --plot out.png
     """
     from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import run_downscale
 
     cfg = DownscaleConfig.model_validate({
-        "inputs": inputs, "output": output, "model": model, "bbox": bbox, "domain": domain, "device": device,
-        "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
+        "inputs": inputs, "output": output, "model": model, "plot": plot, "bbox": bbox, "domain": domain,
+        "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
         "probabilities": probabilities, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
@@ -331,7 +338,7 @@ def train(
     store: Annotated[Path, typer.Argument(help="Training store from harpnet prepare.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: checkpoints, history.jsonl, "
                                                                 "config.toml.")],
-    preset: Annotated[str | None, typer.Option(help="compact or harpnet-v1. [default: compact]")] = None,
+    preset: Annotated[str | None, typer.Option(help="lite, compact or harpnet-v1. [default: lite]")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs in all (with --resume: up to this). [default: 20]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Samples per step per process. [default: 64]")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
@@ -341,8 +348,12 @@ def train(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps. [default: auto]")] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes. [default: 0]")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o.")] = False,
+    init: Annotated[Path | None, typer.Option("--init", help="Fine-tune: start from this checkpoint's weights "
+                                                             "(its architecture and input statistics).")] = None,
     extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: "
                                                                                   "wind (u, v).")] = None,
+    derived_inputs: Annotated[list[str] | None, typer.Option("--derived-inputs", help="Channels computed from "
+                              "the inputs: precip_nearest, terrain_anomaly.")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast. [default: on CUDA "
                                                                      "only]")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -363,7 +374,8 @@ def train(
     cfg = TrainConfig.from_sources(config, {
         "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "loss": loss, "seed": seed, "device": device, "workers": workers, "resume": resume or None,
-        "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
+        "init": init, "derived_inputs": derived_inputs, "extra_inputs": extra_inputs, "amp": amp,
+        "compile": compile_ or None, "threads": threads,
         "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_train(cfg, TrainReporter(ctx.obj))
@@ -396,10 +408,17 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
     max_samples: Annotated[int | None, typer.Option(help="Score at most this many samples.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+    bbox: Annotated[str | None, typer.Option(help="Score only tiles whose centre lies in S,N,W,E "
+                                                  "(degrees).")] = None,
+    climatology: Annotated[Path | None, typer.Option(help="A PRISM normal (..._bil.zip): adds the "
+                                                          "ratio_prism static-ratio baseline.")] = None,
 ) -> None:
     """Score a model, run or ensemble against bilinear, bicubic and ratio baselines on a store split.
 
     Example: harpnet evaluate runs/compact --data corpus.zarr --json scores.json --plots plots/
+
+    Held-out West box with a PRISM ratio baseline: harpnet evaluate runs/compact --data corpus.zarr
+    --bbox 31,49,-125,-102 --climatology PRISM_ppt_30yr_normal_4kmD1_0301_bil.zip
     """
     from rich.table import Table
 
@@ -409,15 +428,17 @@ def evaluate(
     cfg = EvaluateConfig.model_validate({
         "model": model, "data": data, "split": split, "json_path": json_path, "csv_path": csv_path,
         "plots": plots, "batch_size": batch_size, "max_samples": max_samples, "device": device,
+        "bbox": bbox, "climatology": climatology,
     })
     res = run_evaluate(cfg, RichReporter(ctx.obj))
     if ctx.obj.quiet:
         return
-    table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h)")
-    heads = ["row", "MAE", "RMSE", "bias", "r", "CSI@2.54", "ETS@2.54", "FSS@2.54/9", "spec hi", "mass err",
-             "MSE vs bilinear", "MSE vs ratio"]
-    keys = ["mae", "rmse", "bias", "pearson_r", "csi_2p54", "ets_2p54", "fss_2p54_w9", "spectral_ratio_high",
-            "mass_error"]
+    p90 = _pct(res.fss_p90_threshold_mm)
+    table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h); p90 of wet truth = {p90}")
+    heads = ["row", "MAE", "RMSE", "bias", "r", "CSI@2.54", "ETS@2.54", "FSS@2.54/9", "FSS@p90/1", "spec hi",
+             "mass err", "MSE vs bilinear", "MSE vs ratio"]
+    keys = ["mae", "rmse", "bias", "pearson_r", "csi_2p54", "ets_2p54", "fss_2p54_w9", "fss_p90_w1",
+            "spectral_ratio_high", "mass_error"]
     for h in heads:
         table.add_column(h, justify="left" if h == "row" else "right")
     for name, s in res.summary.items():
@@ -465,6 +486,64 @@ def ensemble(
         members = ", ".join(f"e{e} {res.member_mae[e]:.4g}" for e in res.epochs if e in res.member_mae)
         stdout.print(escape(f"{res.output}: {res.mode} of epochs {res.epochs}, test MAE {res.ensemble_mae:.4g} "
                             f"(members: {members}), {res.seconds:.1f} s"), soft_wrap=True)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def info(
+    ctx: typer.Context,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Describe this checkpoint or ensemble "
+                                                                     "instead of the default model.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON (harpnet-info/1) on "
+                                                       "stdout.")] = False,
+) -> None:
+    """Show the model 'harpnet downscale' would run (path, sha256, card, scores), the device and versions.
+
+    Example: harpnet info; harpnet info --json
+    """
+    from harpnet_cli.workflows.info import run_info
+
+    res = run_info(model)
+    if json_:
+        import json
+
+        typer.echo(json.dumps(res.to_json(), indent=2, default=str))
+    elif not ctx.obj.quiet:
+        _print_info(res)
+
+
+def _print_info(res: Any) -> None:
+    """Print an :class:`~harpnet_cli.workflows.info.InfoResult` as a key/value grid and score tables."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    m = res.model
+    if m is None:
+        grid.add_row("model", f"no default model is installed (no file {escape(res.default_location)}); "
+                              "give 'harpnet downscale' a --model")
+    else:
+        grid.add_row("model", escape(f"{m.path} ({m.source})" + (f": {m.name}" if m.name else "")))
+        grid.add_row("sha256", m.sha256)
+        kind = f"{m.kind}" + (f" of {m.members} members" if m.members else "") + f", {m.weights_dtype} weights"
+        grid.add_row("kind", escape(kind))
+        grid.add_row("preset", escape(f"{m.preset}, {m.parameters:,} parameters" + (" each" if m.members else "")))
+        for key, value in (("trained on", m.trained_on), ("created", m.created)):
+            if value:
+                grid.add_row(key, escape(str(value)))
+        for i, command in enumerate(m.built_with):
+            grid.add_row("built with" if i == 0 else "", escape(command))
+    grid.add_row("device", escape(res.device))
+    grid.add_row("versions", escape(", ".join(f"{k} {v}" for k, v in res.versions.items())))
+    stdout.print(grid)
+    for t in res.score_tables():
+        table = Table(title=escape(t.title), title_justify="left")
+        table.add_column("")
+        for c in t.columns:
+            table.add_column(escape(c), justify="right")
+        for name, cells in t.rows:
+            table.add_row(escape(name), *(escape(c) for c in cells))
+        stdout.print(table)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

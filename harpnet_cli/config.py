@@ -57,11 +57,15 @@ class DownscaleConfig(_ReadsInputs):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     inputs: list[Path] = Field(min_length=1)
-    """Input files (GRIB1/GRIB2/NetCDF/WRF); several are combined into a time series."""
+    """Input files (GRIB1/GRIB2/NetCDF/WRF); several are combined into a time series. The single
+    word ``example`` is a synthetic GFS-like 0.25° CONUS input generated on the fly."""
     output: Path
     """Output NetCDF file, written to a temporary file and renamed."""
     model: Path | None = None
-    """Checkpoint to run. None means the bundled default weights (not shipped yet)."""
+    """Checkpoint or ensemble to run. None means the default model
+    (:func:`harpnet_cli.io.default_model.default_model_path`)."""
+    plot: Path | None = None
+    """Also write a PNG of the input and the output over shaded terrain (written atomically)."""
     bbox: tuple[float, float, float, float] | None = None
     """Target box (south, north, west, east) in degrees; snapped outwards to 0.25° cells."""
     domain: str | None = None
@@ -253,8 +257,9 @@ class TrainConfig(BaseModel):
     """The training store written by ``harpnet prepare``."""
     run_dir: Path
     """Run folder: ``config.toml``, ``history.jsonl`` and ``checkpoints/epoch_NNN.pt``."""
-    preset: Literal["compact", "harpnet-v1"] = "compact"
-    """U-Net size: ``compact`` (2.1 M parameters, CPU friendly) or ``harpnet-v1`` (the seed, 134 M)."""
+    preset: Literal["lite", "compact", "harpnet-v1"] = "lite"
+    """U-Net size: ``lite`` (0.52 M parameters, the default), ``compact`` (2.1 M) or ``harpnet-v1``
+    (the seed, 134 M)."""
     channels: list[int] | None = None
     """Encoder channels per level overriding the preset (small models for tests); None: the preset's."""
     bridge: int | None = Field(default=None, ge=1)
@@ -277,8 +282,13 @@ class TrainConfig(BaseModel):
     """CPU threads for torch; None picks the usable cores (divided among local DDP ranks)."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``run_dir``."""
+    init: Path | None = None
+    """Start from this checkpoint's weights (fine-tuning) with a fresh optimizer; the architecture
+    and the input statistics are the checkpoint's, not the preset's or the store's."""
     extra_inputs: list[Literal["wind"]] = Field(default_factory=list)
     """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
+    derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)
+    """Channels the model derives from its inputs (see ``ModelConfig.derived_inputs``)."""
     amp: bool | None = None
     """bfloat16 autocast; None: on for CUDA, off elsewhere."""
     compile: bool = False
@@ -334,7 +344,7 @@ class TrainConfig(BaseModel):
         return cls.model_validate(merged)
 
 
-class EvaluateConfig(BaseModel):
+class EvaluateConfig(_ReadsInputs):
     """Everything ``harpnet evaluate`` needs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -357,6 +367,10 @@ class EvaluateConfig(BaseModel):
     """Score at most this many samples (evenly spaced over the split)."""
     device: str = "cpu"
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    bbox: tuple[float, float, float, float] | None = None
+    """Score only tiles whose centre lies in this box (south, north, west, east), degrees."""
+    climatology: Path | None = None
+    """A PRISM normal (``..._bil.zip``) for the extra ``ratio_prism`` static-ratio baseline."""
 
 
 class EnsembleConfig(BaseModel):

@@ -222,8 +222,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     Returns
     -------
     model : Downscaler
-        In ``eval()`` mode, on ``device`` (channels-last weights on CPU, where that is faster).
-        Call :meth:`~harpnet_cli.core.model.wrapper.Downscaler.for_inference` to fold BatchNorm
+        In ``eval()`` mode, on ``device`` (channels-last weights on CPU, where that is faster),
+        float32 whatever the stored precision (``load_state_dict`` copies float16 weights, as
+        :func:`save_half_precision` writes them, into the float32 model). Call
+        :meth:`~harpnet_cli.core.model.wrapper.Downscaler.for_inference` to fold BatchNorm
         too when it will not be trained.
     meta : dict
         Everything in the file except the state dict: ``format``, ``format_version``,
@@ -291,3 +293,68 @@ def checkpoint_sha256(path: str | Path) -> str:
     except OSError as exc:
         raise InputDataError(path, f"cannot read checkpoint: {exc.strerror or exc}") from None
     return digest.hexdigest()
+
+
+def save_half_precision(src: str | Path, dst: str | Path) -> Path:
+    """Rewrite a checkpoint (or a HARPNET-E ensemble file) with float16 weights and no optimizer state.
+
+    The trainable weights (the models' parameters) are stored as float16, halving the file; the
+    buffers (normalisation statistics, BatchNorm running statistics, counters) stay as they are,
+    they are small and need the precision. :func:`load_checkpoint` (and
+    :func:`~harpnet_cli.io.ensembles.load_ensemble`) load the copy back as float32. Metadata is
+    kept, plus ``"weights_dtype": "float16"``; the optimizer state is dropped.
+
+    Parameters
+    ----------
+    src : str or Path
+        A checkpoint written by :func:`save_checkpoint`, or an ensemble file.
+    dst : str or Path
+        Destination, written atomically (may replace an existing file, but not ``src`` itself).
+
+    Returns
+    -------
+    Path
+        ``dst``.
+
+    Raises
+    ------
+    InputDataError
+        If ``src`` is not a readable checkpoint or ensemble, or a weight overflows float16
+        (magnitude above 65504).
+    ValueError
+        If ``dst`` is ``src``.
+    """
+    import torch
+
+    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
+    from harpnet_cli.io.ensembles import _read as read_ensemble
+    from harpnet_cli.io.ensembles import is_ensemble
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: write the half-precision copy to another file")
+    ensemble = is_ensemble(src)
+    payload = read_ensemble(src) if ensemble else _read_payload(src, "cpu")
+    states = [m["model"] for m in payload["members"]] if ensemble else [payload["model"]]
+    configs = [m["config"] for m in payload["members"]] if ensemble else [payload["config"]]
+    halves = []
+    for config, state in zip(configs, states, strict=True):
+        params = {name for name, _ in Downscaler(ModelConfig.model_validate(config)).named_parameters()}
+        half = {}
+        for name, value in state.items():
+            if name in params and value.is_floating_point():
+                value = value.to(torch.float16)
+                if not torch.isfinite(value).all():
+                    raise InputDataError(src, f"weight {name} does not fit in float16 (|w| > 65504)")
+            half[name] = value.contiguous()
+        halves.append(half)
+    if ensemble:
+        payload["members"] = [{**m, "model": h} for m, h in zip(payload["members"], halves, strict=True)]
+    else:
+        payload["model"] = halves[0]
+    payload.pop("optimizer", None)
+    payload["weights_dtype"] = "float16"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst, overwrite=True) as tmp:
+        torch.save(payload, tmp)
+    return dst

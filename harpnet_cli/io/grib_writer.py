@@ -597,6 +597,11 @@ def version_code(version: str) -> int:
     return code if code < 255 else 255
 
 
+def eccodes_library_version() -> str:
+    """Version of the ecCodes library the bindings use (e.g. ``"2.50.0"``)."""
+    return str(_eccodes().codes_get_api_version())
+
+
 def checkpoint_code(sha256: str | None) -> int:
     """``backgroundProcess``: the first byte of a checkpoint's SHA-256 hex digest, 255 when unknown."""
     try:

@@ -87,14 +87,35 @@ def _wind_arrow(ax: Axes, state: Mapping[str, float] | None) -> None:
     )
 
 
-def _precip_style() -> tuple[Any, Any]:
-    """Colour map (values below 0.1 mm transparent) and boundary norm of the precipitation panels."""
-    from matplotlib import colormaps
-    from matplotlib.colors import BoundaryNorm
+def _precip_style(
+    levels: Sequence[float] = PRECIP_LEVELS_MM, colors: Sequence[str] | None = None, over: str = "indigo"
+) -> tuple[Any, Any]:
+    """Colour map (values below the first level transparent) and boundary norm of precipitation panels.
 
-    cmap = colormaps["YlGnBu"].resampled(len(PRECIP_LEVELS_MM) + 1).with_extremes(under=(0, 0, 0, 0))
-    cmap = cmap.with_extremes(over="indigo")
-    return cmap, BoundaryNorm(PRECIP_LEVELS_MM, cmap.N - 1, extend="max")
+    Parameters
+    ----------
+    levels : sequence of float
+        Increasing bin edges (mm); values above the last get the ``over`` colour.
+    colors : sequence of str, optional
+        One colour per bin (``len(levels) - 1``); default: YlGnBu resampled.
+    over : str
+        Colour above the last level.
+
+    Returns
+    -------
+    cmap, norm
+        For ``imshow(..., cmap=cmap, norm=norm)`` and a colour bar with ``extend="max"``.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    if colors is None:
+        cmap = colormaps["YlGnBu"].resampled(len(levels) + 1).with_extremes(under=(0, 0, 0, 0), over=over)
+        return cmap, BoundaryNorm(levels, cmap.N - 1, extend="max")
+    if len(colors) != len(levels) - 1:
+        raise ValueError(f"{len(levels)} levels need {len(levels) - 1} colours, got {len(colors)}")
+    cmap = ListedColormap(list(colors)).with_extremes(under=(0, 0, 0, 0), over=over)
+    return cmap, BoundaryNorm(levels, cmap.N)  # above the last level: the ``over`` colour
 
 
 def _terrain_panel(ax: Axes, terrain: np.ndarray, extent: tuple[float, float, float, float]) -> Any:
@@ -272,12 +293,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path, dpi: int = 100) -> Path:
-    """Save and close a figure."""
+def _save(fig: Any, path: Path, dpi: int = 100, overwrite: bool = True) -> Path:
+    """Save a figure atomically (temporary file, then rename) and close it.
+
+    The format comes from the suffix of ``path`` (PNG when it has none); with ``overwrite``
+    False an existing file is refused (:class:`~harpnet_cli.errors.UsageError`).
+    """
+    from harpnet_cli.io.atomic import atomic_path
+
     plt = _pyplot()
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -415,3 +445,127 @@ def plot_case(path: Path, coarse: np.ndarray, panels: Mapping[str, np.ndarray], 
         fig.colorbar(im, ax=list(np.atleast_1d(axes)), shrink=0.8, label="mm / 3 h")
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+# -- the downscaled field (harpnet downscale --plot) -----------------------------------------------
+#: Bin edges (mm) of the QPF colour scale, as on NWS/WPC precipitation charts.
+QPF_LEVELS_MM = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 35.0, 50.0, 75.0, 100.0)
+#: One colour per bin of :data:`QPF_LEVELS_MM`: the NWS precipitation palette, greens through
+#: yellow, orange and reds to magenta and purple.
+QPF_COLORS = (
+    "#b4f5a8", "#02fd02", "#01c501", "#008e00", "#fdf802", "#e5bc00", "#fd9500",
+    "#fd0000", "#d40000", "#bc0000", "#f800fd", "#9854c6", "#5e2d91",
+)
+#: Colour above the last level (NWS: white-ish).
+QPF_OVER = "#f2e6fa"
+#: Vertical exaggeration of the hillshade (cells of several km flatten the relief).
+VERTICAL_EXAGGERATION = 20.0
+#: Colour of water (terrain at or below 0 m) under the hillshade.
+WATER_COLOR = (0.80, 0.87, 0.93)
+
+
+def _hillshade_rgb(terrain: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Light grey hillshaded land and pale blue water, ``(H, W, 3)`` floats in ``[0, 1]``.
+
+    Illuminated from the north-west (315°, 45° up) with :data:`VERTICAL_EXAGGERATION`, the slopes
+    computed with the true metres per cell at the domain's mean latitude.
+    """
+    from matplotlib.colors import LightSource
+
+    dy = 111_195.0 * float(abs(lat[1] - lat[0])) if lat.size > 1 else 7000.0
+    dx = dy * max(math.cos(math.radians(float(np.mean(lat)))), 0.1) if lon.size > 1 else 7000.0
+    height = np.asarray(terrain, dtype=np.float64)
+    shade = LightSource(azdeg=315, altdeg=45).hillshade(height, vert_exag=VERTICAL_EXAGGERATION, dx=dx, dy=-dy)
+    grey = 0.5 + 0.5 * shade  # kept light, so the colours on top stay readable
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    rgb[height <= 0] = WATER_COLOR
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def plot_downscaled(
+    path: Path,
+    coarse: np.ndarray,
+    fine: np.ndarray,
+    terrain: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    title: str,
+    labels: tuple[str, str] = ("input, 0.25°", "HARPNET, 0.0625°"),
+    units: str = "mm",
+    overwrite: bool = False,
+    dpi: int = 150,
+) -> Path:
+    """Input and downscaled output side by side over hillshaded terrain, in the NWS QPF colours.
+
+    Amounts below 0.1 mm are transparent; missing cells (NaN) show the terrain.
+
+    Parameters
+    ----------
+    path : Path
+        PNG to write, atomically (temporary file, then rename).
+    coarse : (ny, nx) float
+        The input on the 0.25° grid of the box, rows south → north.
+    fine : (4 ny, 4 nx) float
+        The output on the 0.0625° grid of the same box.
+    terrain : (4 ny, 4 nx) float
+        Elevation (m) on the fine grid, 0 over water.
+    lat : (4 ny,) float
+        Fine cell-centre latitudes, regular and increasing.
+    lon : (4 nx,) float
+        Fine cell-centre longitudes, regular and increasing.
+    title : str
+        Figure title (valid time, window, step); may hold several lines.
+    labels : (str, str)
+        Titles of the input and output panels; each gets the field's maximum appended.
+    units : str
+        Unit of the amounts, for the colour bar (``"mm"``: per the window in the title).
+    overwrite : bool
+        Replace an existing file.
+    dpi : int
+        Resolution; at the default each CONUS panel is wider (1,050 pixels) than its 960 fine
+        cells, so no cell is lost.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not agree.
+    UsageError
+        If ``path`` exists and ``overwrite`` is False, or its folder is missing.
+    """
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    fine, coarse = np.asarray(fine, dtype=np.float32), np.asarray(coarse, dtype=np.float32)
+    if fine.shape != (lat.size, lon.size) or terrain.shape != fine.shape:
+        raise ValueError(f"fine {fine.shape} and terrain {terrain.shape} must be ({lat.size}, {lon.size})")
+    if fine.shape[0] % coarse.shape[0] or fine.shape[1] % coarse.shape[1]:
+        raise ValueError(f"coarse {coarse.shape} does not nest in fine {fine.shape}")
+    plt = _pyplot()
+    extent = _extent(lat, lon)
+    aspect = 1.0 / max(math.cos(math.radians(float(np.mean(lat)))), 0.1)
+    panel_w = 7.0
+    panel_h = panel_w * (extent[3] - extent[2]) * aspect / max(extent[1] - extent[0], 1e-6)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * panel_w + 1.2, min(max(panel_h, 2.5), 12.0) + 1.3),
+                             sharex=True, sharey=True, layout="constrained")
+    cmap, norm = _precip_style(QPF_LEVELS_MM, QPF_COLORS, QPF_OVER)
+    background = _hillshade_rgb(terrain, lat, lon)
+    image = None
+    for ax, field, label in ((axes[0], coarse, labels[0]), (axes[1], fine, labels[1])):
+        ax.imshow(background, origin="lower", extent=extent, interpolation="bilinear")
+        image = ax.imshow(np.ma.masked_invalid(field), origin="lower", extent=extent, cmap=cmap, norm=norm,
+                          interpolation="nearest", alpha=0.85)
+        peak = float(np.nanmax(field)) if np.isfinite(field).any() else float("nan")
+        ax.set_title(f"{label}: max {peak:.1f} {units}", fontsize=10)
+        ax.set_aspect(aspect)
+        ax.set_xlabel("longitude (°)")
+        ax.grid(color="0.3", linewidth=0.3, alpha=0.5)
+    axes[0].set_ylabel("latitude (°)")
+    bar = fig.colorbar(image, ax=list(axes), extend="max", ticks=QPF_LEVELS_MM, shrink=0.9, aspect=30,
+                       label=f"precipitation ({units})", spacing="uniform")
+    bar.ax.set_yticklabels([f"{v:g}" for v in QPF_LEVELS_MM])
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path, dpi=dpi, overwrite=overwrite)

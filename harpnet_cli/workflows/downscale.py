@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
 NATIVE_PERIOD = timedelta(hours=3)
 #: Without --bbox/--domain, conus is the domain when the input covers this fraction of it.
 CONUS_DEFAULT_COVERAGE = 0.9
+#: The input word naming the synthetic example input (see :func:`write_example_input`).
+EXAMPLE_INPUT = "example"
+#: Forecast reference time of the example input.
+EXAMPLE_REFERENCE_TIME = datetime(2000, 1, 1, 0)
+#: Note carried into the output's ``comment`` attribute when the input is the example.
+EXAMPLE_NOTE = ("input is HARPNET's synthetic example ('harpnet downscale example'): a Smith-Barstad "
+                "synthetic world, not a real forecast")
 
 
 @dataclass
@@ -101,12 +110,15 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
     if cfg.model is None:
-        raise UsageError("no trained weights are bundled yet: pass --model CHECKPOINT")
+        cfg = cfg.model_copy(update={"model": _default_model(rep)})
+    assert cfg.model is not None
     if (cfg.members or cfg.probabilities) and not _is_ensemble(cfg.model):
         raise UsageError("--members and --probabilities need an ensemble --model (made by 'harpnet ensemble')")
     if not cfg.to_stdout and not is_template(cfg.output):
         if not (cfg.skip_existing and cfg.output.exists()):
             check_writable(cfg.output, cfg.overwrite)
+    if cfg.plot is not None:
+        check_writable(cfg.plot, cfg.overwrite)
     with contextlib.ExitStack() as stack:
         series = _read_series(cfg, stack)
         first = series[0]
@@ -125,15 +137,91 @@ def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[Inte
     from harpnet_cli.io.pipes import spool_stdin
     from harpnet_cli.io.readers import read_accumulations
 
-    paths = []
-    for path in cfg.inputs:
-        if str(path) == "-":
-            path = spool_stdin()
-            stack.callback(path.unlink, missing_ok=True)
-        paths.append(path)
+    example = is_example(cfg.inputs)
+    if example:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="harpnet-example-")))
+        paths = [write_example_input(folder)]
+    else:
+        paths = []
+        for path in cfg.inputs:
+            if str(path).lower() == EXAMPLE_INPUT:
+                raise UsageError(f"'{EXAMPLE_INPUT}' must be the only input (for a file of that name, "
+                                 f"write ./{path})")
+            if str(path) == "-":
+                path = spool_stdin()
+                stack.callback(path.unlink, missing_ok=True)
+            paths.append(path)
     series = to_interval_series(read_accumulations(paths, variable=cfg.variable, accumulation=cfg.accumulation))
     _check_members_agree(series)
+    if example:
+        for s in series:
+            s.notes.append(EXAMPLE_NOTE)
     return series
+
+
+def is_example(inputs: list[Path]) -> bool:
+    """Whether the inputs are the single word ``example`` (any case): the synthetic example input."""
+    return len(inputs) == 1 and str(inputs[0]).lower() == EXAMPLE_INPUT
+
+
+def write_example_input(folder: Path, steps: int = 2) -> Path:
+    """Write the synthetic example input: a GFS-like 0.25° GRIB2 file over CONUS.
+
+    The fields are the Smith–Barstad synthetic world (:func:`harpnet_cli.core.synthetic.example_amounts`:
+    moist south-westerlies, rain bands moving with the wind, orographic rain and a few convective
+    cells) rendered on the 0.0625° grid of the ``conus`` domain plus one coarse cell all round
+    (the buffer the model reads), then area-averaged to 0.25°: the same every time. Like a GFS
+    ``f006`` file it holds APCP running totals since the forecast start (0–3 h, 0–6 h, …), which
+    the reader turns back into 3-hour amounts. The forecast reference time,
+    :data:`EXAMPLE_REFERENCE_TIME`, is plainly not a real forecast; the file name says
+    ``synthetic``, and the messages carry centre 255 (none), not NCEP's 7.
+
+    Parameters
+    ----------
+    folder : Path
+        Existing folder to write into.
+    steps : int
+        Number of 3-hour windows.
+
+    Returns
+    -------
+    Path
+        The GRIB2 file, ``folder / "harpnet-synthetic-example.pgrb2.0p25.fNNN"``.
+    """
+    from harpnet_cli.core.remap import block_mean
+    from harpnet_cli.core.synthetic import example_amounts
+    from harpnet_cli.io.grib_writer import write_grib2
+    from harpnet_cli.io.terrain import load_terrain
+
+    spec = GridSpec.from_domain("conus").padded(1)
+    lat = spec.fine_lat()
+    fine = example_amounts(load_terrain(spec), lat, spec.fine_lon(), steps)
+    totals = np.cumsum(block_mean(fine, RATIO, lat=lat), axis=0, dtype=np.float64).astype(np.float32)
+    ref = EXAMPLE_REFERENCE_TIME
+    fc = FineForecast(
+        data=totals[None], lat=spec.coarse_lat(), lon=spec.coarse_lon(), lat_bounds=spec.coarse_lat_bounds(),
+        lon_bounds=spec.coarse_lon_bounds(), starts=[ref] * steps,
+        ends=[ref + k * NATIVE_PERIOD for k in range(1, steps + 1)], members=[None], reference_time=ref,
+        attrs={"comment": EXAMPLE_NOTE},
+    )
+    hours = round(steps * NATIVE_PERIOD / timedelta(hours=1))
+    path = folder / f"harpnet-synthetic-example.pgrb2.0p25.f{hours:03d}"
+    write_grib2(path, fc)
+    return path
+
+
+def _default_model(rep: Reporter) -> Path:
+    """The default model file; a one-line UsageError when none is installed."""
+    from harpnet_cli.io.default_model import ENV_VAR, default_model_location, default_model_path, read_card
+
+    path = default_model_path()
+    if path is None:
+        where = default_model_location()
+        how = f" (${ENV_VAR})" if os.environ.get(ENV_VAR, "").strip() else ""
+        raise UsageError(f"no default model is installed (no file {where}{how}): pass --model CHECKPOINT")
+    name = read_card(path).get("name")
+    rep.info(f"model: the default model{f' {name!r}' if name else ''} ({path})")
+    return path
 
 
 def _pending(plans: list[PlannedOutput], cfg: DownscaleConfig, rep: Reporter) -> list[PlannedOutput]:
@@ -176,12 +264,15 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
     # rows input member major: row i n + j is model member j on input member i (n = 1 for a checkpoint)
     out = np.full((len(series) * n, len(first.starts), *spec.fine_shape), np.nan, dtype=np.float32)
     coarse_sum = fine_sum = 0.0
+    plotted: dict[int, np.ndarray] = {}  # step -> coarse input of the first member, for --plot
     label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} model members" if n > 1 else "")
     with rep.progress(label, len(series) * len(needed) * len(patcher)) as advance:
         for m, s in enumerate(series):
             for k in needed:
                 coarse = regridder(s.data[k])
                 out[m * n:(m + 1) * n, k] = runner.step(coarse, terrain, patcher, s.ends[k] - s.starts[k], advance)
+                if cfg.plot is not None and m == 0:
+                    plotted[k] = coarse[1:-1, 1:-1]
                 valid = np.isfinite(coarse[1:-1, 1:-1])
                 coarse_sum += float(coarse[1:-1, 1:-1][valid].sum()) * n
                 fine_sum += float(np.nansum(out[m * n:(m + 1) * n, k])) / RATIO**2
@@ -200,9 +291,44 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
     assert cfg.output_format is not None
     written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
                             products=products) for p in todo]
+    if cfg.plot is not None:
+        rep.info(f"wrote {_plot(cfg.plot, fc, plotted, terrain[0], n, series, overwrite=cfg.overwrite)}")
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
     return DownscaleResult(written, skipped, len(needed), len(series) * n, spec, time.perf_counter() - t0, ratio,
                            sha)
+
+
+def _plot(path: Path, fc: FineForecast, coarse: dict[int, np.ndarray], terrain: np.ndarray, n: int,
+          series: list[IntervalSeries], *, overwrite: bool) -> Path:
+    """The ``--plot`` PNG: input and output of one step side by side over shaded terrain.
+
+    With several steps the wettest (largest mean output) is drawn; with an ensemble model the
+    model members' mean for the first input member; with an ensemble input its first member.
+    """
+    from harpnet_cli.io.plots import plot_downscaled
+
+    steps = sorted(coarse)
+    fine = {k: np.nanmean(fc.data[:n, k], axis=0) if n > 1 else fc.data[0, k] for k in steps}
+    wettest = {k: float(np.nanmean(fine[k])) if np.isfinite(fine[k]).any() else 0.0 for k in steps}
+    k = max(steps, key=lambda j: (wettest[j], -j))
+    start, end = fc.starts[k], fc.ends[k]
+    hours = (end - start) / timedelta(hours=1)
+    when = f"valid {end:%Y-%m-%d %H:%M} UTC, {hours:g}-hour total from {start:%H:%M} UTC"
+    if fc.reference_time is not None:
+        lead = (end - fc.reference_time) / timedelta(hours=1)
+        when += f" (+{lead:g} h from {fc.reference_time:%Y-%m-%d %H} UTC)"
+    which = f"step {k + 1} of {len(fc.starts)}"
+    if len(steps) > 1:
+        which += ", the wettest"
+    if n > 1:
+        which += f"; mean of {n} model members"
+    if len(series) > 1:
+        which += f"; input member {series[0].member}"
+    head = "HARPNET downscaling 0.25° → 0.0625°"
+    if any(EXAMPLE_NOTE in s.notes for s in series):
+        head += " of the SYNTHETIC example input (not a real forecast)"
+    title = f"{head}\n{when}; {which}"
+    return plot_downscaled(path, coarse[k], fine[k], terrain, fc.lat, fc.lon, title=title, overwrite=overwrite)
 
 
 def _is_ensemble(path: Path) -> bool:

@@ -136,6 +136,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         coarse_inputs=["precip", *names],
         log1p_inputs=["precip"],
         static_inputs=["terrain"],
+        derived_inputs=cfg.derived_inputs,
         coarse_mean=[float(stats["coarse_log1p_mean"]), *(float(stats["state_mean"][c]) for c in columns)],
         coarse_std=[std(stats["coarse_log1p_std"]), *(std(stats["state_std"][c]) for c in columns)],
         static_mean=[float(stats["terrain_mean"])],
@@ -412,6 +413,13 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     if len(train_idx) == 0:
         raise InputDataError(cfg.store, "store has no training samples")
     model_cfg = model_config_for(cfg, store, columns)
+    init_model = None
+    if cfg.init is not None:
+        init_model, _ = load_checkpoint(cfg.init, "cpu")
+        if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
+            raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
+                             f"this run {model_cfg.coarse_inputs}")
+        model_cfg = init_model.config.model_copy(update={"grid": model_cfg.grid})
     resume_from = _prepare_run_dir(cfg)
 
     device, threads = _select(cfg, dist_env)
@@ -431,6 +439,9 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
             raise UsageError(f"{resume_from[1]} was trained with another model or store; use a new -o")
         model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         first_epoch = int(meta.get("epoch", resume_from[0])) + 1
+    elif init_model is not None:
+        model = Downscaler(model_cfg)
+        model.load_state_dict(init_model.state_dict())
     else:
         model = Downscaler(model_cfg)
     model.to(device).train()

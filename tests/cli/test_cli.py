@@ -82,7 +82,8 @@ def test_refuses_to_overwrite(tmp_path):
     assert out.read_text() == "keep me"
 
 
-def test_missing_model_is_a_clear_usage_error(tmp_path):
+def test_missing_model_is_a_clear_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARPNET_DEFAULT_MODEL", str(tmp_path / "no-default.pt"))  # as if none were installed
     res = runner.invoke(app, ["downscale", "x", "-o", str(tmp_path / "o.nc")])
     assert res.exit_code == 2
     assert "--model" in res.output
