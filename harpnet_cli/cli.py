@@ -458,34 +458,38 @@ def evaluate(
 @app.command(epilog=EXIT_CODES_HELP)
 def ensemble(
     ctx: typer.Context,
-    run_dir: Annotated[Path, typer.Argument(help="A training run folder.", show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="The training store (TEST split scores the selection).")],
+    runs: Annotated[list[Path], typer.Argument(help="Training run folders (e.g. one per seed) and/or checkpoint "
+                                                    "files.", metavar="RUN_DIR", show_default=False)],
+    data: Annotated[Path, typer.Option("--data", help="The training store (--split scores the selection).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Ensemble file (members) or checkpoint "
                                                                 "(soup).")],
     select: Annotated[str, typer.Option(help="all, greedy or best-N.")] = "greedy",
     mode: Annotated[str, typer.Option(help="members (HARPNET-E, one file) or soup (averaged weights, "
-                                           "a checkpoint).")] = "members",
-    max_samples: Annotated[int, typer.Option(help="TEST samples used to score the selection.")] = 2048,
+                                           "a checkpoint; one architecture).")] = "members",
+    epochs: Annotated[str, typer.Option(help="all (every epoch checkpoint of each run) or last (a seed "
+                                             "ensemble).")] = "all",
+    split: Annotated[str, typer.Option(help="Store split that scores the selection: test, validation or "
+                                            "train.")] = "test",
+    max_samples: Annotated[int, typer.Option(help="Samples of --split used to score the selection.")] = 2048,
     batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
-    """Combine a run's epoch checkpoints into an ensemble (members) or a weight soup.
+    """Combine checkpoints of one or more runs into an ensemble (members) or a weight soup.
 
-    Example: harpnet ensemble runs/compact --data corpus.zarr -o compact.ens.pt --select greedy
+    Example: harpnet ensemble runs/s1 runs/s2 --epochs last --select all --data corpus.zarr -o seeds.pt
     """
     from harpnet_cli.config import EnsembleConfig
     from harpnet_cli.workflows.ensemble import run_ensemble
 
     cfg = EnsembleConfig.model_validate({
-        "run_dir": run_dir, "data": data, "output": output, "select": select, "mode": mode,
-        "max_samples": max_samples, "batch_size": batch_size, "device": device, "overwrite": overwrite,
+        "runs": runs, "data": data, "output": output, "select": select, "mode": mode, "epochs": epochs,
+        "split": split, "max_samples": max_samples, "batch_size": batch_size, "device": device,
+        "overwrite": overwrite,
     })
     res = run_ensemble(cfg, RichReporter(ctx.obj))
     if not ctx.obj.quiet:
-        members = ", ".join(f"e{e} {res.member_mae[e]:.4g}" for e in res.epochs if e in res.member_mae)
-        stdout.print(escape(f"{res.output}: {res.mode} of epochs {res.epochs}, test MAE {res.ensemble_mae:.4g} "
-                            f"(members: {members}), {res.seconds:.1f} s"), soft_wrap=True)
+        stdout.print(escape(res.summary()), soft_wrap=True)
 
 
 @app.command(epilog=EXIT_CODES_HELP)

@@ -378,10 +378,16 @@ class EnsembleConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    run_dir: Path
-    """A training run folder (``checkpoints/epoch_NNN.pt``, ``history.jsonl``)."""
+    runs: list[Path] = Field(min_length=1)
+    """Training run folders (``checkpoints/epoch_NNN.pt``, ``history.jsonl``) and/or single
+    checkpoint files; several runs (e.g. seeds) make a seed ensemble. A legacy ``run_dir`` key is
+    read as a one-item list."""
     data: Path
-    """The training store whose TEST split scores the selection."""
+    """The training store whose ``split`` scores the selection."""
+    epochs: Literal["all", "last"] = "all"
+    """Candidates from each run folder: every epoch checkpoint, or only the last (a seed ensemble)."""
+    split: Literal["test", "validation", "train"] = "test"
+    """The store split that scores the selection (greedy ranking, member and ensemble MAE)."""
     output: Path
     """The ensemble file (``members``) or checkpoint (``soup``)."""
     select: str = "greedy"
@@ -391,11 +397,34 @@ class EnsembleConfig(BaseModel):
     batch_size: int = Field(default=256, ge=1, le=65536)
     """Samples per read and model call."""
     max_samples: int | None = Field(default=2048, ge=1)
-    """Score the selection on at most this many TEST samples (evenly spaced); None: all."""
+    """Score the selection on at most this many ``split`` samples (evenly spaced); None: all."""
     device: str = "cpu"
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     overwrite: bool = False
     """Replace an existing output."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_run_dir(cls, data: object) -> object:
+        """Accept the single-run ``run_dir`` key of earlier versions as ``runs=[run_dir]``."""
+        if isinstance(data, dict) and "run_dir" in data and "runs" not in data:
+            data = {**data, "runs": [data["run_dir"]]}
+            del data["run_dir"]
+        return data
+
+    @property
+    def run_dir(self) -> Path:
+        """The first of :attr:`runs` (the only one in a single-run ensemble)."""
+        return self.runs[0]
+
+    @field_validator("epochs", "split", mode="before")
+    @classmethod
+    def _check_choice(cls, v: object, info: ValidationInfo) -> object:
+        """A one-line message naming the option and its choices (``--epochs``, ``--split``)."""
+        choices = {"epochs": ("all", "last"), "split": ("test", "validation", "train")}[info.field_name or ""]
+        if v not in choices:
+            raise ValueError(f"--{info.field_name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {v!r}")
+        return v
 
     @field_validator("select")
     @classmethod

@@ -20,7 +20,7 @@ SMALL = {"channels": [4, 8], "bridge": 16}
 CARD = {
     "name": "harpnet-test-model",
     "trained_on": "50 synthetic CONUS samples",
-    "preset": "compact",
+    "preset": "lite",
     "scores": {"validation, mm per 3 h": {"harpnet": {"mae": 0.12581, "rmse": 0.4566},
                                           "bilinear": {"mae": 0.1505, "csi_2p54": 0.817}}},
     "built_with": ["harpnet prepare synthetic -o s.zarr", "harpnet train s.zarr -o run"],
@@ -64,7 +64,7 @@ def test_json_report(installed: Path) -> None:
     report = json.loads(res.output)
     model = report["model"]
     assert model["path"] == str(installed) and model["sha256"] == checkpoint_sha256(installed)
-    assert model["kind"] == "checkpoint" and model["members"] is None and model["preset"] == "compact"
+    assert model["kind"] == "checkpoint" and model["members"] is None and model["preset"] == "lite"
     assert isinstance(model["parameters"], int) and model["parameters"] > 0
     assert model["scores"] == CARD["scores"] and model["built_with"] == CARD["built_with"]
     assert model["card"] == CARD
