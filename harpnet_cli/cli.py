@@ -350,10 +350,14 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o.")] = False,
     init: Annotated[Path | None, typer.Option("--init", help="Fine-tune: start from this checkpoint's weights "
                                                              "(its architecture and input statistics).")] = None,
+    mix: Annotated[Path | None, typer.Option("--mix", help="A second store whose training samples are mixed "
+                                                           "into every epoch.")] = None,
+    mix_ratio: Annotated[float | None, typer.Option(help="Samples from --mix per training sample of STORE. "
+                                                         "[default: 1.0]")] = None,
     extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: "
                                                                                   "wind (u, v).")] = None,
     derived_inputs: Annotated[list[str] | None, typer.Option("--derived-inputs", help="Channels computed from "
-                              "the inputs: precip_nearest, terrain_anomaly.")] = None,
+                              "the inputs: precip_nearest, terrain_anomaly (repeat or a,b).")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast. [default: on CUDA "
                                                                      "only]")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -374,8 +378,8 @@ def train(
     cfg = TrainConfig.from_sources(config, {
         "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "loss": loss, "seed": seed, "device": device, "workers": workers, "resume": resume or None,
-        "init": init, "derived_inputs": derived_inputs, "extra_inputs": extra_inputs, "amp": amp,
-        "compile": compile_ or None, "threads": threads,
+        "init": init, "mix": mix, "mix_ratio": mix_ratio, "derived_inputs": derived_inputs,
+        "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
         "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_train(cfg, TrainReporter(ctx.obj))

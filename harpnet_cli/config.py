@@ -285,6 +285,11 @@ class TrainConfig(BaseModel):
     init: Path | None = None
     """Start from this checkpoint's weights (fine-tuning) with a fresh optimizer; the architecture
     and the input statistics are the checkpoint's, not the preset's or the store's."""
+    mix: Path | None = None
+    """A second store whose training samples are mixed into every epoch (for example synthetic
+    tiles while fine-tuning on real ones, so the synthetic skill is not forgotten)."""
+    mix_ratio: float = Field(default=1.0, gt=0, le=100)
+    """Samples drawn from ``mix`` per training sample of ``store`` in each epoch."""
     extra_inputs: list[Literal["wind"]] = Field(default_factory=list)
     """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
     derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)
@@ -299,6 +304,16 @@ class TrainConfig(BaseModel):
     """Samples are shuffled within windows of this many store chunks (after shuffling chunk order)."""
     command_line: str = ""
     """The command line, recorded in ``config.toml``."""
+
+    @field_validator("extra_inputs", "derived_inputs", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """``--derived-inputs a,b`` means ``--derived-inputs a --derived-inputs b``."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list | tuple):
+            return [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+        return value
 
     @classmethod
     def from_sources(cls, config_file: Path | None, options: dict[str, object]) -> TrainConfig:

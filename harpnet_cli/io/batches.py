@@ -89,7 +89,26 @@ def to_tensors(sample: dict[str, np.ndarray], columns: Sequence[int]) -> Batch:
     )
 
 
-class StoreBatches(IterableDataset[Batch]):
+class BatchSequence(IterableDataset[Batch]):
+    """Numbered batches ``0 .. n_batches - 1``; DataLoader workers take every ``num_workers``-th."""
+
+    n_batches: int
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def batch(self, k: int) -> Batch:
+        """Batch ``k`` as (coarse, static, target) tensors."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        first, step = (0, 1) if info is None else (info.id, info.num_workers)
+        for k in range(first, self.n_batches, step):
+            yield self.batch(k)
+
+
+class StoreBatches(BatchSequence):
     """Batches of a fixed sample order read from a store (an ``IterableDataset`` of whole batches).
 
     Parameters
@@ -122,9 +141,6 @@ class StoreBatches(IterableDataset[Batch]):
         self.n_batches = n if max_batches is None else min(n, max_batches)
         self._store: Any = None
 
-    def __len__(self) -> int:
-        return self.n_batches
-
     def _open(self) -> Any:
         """The store, opened once per process."""
         if self._store is None:
@@ -138,24 +154,50 @@ class StoreBatches(IterableDataset[Batch]):
         rows = self.order[k * self.batch_size : (k + 1) * self.batch_size]
         return to_tensors(self._open().read(rows), self.columns)
 
-    def __iter__(self) -> Iterator[Batch]:
-        info = get_worker_info()
-        first, step = (0, 1) if info is None else (info.id, info.num_workers)
-        for k in range(first, self.n_batches, step):
-            yield self.batch(k)
-
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = None  # each worker opens its own handle
         return state
 
 
-def iterate_batches(dataset: StoreBatches, workers: int = 0, seed: int = 0) -> Iterator[Batch]:
-    """Iterate a :class:`StoreBatches` in order, in this process or in ``workers`` processes.
+class MixedBatches(BatchSequence):
+    """The batches of several :class:`StoreBatches`, interleaved in a fixed, seeded order.
+
+    Each part's batches keep their order; only which part comes next is drawn. Each batch comes
+    from one store, so stores whose coarse inputs differ in scale keep their own
+    batch statistics; the interleaving spreads every store's batches over the whole epoch.
 
     Parameters
     ----------
-    dataset : StoreBatches
+    parts : sequence of StoreBatches
+        Built with the same ``columns``, from stores of the same tile geometry.
+    seed : int
+        Seeds the interleaving (a pure function of ``seed`` and the parts' lengths).
+    """
+
+    def __init__(self, parts: Sequence[StoreBatches], seed: int) -> None:
+        super().__init__()
+        self.parts = list(parts)
+        which = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(self.parts)])
+        which = np.random.default_rng([seed & 0xFFFFFFFF, 0x313C]).permutation(which)
+        rank = np.zeros_like(which)  # each part's batches keep their order (chunk-local reads)
+        for i in range(len(self.parts)):
+            rank[which == i] = np.arange(int((which == i).sum()))
+        self.schedule = np.stack([which, rank], axis=1)
+        self.n_batches = len(self.schedule)
+
+    def batch(self, k: int) -> Batch:
+        """Batch ``k`` of the interleaved order."""
+        part, j = self.schedule[k]
+        return self.parts[int(part)].batch(int(j))
+
+
+def iterate_batches(dataset: BatchSequence, workers: int = 0, seed: int = 0) -> Iterator[Batch]:
+    """Iterate a :class:`StoreBatches` or :class:`MixedBatches` in order, here or in ``workers`` processes.
+
+    Parameters
+    ----------
+    dataset : BatchSequence
     workers : int
         DataLoader worker processes; 0 reads in the calling process.
     seed : int

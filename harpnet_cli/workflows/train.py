@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from harpnet_cli import __version__
 from harpnet_cli.config import TrainConfig
 from harpnet_cli.errors import HarpnetError, InputDataError, UsageError
@@ -400,7 +402,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         seed_everything,
         set_rng_state,
     )
-    from harpnet_cli.io.batches import StoreBatches, iterate_batches, state_columns
+    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, state_columns
     from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
     from harpnet_cli.io.store import SAMPLE_CHUNK, TrainingStore
 
@@ -412,6 +414,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     train_idx, test_idx = store.indices(TRAIN), store.indices(TEST)
     if len(train_idx) == 0:
         raise InputDataError(cfg.store, "store has no training samples")
+    mix = _open_mix(cfg, store, columns)
     model_cfg = model_config_for(cfg, store, columns)
     init_model = None
     if cfg.init is not None:
@@ -493,7 +496,15 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
                 order = epoch_order(train_idx, seed=cfg.seed, epoch=epoch, chunk=SAMPLE_CHUNK,
                                     buffer_chunks=cfg.shuffle_chunks)
                 mine = rank_share(order, dist_env.rank, dist_env.world_size)
-                data = StoreBatches(cfg.store, mine, cfg.batch_size, columns, cfg.max_batches)
+                own = StoreBatches(cfg.store, mine, cfg.batch_size, columns, cfg.max_batches)
+                data: StoreBatches | MixedBatches = own
+                if mix is not None:
+                    n_mix = max(1, round(cfg.mix_ratio * len(order)))
+                    mix_order = np.resize(epoch_order(mix[1], seed=cfg.seed + 1, epoch=epoch, chunk=SAMPLE_CHUNK,
+                                                      buffer_chunks=cfg.shuffle_chunks), n_mix)
+                    mix_mine = rank_share(mix_order, dist_env.rank, dist_env.world_size)
+                    mixed = StoreBatches(mix[0], mix_mine, cfg.batch_size, mix[2], cfg.max_batches)
+                    data = MixedBatches([own, mixed], seed=cfg.seed * 1000 + epoch)
                 bars.start_epoch(epoch, len(data))
                 net.train()
                 loss_sum, seen = 0.0, 0
@@ -539,7 +550,8 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
                     record["seconds"] = time.perf_counter() - t0
                     save_checkpoint(ckpt, model, optimizer, epoch=epoch, train_loss=train_loss, test_loss=test_loss,
                                     rng=rng_state(), record=record, seed=cfg.seed, loss=cfg.loss,
-                                    store=str(cfg.store), train_samples=len(train_idx))
+                                    store=str(cfg.store), train_samples=len(train_idx),
+                                    mix=None if mix is None else str(mix[0]))
                     _append_line(history_path, record)
                     result.checkpoint = ckpt
                 saved = epoch
@@ -559,6 +571,38 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         dist.barrier()
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _open_mix(cfg: TrainConfig, store: TrainingStore,
+              columns: list[int]) -> tuple[Path, np.ndarray, list[int]] | None:
+    """``--mix``: the second store's path, TRAIN indices and extra-input state columns, checked
+    against the main store.
+
+    Raises
+    ------
+    InputDataError
+        If the mix store is incomplete, has no training samples, or its tiles or state columns
+        differ from the main store's.
+    """
+    if cfg.mix is None:
+        return None
+    from harpnet_cli.core.splits import TRAIN
+    from harpnet_cli.io.batches import state_columns
+    from harpnet_cli.io.store import TrainingStore
+
+    other = TrainingStore.open(cfg.mix)
+    if not other.is_complete:
+        raise InputDataError(cfg.mix, "store is not complete; finish it with harpnet prepare")
+    shapes = [(s.coarse.shape[1:], s.fine.shape[1:], s.terrain.shape[1:]) for s in (store, other)]
+    if shapes[0] != shapes[1]:
+        raise InputDataError(cfg.mix, f"tiles of shape {shapes[1]} cannot be mixed with {cfg.store}'s {shapes[0]}")
+    mix_columns = state_columns(other.state_names, cfg.extra_inputs, cfg.mix)
+    if [other.state_names[c] for c in mix_columns] != [store.state_names[c] for c in columns]:
+        raise InputDataError(cfg.mix, "its extra inputs differ from the main store's")
+    idx = other.indices(TRAIN)
+    if len(idx) == 0:
+        raise InputDataError(cfg.mix, "store has no training samples")
+    return Path(cfg.mix), idx, mix_columns
 
 
 def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

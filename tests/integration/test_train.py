@@ -131,6 +131,73 @@ def test_extra_inputs_refused_without_wind(store, tmp_path):
     assert "needs state 'u'" in res.output and len(res.output.strip().splitlines()) == 1
 
 
+def test_init_fine_tunes_from_checkpoint_weights(store, tmp_path):
+    s, tiny = store
+    base = tmp_path / "base"
+    assert invoke("train", s, "-o", base, "--epochs", 1, "--config", tiny,
+                  "--derived-inputs", "precip_nearest", "--derived-inputs", "terrain_anomaly").exit_code == 0
+    init = base / "checkpoints" / "epoch_001.pt"
+    start, start_meta = weights(init)
+    assert start_meta["config"]["derived_inputs"] == ["precip_nearest", "terrain_anomaly"]
+    ft = tmp_path / "ft"  # a learning rate too small to move float32 weights: the run starts where init ended
+    res = invoke("train", s, "-o", ft, "--epochs", 1, "--config", tiny, "--init", init, "--lr", 1e-30)
+    assert res.exit_code == 0, res.output
+    after, meta = weights(ft / "checkpoints" / "epoch_001.pt")
+    assert meta["config"]["derived_inputs"] == ["precip_nearest", "terrain_anomaly"]
+    assert meta["config"]["coarse_mean"] == start_meta["config"]["coarse_mean"]
+    learned = [k for k in after if "running" not in k and "num_batches" not in k]
+    assert learned and all(torch.allclose(after[k], start[k], rtol=1e-6, atol=1e-20) for k in learned)
+    fresh = tmp_path / "fresh"
+    assert invoke("train", s, "-o", fresh, "--epochs", 1, "--config", tiny, "--lr", 1e-30,
+                  "--derived-inputs", "precip_nearest", "--derived-inputs", "terrain_anomaly").exit_code == 0
+    other, _ = weights(fresh / "checkpoints" / "epoch_001.pt")
+    assert not all(torch.allclose(other[k], start[k], rtol=1e-6, atol=1e-20) for k in learned)
+
+
+def test_init_refused_with_other_inputs(store, tmp_path):
+    s, tiny = store
+    assert invoke("train", s, "-o", tmp_path / "w", "--epochs", 1, "--config", tiny,
+                  "--extra-inputs", "wind").exit_code == 0
+    res = invoke("train", s, "-o", tmp_path / "ft", "--epochs", 1, "--config", tiny,
+                 "--init", tmp_path / "w" / "checkpoints" / "epoch_001.pt")
+    assert res.exit_code == 2 and "coarse inputs" in res.output
+
+
+def test_mix_draws_the_second_store_into_every_epoch(store, tmp_path):
+    s, tiny = store
+    other = tmp_path / "other.zarr"
+    res = invoke("prepare", "synthetic", "-o", other, "--samples", 6, "--bbox", BOX, "--seed", 11)
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "mixed"
+    res = invoke("train", s, "-o", run, "--epochs", 1, "--config", tiny, "--mix", other, "--mix-ratio", 0.5,
+                 "--batch-size", 8)
+    assert res.exit_code == 0, res.output
+    record = json.loads((run / "history.jsonl").read_text())
+    plain = tmp_path / "plain"
+    assert invoke("train", s, "-o", plain, "--epochs", 1, "--config", tiny, "--batch-size", 8).exit_code == 0
+    own = json.loads((plain / "history.jsonl").read_text())["train_samples"]
+    assert record["train_samples"] == own + round(0.5 * own)
+    _, meta = weights(run / "checkpoints" / "epoch_001.pt")
+    assert meta["mix"] == str(other)
+    assert tomllib.loads((run / "config.toml").read_text())["mix_ratio"] == 0.5
+
+
+def test_mix_refuses_a_store_without_the_extra_inputs(store, tmp_path):
+    s, tiny = store
+    import shutil
+
+    calm = tmp_path / "calm.zarr"
+    shutil.copytree(s, calm)
+    attrs = json.loads((calm / ".zattrs").read_text())
+    attrs["state_names"] = [f"x{i}" for i in range(len(attrs["state_names"]))]
+    (calm / ".zattrs").write_text(json.dumps(attrs))
+    res = invoke("train", s, "-o", tmp_path / "r", "--epochs", 1, "--config", tiny, "--extra-inputs", "wind",
+                 "--mix", calm)
+    assert res.exit_code == 3 and "calm.zarr" in res.output and "needs state 'u'" in res.output
+    res = invoke("train", s, "-o", tmp_path / "r2", "--epochs", 1, "--config", tiny, "--mix", tmp_path / "none")
+    assert res.exit_code == 3 and "none" in res.output
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -98,3 +98,37 @@ def test_train_step_micro_batches_give_the_same_gradient():
     train_step(net, opt, get_loss("mse"), coarse, coarse, target)
     assert state_dict_digest(model) == after_whole
     torch.testing.assert_close(w, model.state_dict()["weight"], rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_batches_interleave_every_batch_once(tmp_path):
+    from harpnet_cli.io.batches import BatchSequence, MixedBatches
+
+    class Numbered(BatchSequence):
+        def __init__(self, tag: float, n: int) -> None:
+            super().__init__()
+            self.tag, self.n_batches = tag, n
+
+        def batch(self, k):
+            t = torch.full((1,), self.tag + k)
+            return t, t, t
+
+    parts = [Numbered(0.0, 5), Numbered(100.0, 3)]
+    mixed = MixedBatches(parts, seed=4)
+    got = [float(b[0]) for b in mixed]
+    assert sorted(got) == [0, 1, 2, 3, 4, 100, 101, 102] and len(mixed) == 8
+    assert [g for g in got if g < 100] == [0, 1, 2, 3, 4]  # each part keeps its own order
+    assert got == [float(b[0]) for b in MixedBatches(parts, seed=4)]
+    assert got != sorted(got)  # interleaved, not one store after the other
+
+
+def test_train_config_list_options_take_commas(tmp_path):
+    from harpnet_cli.config import TrainConfig
+
+    cfg = TrainConfig.from_sources(None, {"store": tmp_path, "run_dir": tmp_path,
+                                          "derived_inputs": ["precip_nearest,terrain_anomaly"]})
+    assert cfg.derived_inputs == ["precip_nearest", "terrain_anomaly"]
+    cfg = TrainConfig.from_sources(None, {"store": tmp_path, "run_dir": tmp_path,
+                                          "derived_inputs": ["precip_nearest", " terrain_anomaly "]})
+    assert cfg.derived_inputs == ["precip_nearest", "terrain_anomaly"]
+    with pytest.raises(ValueError, match="derived_inputs"):
+        TrainConfig.from_sources(None, {"store": tmp_path, "run_dir": tmp_path, "derived_inputs": ["slope,x"]})
