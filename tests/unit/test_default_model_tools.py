@@ -1,0 +1,80 @@
+"""The tools that build the bundled default model: ``compare_variants.py`` and ``bundle_default.py``."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harpnet_cli.io.checkpoints import load_checkpoint
+from harpnet_cli.testing.models import make_random_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def summary(mae: float, fss: float) -> dict:
+    """An ``evaluate --json`` summary with one model row and the baselines."""
+    row = {"mae": mae, "rmse": 2 * mae, "fss_p90_w1": fss, "mass_error": 0.0, "csi_2p54": 0.5,
+           "spectral_ratio_high": 0.3}
+    base = {"bilinear": {**row, "mae": 0.2, "fss_p90_w1": 0.80, "mass_error": 0.1},
+            "bilinear_conservative": {**row, "mae": 0.16, "fss_p90_w1": 0.84},
+            "bicubic": {**row, "mae": 0.18, "fss_p90_w1": 0.82, "mass_error": 0.05}}
+    return {"schema": "harpnet-evaluate/1", "summary": {"epoch_010": row, **base}}
+
+
+@pytest.fixture
+def evals(tmp_path):
+    d = tmp_path / "eval"
+    d.mkdir()
+    for name, mae, fss in [("real_s1", 0.15, 0.85), ("real_s2", 0.13, 0.87), ("syn", 0.14, 0.86)]:
+        (d / f"{name}.conus.json").write_text(json.dumps(summary(mae, fss)))
+    (d / "syn.west.json").write_text(json.dumps(summary(0.12, 0.9)))
+    (d / "notes.txt").write_text("not an evaluate file")
+    return d
+
+
+def run_tool(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_compare_variants_averages_seeds_and_scores_against_baselines(evals, tmp_path):
+    out, md = tmp_path / "variants.json", tmp_path / "variants.md"
+    res = run_tool(ROOT / "tools" / "compare_variants.py", evals, "-o", out, "--markdown", md)
+    assert res.returncode == 0, res.stderr
+    tables = json.loads(out.read_text())
+    conus = tables["held-out real day 2016-09-22, CONUS: training variants"]
+    real = conus["real (seeds)"]
+    assert real["seeds"] == 2 and real["MAE (mm)"] == pytest.approx(0.14)
+    assert real["MAE seed spread (mm)"] == pytest.approx(0.01)
+    assert real["MAE / bilinear"] == pytest.approx(0.7) and real["MAE / cons. bilinear"] == pytest.approx(0.875)
+    assert real["FSS - cons. bilinear"] == pytest.approx(0.02)
+    assert conus["bilinear_conservative"]["MAE / cons. bilinear"] == pytest.approx(1.0)
+    assert list(conus)[:2] == ["real (seeds)", "syn"]
+    west = tables["held-out real day 2016-09-22, West (31-49N, 125-102W): training variants"]
+    assert west["syn"]["MAE / cons. bilinear"] == pytest.approx(0.75)
+    assert "| real (seeds) | 0.1400 ± 0.0100 | 0.700 | 0.875 | 0.8600 | +0.0200 |" in md.read_text()
+
+
+def test_compare_variants_refuses_an_empty_folder(tmp_path):
+    res = run_tool(ROOT / "tools" / "compare_variants.py", tmp_path, "-o", tmp_path / "v.json")
+    assert res.returncode != 0 and "no NAME.REGION.json" in res.stderr
+
+
+def test_bundle_default_writes_fp16_weights_and_a_card(evals, tmp_path):
+    ckpt = make_random_checkpoint(tmp_path / "best.pt", preset="lite", seed=3)
+    out = tmp_path / "assets"
+    variants = tmp_path / "variants.json"
+    variants.write_text(json.dumps({"variants table": {"syn": {"MAE (mm)": 0.14}}}))
+    res = run_tool(ROOT / "tools" / "bundle_default.py", ckpt, "--eval", f"real day, CONUS={evals / 'syn.conus.json'}",
+                   "--variants", variants, "-o", out)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["preset"] == "lite" and card["fp16_max_relative_change"] < 0.01
+    table = card["scores"]["real day, CONUS"]
+    assert table["harpnet (this model)"]["MAE (mm)"] == pytest.approx(0.14)
+    assert table["bilinear_conservative"]["MAE (mm)"] == pytest.approx(0.16)
+    assert card["scores"]["variants table"] == {"syn": {"MAE (mm)": 0.14}}
+    model, _ = load_checkpoint(out / "model.pt")
+    assert model.config.preset == "lite"
+    assert (out / "model.pt").stat().st_size < 0.6 * ckpt.stat().st_size  # half precision, no optimizer
