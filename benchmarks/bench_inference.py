@@ -50,13 +50,13 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from torch.utils.flop_counter import FlopCounterMode
 
 from harpnet_cli import __version__
 from harpnet_cli.core.inference import downscale_domain
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
 from harpnet_cli.core.tiling import Patcher
 from harpnet_cli.grids import GridSpec
+from harpnet_cli.testing.models import random_tile_inputs, tile_flops
 
 RESULTS = Path(__file__).parent / "results" / "inference.json"
 DOMAIN = "conus"
@@ -110,23 +110,6 @@ def amp(bf16: bool) -> contextlib.AbstractContextManager[object]:
 
 
 # -- inputs and models ----------------------------------------------------------------------------
-def tile_inputs(config: ModelConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rain-like coarse tiles and terrain for ``batch`` samples (as bench_model.py)."""
-    g = torch.Generator().manual_seed(0)
-    n = config.coarse_size
-    coarse = 10 * torch.rand(batch, len(config.coarse_inputs), n, n, generator=g) ** 3
-    static = 2000 * torch.rand(batch, len(config.static_inputs), config.tile, config.tile, generator=g)
-    return coarse, static
-
-
-def flops_per_tile(model: Downscaler) -> int:
-    """Convolution and matmul FLOPs of one tile (a multiply-add counts as 2)."""
-    coarse, static = tile_inputs(model.config, 1)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(coarse, static)
-    return int(counter.get_total_flops())
-
-
 def batch_runner(model: Callable[..., torch.Tensor], coarse: torch.Tensor, static: torch.Tensor,
                  bf16: bool) -> Callable[[], torch.Tensor]:
     """One call of ``model`` on a fixed batch, in ``inference_mode``, under bf16 autocast if asked."""
@@ -166,10 +149,10 @@ def bench_models(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     v1 = Downscaler(ModelConfig(preset="harpnet-v1")).eval()
     models = {"lite": lite, "harpnet-v1": v1}
-    flops = {name: flops_per_tile(m) for name, m in models.items()}
+    flops = {name: tile_flops(m) for name, m in models.items()}
     params = {name: m.param_count() for name, m in models.items()}
     folded = {name: copy.deepcopy(m).for_inference(channels_last=True) for name, m in models.items()}
-    coarse, static = tile_inputs(lite.config, args.batch)
+    coarse, static = random_tile_inputs(lite.config, args.batch)
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
     a16, b16 = a.bfloat16(), b.bfloat16()
@@ -237,7 +220,7 @@ def bench_levers(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
     # load_checkpoint gives channels-last weights on the CPU: back to contiguous before folding
     contiguous = copy.deepcopy(lite).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     contiguous.for_inference(channels_last=False)
-    inputs = {b: tile_inputs(lite.config, b) for b in sorted({*args.batches, args.batch})}
+    inputs = {b: random_tile_inputs(lite.config, b) for b in sorted({*args.batches, args.batch})}
     cases: dict[str, Callable[[], object]] = {}
     work: dict[str, int] = {}
     for b in args.batches:
@@ -282,7 +265,7 @@ def bench_tiles(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
         unfolded = lite if tile == lite.config.tile else with_tile(lite, tile)
         patchers[tile] = Patcher(spec.coarse_shape, tile=tile, ratio=unfolded.config.ratio,
                                  buffer=unfolded.config.buffer)
-        gflop_field[tile] = flops_per_tile(unfolded) * len(patchers[tile]) / 1e9
+        gflop_field[tile] = tile_flops(unfolded) * len(patchers[tile]) / 1e9
         models[tile] = copy.deepcopy(unfolded).for_inference(channels_last=True)
     outputs: dict[str, np.ndarray] = {}
 

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from harpnet_cli import __version__
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
+from harpnet_cli.testing.models import random_tile_inputs, tile_flops
 
 RESULTS = Path(__file__).parent / "results" / "model.json"
 DOMAIN_TILES = 180  # 416 x 960 fine cells (CONUS) in overlapping 64 x 64 tiles
@@ -55,23 +55,6 @@ def matmul_case(dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], object]
     return (lambda: a @ b), 2.0 * n**3
 
 
-def flops_per_tile(model: Downscaler, config: ModelConfig) -> int:
-    """Convolution and matmul FLOPs of one tile (a multiply-add counts as 2)."""
-    coarse, static = inputs(config, 1)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(coarse, static)
-    return int(counter.get_total_flops())
-
-
-def inputs(config: ModelConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rain-like coarse tiles and terrain for ``batch`` samples."""
-    g = torch.Generator().manual_seed(0)
-    n = config.coarse_size
-    coarse = 10 * torch.rand(batch, len(config.coarse_inputs), n, n, generator=g) ** 3
-    static = 2000 * torch.rand(batch, len(config.static_inputs), config.tile, config.tile, generator=g)
-    return coarse, static
-
-
 def variants(model: Downscaler, compile_: bool) -> dict[str, Callable[..., torch.Tensor]]:
     """The layouts to time, all with the same weights."""
     out: dict[str, Callable[..., torch.Tensor]] = {"contiguous": model}
@@ -94,8 +77,8 @@ def bench_preset(preset: str, batch: int, rounds: int, compile_: bool) -> dict[s
     torch.manual_seed(0)
     config = ModelConfig(preset=preset)
     model = Downscaler(config).eval()
-    flops = flops_per_tile(model, config)
-    coarse, static = inputs(config, batch)
+    flops = tile_flops(model)
+    coarse, static = random_tile_inputs(config, batch)
     with torch.inference_mode():
         reference = model(coarse, static)
 

@@ -27,6 +27,7 @@ import torch
 
 from harpnet_cli import __version__
 from harpnet_cli.io.checkpoints import load_checkpoint, save_half_precision
+from harpnet_cli.testing.models import random_tile_inputs
 
 #: Columns of the card's score tables: evaluate JSON key → card label.
 COLUMNS = {"mae": "MAE (mm)", "rmse": "RMSE (mm)", "fss_p90_w1": "FSS p90 1-cell", "csi_2p54": "CSI 2.54 mm",
@@ -65,10 +66,7 @@ def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
     """Largest difference between the two models' outputs on random rain, relative to its maximum."""
     a, _ = load_checkpoint(original)
     b, _ = load_checkpoint(half)
-    g = torch.Generator().manual_seed(seed)
-    n = a.config.coarse_size
-    coarse = 10 * torch.rand(16, len(a.config.coarse_inputs), n, n, generator=g) ** 3
-    terrain = 3000 * torch.rand(16, len(a.config.static_inputs), a.config.tile, a.config.tile, generator=g)
+    coarse, terrain = random_tile_inputs(a.config, 16, seed=seed, terrain_max=3000.0)
     with torch.no_grad():
         ya, yb = a(coarse, terrain), b(coarse, terrain)
     return float((ya - yb).abs().max() / ya.abs().max())

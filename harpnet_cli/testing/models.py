@@ -88,3 +88,39 @@ class IdentityDownscaler(nn.Module):
         n = coarse.shape[-1]
         centre = coarse[:, :1, b : n - b, b : n - b]
         return centre.repeat_interleave(r, dim=-2).repeat_interleave(r, dim=-1)
+
+
+def random_tile_inputs(config: ModelConfig, batch: int, seed: int = 0,
+                       terrain_max: float = 2000.0) -> tuple[Tensor, Tensor]:
+    """Rain-like coarse tiles (mostly light, some heavy: ``10 u**3`` mm) and random terrain.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Gives the channels and the tile and coarse sizes.
+    batch : int
+        Samples.
+    seed : int
+        Seed of the generator (the global torch RNG is not touched).
+    terrain_max : float
+        Terrain is uniform in ``[0, terrain_max)`` metres.
+
+    Returns
+    -------
+    (coarse, static) tensors of shapes ``(batch, Cc, n, n)`` and ``(batch, Cs, tile, tile)``
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = config.coarse_size
+    coarse = 10 * torch.rand(batch, len(config.coarse_inputs), n, n, generator=g) ** 3
+    static = terrain_max * torch.rand(batch, len(config.static_inputs), config.tile, config.tile, generator=g)
+    return coarse, static
+
+
+def tile_flops(model: Downscaler) -> int:
+    """Convolution and matmul FLOPs of one tile through ``model`` (a multiply-add counts as 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    coarse, static = random_tile_inputs(model.config, 1)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(coarse, static)
+    return int(counter.get_total_flops())

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,7 +392,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     import torch
 
     from harpnet_cli.core.model.wrapper import Downscaler
-    from harpnet_cli.core.splits import TEST, TRAIN
+    from harpnet_cli.core.splits import TEST
     from harpnet_cli.core.training import (
         epoch_order,
         evaluate,
@@ -402,19 +402,14 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         seed_everything,
         set_rng_state,
     )
-    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, state_columns
+    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches
     from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
-    from harpnet_cli.io.store import SAMPLE_CHUNK, TrainingStore
+    from harpnet_cli.io.store import SAMPLE_CHUNK
 
     t_start = time.perf_counter()
-    store = TrainingStore.open(cfg.store)
-    if not store.is_complete:
-        raise InputDataError(cfg.store, "store is not complete; finish it with harpnet prepare")
-    columns = state_columns(store.state_names, cfg.extra_inputs, cfg.store)
-    train_idx, test_idx = store.indices(TRAIN), store.indices(TEST)
-    if len(train_idx) == 0:
-        raise InputDataError(cfg.store, "store has no training samples")
-    mix = _open_mix(cfg, store, columns)
+    store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
+    test_idx = store.indices(TEST)
+    mix = _open_mix(cfg, store)
     model_cfg = model_config_for(cfg, store, columns)
     init_model = None
     if cfg.init is not None:
@@ -573,36 +568,44 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     return result
 
 
-def _open_mix(cfg: TrainConfig, store: TrainingStore,
-              columns: list[int]) -> tuple[Path, np.ndarray, list[int]] | None:
-    """``--mix``: the second store's path, TRAIN indices and extra-input state columns, checked
-    against the main store.
+def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore, list[int], np.ndarray]:
+    """A finished training store, the state columns of ``extra_inputs`` and its TRAIN indices.
 
     Raises
     ------
     InputDataError
-        If the mix store is incomplete, has no training samples, or its tiles or state columns
-        differ from the main store's.
+        If the store is incomplete, lacks the extra inputs' state, or has no training samples.
     """
-    if cfg.mix is None:
-        return None
     from harpnet_cli.core.splits import TRAIN
     from harpnet_cli.io.batches import state_columns
     from harpnet_cli.io.store import TrainingStore
 
-    other = TrainingStore.open(cfg.mix)
-    if not other.is_complete:
-        raise InputDataError(cfg.mix, "store is not complete; finish it with harpnet prepare")
+    store = TrainingStore.open(path)
+    if not store.is_complete:
+        raise InputDataError(path, "store is not complete; finish it with harpnet prepare")
+    columns = state_columns(store.state_names, extra_inputs, path)
+    train_idx = store.indices(TRAIN)
+    if len(train_idx) == 0:
+        raise InputDataError(path, "store has no training samples")
+    return store, columns, train_idx
+
+
+def _open_mix(cfg: TrainConfig, store: TrainingStore) -> tuple[Path, np.ndarray, list[int]] | None:
+    """``--mix``: the second store's path, TRAIN indices and extra-input state columns (the same
+    states as the main store's, possibly in other columns).
+
+    Raises
+    ------
+    InputDataError
+        As :func:`_open_store`, or if its tiles differ in shape from the main store's.
+    """
+    if cfg.mix is None:
+        return None
+    other, columns, idx = _open_store(cfg.mix, cfg.extra_inputs)
     shapes = [(s.coarse.shape[1:], s.fine.shape[1:], s.terrain.shape[1:]) for s in (store, other)]
     if shapes[0] != shapes[1]:
         raise InputDataError(cfg.mix, f"tiles of shape {shapes[1]} cannot be mixed with {cfg.store}'s {shapes[0]}")
-    mix_columns = state_columns(other.state_names, cfg.extra_inputs, cfg.mix)
-    if [other.state_names[c] for c in mix_columns] != [store.state_names[c] for c in columns]:
-        raise InputDataError(cfg.mix, "its extra inputs differ from the main store's")
-    idx = other.indices(TRAIN)
-    if len(idx) == 0:
-        raise InputDataError(cfg.mix, "store has no training samples")
-    return Path(cfg.mix), idx, mix_columns
+    return Path(cfg.mix), idx, columns
 
 
 def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
