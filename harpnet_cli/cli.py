@@ -354,6 +354,8 @@ def train(
                                                            "into every epoch.")] = None,
     mix_ratio: Annotated[float | None, typer.Option(help="Samples from --mix per training sample of STORE. "
                                                          "[default: 1.0]")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Turn each training tile by a "
+                       "random flip/transpose (terrain and wind with it). [default: off]")] = None,
     extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: "
                                                                                   "wind (u, v).")] = None,
     derived_inputs: Annotated[list[str] | None, typer.Option("--derived-inputs", help="Channels computed from "
@@ -378,7 +380,8 @@ def train(
     cfg = TrainConfig.from_sources(config, {
         "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "loss": loss, "seed": seed, "device": device, "workers": workers, "resume": resume or None,
-        "init": init, "mix": mix, "mix_ratio": mix_ratio, "derived_inputs": derived_inputs,
+        "init": init, "mix": mix, "mix_ratio": mix_ratio, "augment": augment,
+        "derived_inputs": derived_inputs,
         "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
         "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })

@@ -290,6 +290,9 @@ class TrainConfig(BaseModel):
     tiles while fine-tuning on real ones, so the synthetic skill is not forgotten)."""
     mix_ratio: float = Field(default=1.0, gt=0, le=100)
     """Samples drawn from ``mix`` per training sample of ``store`` in each epoch."""
+    augment: bool = False
+    """Turn each training sample by a random one of the tile's eight symmetries (flips and
+    transposes of coarse patch, terrain and target together; wind turned with them)."""
     extra_inputs: list[Literal["wind"]] = Field(default_factory=list)
     """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
     derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from harpnet_cli.core.augment import augment_batch, draw_codes
 from harpnet_cli.errors import InputDataError
 
 #: Extra coarse inputs that ``--extra-inputs`` can add, by name: the state columns they use.
@@ -55,6 +56,16 @@ def state_columns(state_names: Sequence[str], extra_inputs: Sequence[str], where
                 raise InputDataError(where, f"--extra-inputs {extra} needs state {name!r}, the store has {have}")
             cols.append(list(state_names).index(name))
     return cols
+
+
+def vector_channels(extra_inputs: Sequence[str]) -> list[tuple[int, int]]:
+    """Coarse channels (after precipitation, channel 0) of the vector extra inputs, as (east, north) pairs."""
+    out, at = [], 1
+    for extra in extra_inputs:
+        if extra == "wind":
+            out.append((at, at + 1))
+        at += len(EXTRA_INPUTS[extra])
+    return out
 
 
 def to_tensors(sample: dict[str, np.ndarray], columns: Sequence[int]) -> Batch:
@@ -122,6 +133,12 @@ class StoreBatches(BatchSequence):
         State columns added as coarse channels (see :func:`to_tensors`).
     max_batches : int, optional
         Stop after this many batches.
+    augment_seed : sequence of int, optional
+        Turn each sample by a random symmetry of the tile (:mod:`harpnet_cli.core.augment`),
+        drawn from a generator seeded with ``(*augment_seed, k)`` for batch ``k``: the same in
+        any worker and after a resume.
+    vectors : sequence of (int, int)
+        Coarse channels holding (eastward, northward) vector components, turned with the tile.
     """
 
     def __init__(
@@ -131,6 +148,8 @@ class StoreBatches(BatchSequence):
         batch_size: int,
         columns: Sequence[int] = (),
         max_batches: int | None = None,
+        augment_seed: Sequence[int] | None = None,
+        vectors: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__()
         self.store_path = Path(store)
@@ -139,6 +158,8 @@ class StoreBatches(BatchSequence):
         self.columns = list(columns)
         n = -(-len(self.order) // batch_size)
         self.n_batches = n if max_batches is None else min(n, max_batches)
+        self.augment_seed = None if augment_seed is None else [int(v) & 0xFFFFFFFF for v in augment_seed]
+        self.vectors = [(int(u), int(v)) for u, v in vectors]
         self._store: Any = None
 
     def _open(self) -> Any:
@@ -152,7 +173,11 @@ class StoreBatches(BatchSequence):
     def batch(self, k: int) -> Batch:
         """Batch ``k`` as (coarse, static, target) tensors (see :func:`to_tensors`)."""
         rows = self.order[k * self.batch_size : (k + 1) * self.batch_size]
-        return to_tensors(self._open().read(rows), self.columns)
+        batch = to_tensors(self._open().read(rows), self.columns)
+        if self.augment_seed is None:
+            return batch
+        codes = draw_codes(len(rows), [*self.augment_seed, k])
+        return augment_batch(*batch, codes, self.vectors)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

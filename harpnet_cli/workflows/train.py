@@ -236,6 +236,11 @@ def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63 - 1)
 
 
+def _augment_seed(cfg: TrainConfig, epoch: int, rank: int, part: int) -> list[int] | None:
+    """Seed of the augmentation draws of one epoch's batches (None: no augmentation)."""
+    return [cfg.seed, epoch, rank, part] if cfg.augment else None
+
+
 def _setup_process_group(dist_env: DistEnv, device: torch.device) -> None:
     """Join the torchrun job: nccl on CUDA, gloo otherwise."""
     import torch.distributed as dist
@@ -402,12 +407,13 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         seed_everything,
         set_rng_state,
     )
-    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches
+    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
     from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
     from harpnet_cli.io.store import SAMPLE_CHUNK
 
     t_start = time.perf_counter()
     store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
+    vectors = vector_channels(cfg.extra_inputs)
     test_idx = store.indices(TEST)
     mix = _open_mix(cfg, store)
     model_cfg = model_config_for(cfg, store, columns)
@@ -491,14 +497,16 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
                 order = epoch_order(train_idx, seed=cfg.seed, epoch=epoch, chunk=SAMPLE_CHUNK,
                                     buffer_chunks=cfg.shuffle_chunks)
                 mine = rank_share(order, dist_env.rank, dist_env.world_size)
-                own = StoreBatches(cfg.store, mine, cfg.batch_size, columns, cfg.max_batches)
+                own = StoreBatches(cfg.store, mine, cfg.batch_size, columns, cfg.max_batches,
+                                   _augment_seed(cfg, epoch, dist_env.rank, 0), vectors)
                 data: StoreBatches | MixedBatches = own
                 if mix is not None:
                     n_mix = max(1, round(cfg.mix_ratio * len(order)))
                     mix_order = np.resize(epoch_order(mix[1], seed=cfg.seed + 1, epoch=epoch, chunk=SAMPLE_CHUNK,
                                                       buffer_chunks=cfg.shuffle_chunks), n_mix)
                     mix_mine = rank_share(mix_order, dist_env.rank, dist_env.world_size)
-                    mixed = StoreBatches(mix[0], mix_mine, cfg.batch_size, mix[2], cfg.max_batches)
+                    mixed = StoreBatches(mix[0], mix_mine, cfg.batch_size, mix[2], cfg.max_batches,
+                                         _augment_seed(cfg, epoch, dist_env.rank, 1), vectors)
                     data = MixedBatches([own, mixed], seed=cfg.seed * 1000 + epoch)
                 bars.start_epoch(epoch, len(data))
                 net.train()

@@ -73,10 +73,11 @@ def test_two_epochs_history_config_and_downscale(store, tmp_path):
     assert res.exit_code == 2 and "--resume" in res.output
 
 
-def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["--augment"]], ids=["plain", "augment"])
+def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch, extra):
     s, tiny = store
     straight = tmp_path / "straight"
-    assert invoke("train", s, "-o", straight, "--epochs", 3, "--config", tiny).exit_code == 0
+    assert invoke("train", s, "-o", straight, "--epochs", 3, "--config", tiny, *extra).exit_code == 0
 
     import harpnet_cli.core.training as training
 
@@ -91,13 +92,13 @@ def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch)
 
     resumed = tmp_path / "resumed"
     monkeypatch.setattr("harpnet_cli.core.training.rank_share", interrupt_in_epoch_2)
-    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny)
+    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny, *extra)
     assert res.exit_code == 130, res.output
     assert "--resume" in res.output and "epochs up to 1 are saved" in res.output
     assert [p.name for p in (resumed / "checkpoints").iterdir()] == ["epoch_001.pt"]
     monkeypatch.undo()
 
-    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny, "--resume")
+    res = invoke("train", s, "-o", resumed, "--epochs", 3, "--config", tiny, "--resume", *extra)
     assert res.exit_code == 0, res.output
     a, _ = weights(straight / "checkpoints" / "epoch_003.pt")
     b, _ = weights(resumed / "checkpoints" / "epoch_003.pt")
@@ -115,6 +116,20 @@ def test_extra_inputs_wind(store, tmp_path):
     _, meta = weights(run / "checkpoints" / "epoch_001.pt")
     assert meta["config"]["coarse_inputs"] == ["precip", "u", "v"]
     assert len(meta["config"]["coarse_mean"]) == 3
+
+
+def test_augment_is_recorded_reproducible_and_changes_the_weights(store, tmp_path):
+    s, tiny = store
+    runs = {}
+    for name, extra in {"a": ["--augment"], "b": ["--augment"], "plain": []}.items():
+        res = invoke("train", s, "-o", tmp_path / name, "--epochs", 1, "--config", tiny, "--extra-inputs", "wind",
+                     "--batch-size", 8, *extra)
+        assert res.exit_code == 0, res.output
+        runs[name], _ = weights(tmp_path / name / "checkpoints" / "epoch_001.pt")
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["plain"][k]) for k in runs["a"])
+    assert tomllib.loads((tmp_path / "a" / "config.toml").read_text())["augment"] is True
+    assert tomllib.loads((tmp_path / "plain" / "config.toml").read_text())["augment"] is False
 
 
 def test_extra_inputs_refused_without_wind(store, tmp_path):
