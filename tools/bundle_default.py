@@ -36,9 +36,10 @@ COLUMNS = {"mae": "MAE (mm)", "rmse": "RMSE (mm)", "fss_p90_w1": "FSS p90 1-cell
 TRAINED_ON = (
     "Synthetic pre-training: 240 full-CONUS 3-hour fields of HARPNET's own physically based world "
     "(Smith-Barstad orographic rain over ETOPO5 terrain, advected synoptic rain, convective cells; "
-    "terrain lock calibrated against MRMS and PRISM; 6 epochs), then fine-tuning on the real MRMS "
+    "terrain lock calibrated against MRMS and PRISM; 16 epochs), then fine-tuning on the real MRMS "
     "gauge-corrected QPE of 20-21 September 2016 (1,238 training tiles from 16 three-hour windows; "
-    "10 epochs, 3 seeds whose weights are averaged); 22 September 2016 held out. "
+    "each tile randomly flipped or transposed, 20 epochs, 3 seeds whose weights are averaged); "
+    "22 September 2016 held out. "
     "Two real days are very little: for real use, train on CONUS404 with 'harpnet prepare'."
 )
 

@@ -3,7 +3,7 @@
 # prepare -> train -> ensemble -> evaluate -> bundle. Every step is skipped when its output
 # exists, so an interrupted rebuild continues where it stopped (delete runs/default/ to start over).
 #
-#   bash tools/train_default.sh            # about an hour on a 2-core CPU
+#   bash tools/train_default.sh            # about two hours on a 2-core CPU
 #   SHARED=/path/to/shared bash tools/train_default.sh
 #
 # Needs ../shared/data/train (72 MRMS hours of 20-22 September 2016 and the PRISM 1991-2020
@@ -33,19 +33,20 @@ step "$MRMS" harpnet --quiet prepare "$SHARED"/data/train/mrms-gaugecorr-2016-09
 step "$SYN" harpnet --quiet prepare synthetic --samples 240 -o "$SYN" --workers 2
 
 # 2. Variants. Synthetic only (also the pre-training of the fine-tuned variants).
-step "$R/syn/checkpoints/epoch_006.pt" harpnet --quiet train "$SYN" -o "$R/syn" --preset lite --loss mae \
-    --epochs 6 --batch-size 64 --seed 1 "${DERIVED[@]}"
-INIT=$R/syn/checkpoints/epoch_006.pt
+step "$R/syn/checkpoints/epoch_016.pt" harpnet --quiet train "$SYN" -o "$R/syn" --preset lite --loss mae \
+    --epochs 16 --batch-size 64 --seed 1 "${DERIVED[@]}"
+INIT=$R/syn/checkpoints/epoch_016.pt
 for s in $SEEDS; do
-    # Real only.
-    step "$R/real_s$s/checkpoints/epoch_015.pt" harpnet --quiet train "$MRMS" -o "$R/real_s$s" --preset lite \
-        --loss mae --epochs 15 --batch-size 32 --seed "$s" "${DERIVED[@]}"
+    # Real only (the real tiles are few: each is turned by a random flip/transpose, --augment).
+    step "$R/real_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$MRMS" -o "$R/real_s$s" --preset lite \
+        --augment --loss mae --epochs 20 --batch-size 32 --seed "$s" "${DERIVED[@]}"
     # Synthetic pre-training, then real fine-tuning.
-    step "$R/ft_s$s/checkpoints/epoch_010.pt" harpnet --quiet train "$MRMS" -o "$R/ft_s$s" --init "$INIT" \
-        --loss mae --epochs 10 --batch-size 32 --lr 3e-4 --seed "$s"
-    # Synthetic pre-training, then real fine-tuning with as many synthetic tiles mixed in.
+    step "$R/ft_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$MRMS" -o "$R/ft_s$s" --init "$INIT" \
+        --augment --loss mae --epochs 20 --batch-size 32 --lr 3e-4 --seed "$s"
+    # Synthetic pre-training, then real fine-tuning with as many synthetic tiles mixed in (twice the
+    # batches per epoch, so half the epochs for as many steps).
     step "$R/mix_s$s/checkpoints/epoch_010.pt" harpnet --quiet train "$MRMS" -o "$R/mix_s$s" --init "$INIT" \
-        --mix "$SYN" --mix-ratio 1 --loss mae --epochs 10 --batch-size 32 --lr 3e-4 --seed "$s"
+        --mix "$SYN" --mix-ratio 1 --augment --loss mae --epochs 10 --batch-size 32 --lr 3e-4 --seed "$s"
 done
 
 # 3. Seed soups: the fine-tuned seeds share their start, so their weights average into one model.
@@ -66,8 +67,8 @@ score() { # score NAME CHECKPOINT
 }
 score syn "$INIT"
 for s in $SEEDS; do
-    score "real_s$s" "$R/real_s$s/checkpoints/epoch_015.pt"
-    score "ft_s$s" "$R/ft_s$s/checkpoints/epoch_010.pt"
+    score "real_s$s" "$R/real_s$s/checkpoints/epoch_020.pt"
+    score "ft_s$s" "$R/ft_s$s/checkpoints/epoch_020.pt"
     score "mix_s$s" "$R/mix_s$s/checkpoints/epoch_010.pt"
 done
 score ft_soup "$R/ft_soup.pt"
