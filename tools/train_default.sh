@@ -3,7 +3,7 @@
 # prepare -> train -> ensemble -> evaluate -> bundle. Every step is skipped when its output
 # exists, so an interrupted rebuild continues where it stopped (delete runs/default/ to start over).
 #
-#   bash tools/train_default.sh            # about two hours on a 2-core CPU
+#   bash tools/train_default.sh            # about 80 minutes on a 2-core CPU
 #   SHARED=/path/to/shared bash tools/train_default.sh
 #
 # Needs ../shared/data/train (72 MRMS hours of 20-22 September 2016 and the PRISM 1991-2020

@@ -23,6 +23,8 @@ from harpnet_cli.errors import InputDataError
 
 #: Extra coarse inputs that ``--extra-inputs`` can add, by name: the state columns they use.
 EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v")}
+#: Extra inputs whose two state columns are the (eastward, northward) components of a vector.
+VECTOR_INPUTS = frozenset({"wind"})
 
 Batch = tuple[Tensor, Tensor, Tensor]
 
@@ -62,7 +64,7 @@ def vector_channels(extra_inputs: Sequence[str]) -> list[tuple[int, int]]:
     """Coarse channels (after precipitation, channel 0) of the vector extra inputs, as (east, north) pairs."""
     out, at = [], 1
     for extra in extra_inputs:
-        if extra == "wind":
+        if extra in VECTOR_INPUTS:
             out.append((at, at + 1))
         at += len(EXTRA_INPUTS[extra])
     return out
