@@ -93,6 +93,13 @@ class RichReporter:
             yield advance
 
 
+def _validation_message(error: Any) -> str:
+    """One pydantic error as ``setting: problem`` (the setting is the option's name in snake case)."""
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {msg}" if where else msg
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise."""
     stderr.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
@@ -117,7 +124,7 @@ class HarpnetGroup(TyperGroup):
             from pydantic import ValidationError
 
             if isinstance(exc, ValidationError):
-                msgs = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                msgs = "; ".join(_validation_message(e) for e in exc.errors())
                 raise _fail(msgs, EXIT_USAGE) from None
             if isinstance(exc, OSError) and exc.strerror:  # permission denied, disk full, ...
                 where = f"{exc.filename}: " if exc.filename else ""
@@ -268,6 +275,10 @@ def prepare(
                                                           "it, e.g. 1h.")] = None,
     max_3h: Annotated[float, typer.Option(help="Quality control: 3-hour amounts (mm) above this are "
                                                "artefacts; their tiles are dropped.")] = 300.0,
+    overlap: Annotated[int, typer.Option(help="Overlap of neighbouring tiles in fine cells (multiple of 4); 32 "
+                                              "cuts about twice as many tiles.")] = 16,
+    max_missing: Annotated[float, typer.Option(help="Keep training tiles with up to this fraction of fine "
+                                                    "cells unobserved (ignored by the loss); 0 drops them.")] = 0.0,
     plot: Annotated[Path | None, typer.Option(help="Write PNG plots of a few samples to this folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start again instead of resuming.")] = False,
 ) -> None:
@@ -284,7 +295,8 @@ def prepare(
         "sources": resolved, "output": output, "source_kind": source, "samples": samples, "seed": seed,
         "bbox": bbox, "domain": domain, "remap": remap, "keep_dry": keep_dry, "test_fraction": test_fraction,
         "validation_start": validation_start, "workers": workers, "scheduler": scheduler, "variable": variable,
-        "accumulation": accumulation, "max_3h_mm": max_3h, "plot": plot, "overwrite": overwrite,
+        "accumulation": accumulation, "max_3h_mm": max_3h, "max_missing": max_missing, "overlap": overlap,
+        "plot": plot, "overwrite": overwrite,
         "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_prepare(cfg, RichReporter(ctx.obj))

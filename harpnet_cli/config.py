@@ -208,7 +208,18 @@ class PrepareConfig(_ReadsInputs):
     """Accumulation period of files that do not state it."""
     max_3h_mm: float = Field(default=300.0, gt=0)
     """Quality control of observations: 3-hour amounts above this are artefacts (the tile is
-    dropped); see :mod:`harpnet_cli.core.qc` for the choice."""
+    dropped, or with ``max_missing`` the cells are unobserved); see :mod:`harpnet_cli.core.qc`."""
+    overlap: int = Field(default=16, ge=0, lt=64, multiple_of=4)
+    """Overlap of neighbouring tiles in fine cells (a multiple of 4, below the 64-cell tile): 16
+    covers the domain once with seams to spare; 32 cuts about twice as many tiles from the same
+    fields, each shifted by whole coarse cells (more, correlated training examples from few
+    fields). Scores depend on it, so compare models on stores cut alike."""
+    max_missing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Training tiles with up to this fraction of fine cells unobserved (outside an observing
+    network's coverage, or removed by quality control) are kept: the unobserved cells are NaN in
+    the target and ignored by the loss, and their coarse input is filled from the nearest observed
+    cell as ``downscale`` fills gaps. 0 drops every tile that touches missing data. Test and
+    validation tiles are always complete, so their scores stay like for like."""
     plot: Path | None = None
     """Folder for PNG plots of a few samples."""
     overwrite: bool = False
@@ -244,7 +255,8 @@ class PrepareConfig(_ReadsInputs):
     def plan_key(self) -> dict[str, object]:
         """The options that determine the store's content: a resumed run must match them."""
         keys = ("sources", "source_kind", "bbox", "domain", "remap", "keep_dry", "dry_threshold_mm",
-                "test_fraction", "validation_start", "seed", "samples", "variable", "accumulation", "max_3h_mm")
+                "test_fraction", "validation_start", "seed", "samples", "variable", "accumulation", "max_3h_mm",
+                "max_missing", "overlap")
         return self.model_dump(mode="json", include=set(keys))
 
 

@@ -50,7 +50,8 @@ def get_loss(name: str) -> LossFn:
     -------
     callable
         ``loss(pred, target) -> scalar``; ``pred`` and ``target`` of shape (B, 1, 64, 64) in mm,
-        the result the mean over every pixel, computed in float32.
+        the result the mean over every observed pixel (NaN in ``target`` marks an unobserved one,
+        which gives no gradient), computed in float32.
 
     Raises
     ------
@@ -58,14 +59,30 @@ def get_loss(name: str) -> LossFn:
         For an unknown name (the message lists the known ones).
     """
     if name == "mse":
-        return lambda p, t: torch.mean(torch.square(p.float() - t.float()))
+        return _observed_mean(lambda p, t: torch.square(p - t))
     if name == "mae":
-        return lambda p, t: torch.mean(torch.abs(p.float() - t.float()))
+        return _observed_mean(lambda p, t: torch.abs(p - t))
     if name == "mse_log1p":
-        return lambda p, t: torch.mean(
-            torch.square(torch.log1p(p.float().clamp_min(0.0)) - torch.log1p(t.float().clamp_min(0.0)))
-        )
+        return _observed_mean(lambda p, t: torch.square(torch.log1p(p.clamp_min(0.0)) - torch.log1p(t.clamp_min(0.0))))
     raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+
+
+def _observed_mean(error: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
+    """``loss(pred, target)``: the mean of ``error`` over the pixels where ``target`` is not NaN.
+
+    Unobserved target pixels are replaced by the (detached) prediction before ``error`` is taken,
+    so they add exactly zero to the sum and to the gradient (a NaN there would poison both).
+    """
+
+    def loss(pred: Tensor, target: Tensor) -> Tensor:
+        p, t = pred.float(), target.float()
+        observed = ~torch.isnan(t)
+        if bool(observed.all()):
+            return torch.mean(error(p, t))
+        t = torch.where(observed, t, p.detach())
+        return error(p, t).sum() / observed.sum().clamp_min(1)
+
+    return loss
 
 
 def seed_everything(seed: int) -> None:

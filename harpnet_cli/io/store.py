@@ -10,7 +10,8 @@ array        shape            dtype    meaning
 ===========  ===============  =======  ==========================================================
 coarse       (N, Cc, 18, 18)  float32  coarse inputs, channel 0 precipitation in mm per 3 h: the
                                        tile's 16 x 16 coarse cells plus a 1-cell buffer ring
-fine         (N, 1, 64, 64)   float32  fine targets, mm per 3 h
+fine         (N, 1, 64, 64)   float32  fine targets, mm per 3 h; NaN marks unobserved cells, in
+                                       training samples only (``prepare --max-missing``)
 tile         (N,)             int32    row of ``terrain`` / ``tile_origin``
 time         (N,)             int64    window end, seconds since 1970-01-01 UTC
 split        (N,)             int8     :data:`TRAIN` 0, :data:`TEST` 1, :data:`VAL` 2
@@ -709,11 +710,24 @@ class TrainingStore:
                 raise ValueError(f"unit {unit!r}: {name} has shape {arr.shape}, expected {(max(k, 0), *tail)}")
             if arr.dtype.kind not in ("fiu" if dtype == "float32" else "iu"):
                 raise ValueError(f"unit {unit!r}: {name} has dtype {arr.dtype}, expected {dtype}")
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise ValueError(f"unit {unit!r}: {name} has non-finite values")
+            if arr.dtype.kind == "f" and (np.isinf(arr) if name == "fine" else ~np.isfinite(arr)).any():
+                raise ValueError(f"unit {unit!r}: {name} has non-finite values")  # NaN fine: unobserved
             raw[name] = arr
         self._check_codes(unit, raw)
+        self._check_unobserved(unit, raw)
         return {name: arr.astype(layout[name][1], copy=False) for name, arr in raw.items()}
+
+    @staticmethod
+    def _check_unobserved(unit: str, data: Mapping[str, np.ndarray]) -> None:
+        """NaN (unobserved) target cells only in training samples, never a whole target."""
+        nan = np.isnan(data["fine"])
+        partial = nan.any(axis=(1, 2, 3))
+        if not partial.any():
+            return
+        if (np.asarray(data["split"])[partial] != TRAIN).any():
+            raise ValueError(f"unit {unit!r}: only training samples may have unobserved (NaN) fine cells")
+        if nan.all(axis=(1, 2, 3)).any():
+            raise ValueError(f"unit {unit!r}: a fine target is unobserved everywhere")
 
     def _check_codes(self, unit: str, data: Mapping[str, np.ndarray]) -> None:
         """Tile indices in range and split codes known (checked before the cast narrows them)."""
@@ -858,6 +872,7 @@ class TrainingStore:
         select = slice(None) if mask.all() else mask
         coarse = np.asarray(self._arrays["coarse"][start:stop, 0])[select]
         fine = np.asarray(self._arrays["fine"][start:stop])[select]
+        fine = fine[np.isfinite(fine)]  # unobserved cells of partial training tiles left out
         moments["coarse"].add(np.log1p(coarse).reshape(-1, 1))
         moments["fine"].add(np.log1p(fine).reshape(-1, 1))
         moments["state"].add(np.asarray(self._arrays["state"][start:stop])[select])
@@ -867,7 +882,7 @@ class TrainingStore:
         self, code: int, moments: Mapping[str, _Moments], terrain: _Moments, wet: int, n_tiles: int
     ) -> dict[str, Any]:
         """Assemble the JSON-able result of :meth:`compute_stats`."""
-        count = moments["fine"].count // (FINE_TILE * FINE_TILE)
+        count = moments["coarse"].count // (COARSE_TILE * COARSE_TILE)
         stats: dict[str, Any] = {"split": SPLIT_NAMES[code], "count": count, "tiles": n_tiles}
         for name in ("coarse", "fine"):
             mean, std = moments[name].result()

@@ -185,7 +185,7 @@ def fit_ratio(store: TrainingStore, batch_size: int, reporter: Reporter, tiles: 
         train = train[tiles[np.asarray(store.tile[train], dtype=np.int64)]]
     with reporter.progress("fitting ratio baseline", len(train)) as advance:
         for rows in chunks(train, batch_size):
-            s = store.read(rows)
+            s = observed_only(store.read(rows))
             clim.add(s["tile"], s["fine"][:, 0], s["coarse"][:, 0])
             advance(len(rows))
     return clim
@@ -284,6 +284,17 @@ def tiles_in_bbox(origins: np.ndarray, grid: GridSpec, bbox: Sequence[float]) ->
     rel = wrap_lon(lon, west=west) - west
     eps = 1e-9
     return (lat >= south - eps) & (lat <= north + eps) & (rel <= span + eps)
+
+
+def observed_only(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The samples of a :meth:`TrainingStore.read` whose target is observed everywhere.
+
+    Partly unobserved training tiles (``prepare --max-missing``) train the model through a masked
+    loss but are left out of the fitted ratio baseline, whose per-tile sums need whole tiles
+    (scored splits never hold them).
+    """
+    ok = np.isfinite(sample["fine"]).all(axis=(1, 2, 3))
+    return sample if ok.all() else {k: v[ok] for k, v in sample.items()}
 
 
 def relative_threshold(store: TrainingStore, idx: np.ndarray, batch_size: int, wet_mm: float,

@@ -188,7 +188,7 @@ def _open_store(cfg: PrepareConfig, spec: GridSpec, units: list[Unit], plan_coun
         if store.is_complete:
             raise UsageError(f"{cfg.output} is already complete; pass --overwrite to prepare it again")
         return store
-    patcher = _patcher(spec)
+    patcher = _patcher(spec, cfg.overlap)
     terrain = patcher.cut_fine(load_terrain(spec)[None])
     origins = np.array([(t.y0, t.x0) for t in patcher.tiles], dtype=np.int32)
     manifest = {
@@ -220,8 +220,8 @@ def _split_counts(store: TrainingStore) -> dict[str, int]:
 
 
 # -- computing one unit -------------------------------------------------------------------------
-def _patcher(spec: GridSpec) -> Patcher:
-    return Patcher(spec.coarse_shape)
+def _patcher(spec: GridSpec, overlap: int) -> Patcher:
+    return Patcher(spec.coarse_shape, overlap=overlap)
 
 
 @dataclass
@@ -243,7 +243,7 @@ def _context(cfg_json: str) -> _Context:
     spec = target_grid(cfg)
     padded = spec.padded(1)
     offset = (round((spec.lat0 - padded.lat0) / COARSE_RES), round((spec.lon0 - padded.lon0) % 360 / COARSE_RES))
-    ctx = _Context(spec, padded, _patcher(spec), offset)
+    ctx = _Context(spec, padded, _patcher(spec, cfg.overlap), offset)
     if cfg.synthetic:
         ctx.world = _world(padded)
     return ctx
@@ -348,11 +348,18 @@ def _tiles(cfg: PrepareConfig, ctx: _Context, unit: Unit, coarse_ring: np.ndarra
            state_vec: np.ndarray, validation_start: datetime | None) -> UnitResult:
     """Cut, filter and label the tiles of one unit's fields."""
     p = ctx.patcher
+    split = assign_split(unit.end, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                         validation_start=validation_start)
     coarse_t = p.cut_coarse(coarse_ring[None].astype(np.float32))
     fine_t = p.cut_fine(fine[None].astype(np.float32))
     ok = np.isfinite(coarse_t).all(axis=(1, 2, 3)) & np.isfinite(fine_t).all(axis=(1, 2, 3))
-    counts = {"missing_data": int((~ok).sum())}
-    dry = fine_t.max(axis=(1, 2, 3)) < cfg.dry_threshold_mm
+    counts = {"missing_data": int((~ok).sum()), "partial": 0}
+    if cfg.max_missing > 0 and split == TRAIN and not ok.all():
+        coarse_t, fine_t, unobserved = _partial_tiles(p, coarse_ring, fine)
+        partial = ~ok & (unobserved <= cfg.max_missing)
+        counts["missing_data"] -= int(partial.sum())
+        ok |= partial
+    dry = np.where(np.isfinite(fine_t), fine_t, 0.0).max(axis=(1, 2, 3)) < cfg.dry_threshold_mm
     rng = np.random.default_rng([cfg.seed & 0xFFFFFFFF, zlib.crc32(unit.key.encode()), 0xD27])
     keep_dry = rng.random(len(p)) < cfg.keep_dry
     counts["dry_dropped"] = int((ok & dry & ~keep_dry).sum())
@@ -360,15 +367,36 @@ def _tiles(cfg: PrepareConfig, ctx: _Context, unit: Unit, coarse_ring: np.ndarra
     counts["dry_kept"] = int((keep & dry).sum())
     counts["wet"] = int((keep & ~dry).sum())
     idx = np.flatnonzero(keep)
+    counts["partial"] = int((~np.isfinite(fine_t[idx])).any(axis=(1, 2, 3)).sum())
     n = idx.size
-    split = assign_split(unit.end, seed=cfg.seed, test_fraction=cfg.test_fraction,
-                         validation_start=validation_start)
     stamp = int((unit.end - EPOCH).total_seconds())
     return UnitResult(
         key=unit.key, coarse=coarse_t[idx], fine=np.maximum(fine_t[idx], 0.0), tile=idx.astype(np.int32),
         time=np.full(n, stamp, dtype=np.int64), split=np.full(n, split, dtype=np.int8),
         state=np.repeat(state_vec[None].astype(np.float32), n, axis=0), counts=counts,
     )
+
+
+def _partial_tiles(p: Patcher, coarse_ring: np.ndarray, fine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tiles of a field with gaps, as ``--max-missing`` keeps them.
+
+    The coarse input is filled from the nearest observed coarse cell (what ``downscale`` does with
+    an input's gaps); the fine target is NaN under every unobserved coarse cell, whose filled input
+    says nothing about it (a coarse cell is unobserved when any of its fine cells is, see
+    :func:`_split_levels`).
+
+    Returns
+    -------
+    coarse_t : (T, 1, 18, 18) without NaN
+    fine_t : (T, 1, 64, 64) NaN where unobserved
+    unobserved : (T,) fraction of each tile's fine cells that are NaN
+    """
+    from harpnet_cli.core.masking import fill_nearest, upsample_mask
+
+    observed = upsample_mask(np.isfinite(coarse_ring[1:-1, 1:-1]), RATIO)
+    fine_t = p.cut_fine(np.where(observed, fine, np.nan)[None].astype(np.float32))
+    coarse_t = p.cut_coarse(fill_nearest(coarse_ring)[None].astype(np.float32))
+    return coarse_t, fine_t, (~np.isfinite(fine_t)).mean(axis=(1, 2, 3))
 
 
 # -- running units in parallel, in order --------------------------------------------------------

@@ -279,3 +279,108 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
     a, b = arrays(ref), arrays(out)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def gappy_mrms(tmp_path_factory):
+    """Nine MRMS-like hours (3-hour windows ending 21Z on 20 September, 00Z and 03Z on the 21st)
+    whose western 1.5° lie outside the network's coverage."""
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_mrms_series
+
+    box = (36.0, 42.0, -100.0, -92.0)
+    hourly = synthetic_hourly(9, 121, 161, seed=5)  # 0.05° cells
+    hourly[:, :, :30] = np.nan  # west of 98.5° W: no coverage (written as MRMS's -3)
+    return write_mrms_series(tmp_path_factory.mktemp("gappy"), hourly, datetime(2016, 9, 20, 19), box=box,
+                             step=0.05)
+
+
+GAPPY_AREA = ("--bbox", "36.5,41.5,-99.5,-92.5", "--keep-dry", 1.0, "--test-fraction", 0)
+
+
+def test_max_missing_keeps_partly_observed_training_tiles(gappy_mrms, tmp_path):
+    whole, partial = tmp_path / "whole.zarr", tmp_path / "partial.zarr"
+    assert prepare(*gappy_mrms, "-o", whole, *GAPPY_AREA).exit_code == 0
+    res = prepare(*gappy_mrms, "-o", partial, *GAPPY_AREA, "--max-missing", 0.5)
+    assert res.exit_code == 0, res.output
+    w, p = arrays(whole), arrays(partial)
+    assert np.isfinite(w["fine"]).all() and (w["split"] == TRAIN).all()
+    n_partial = len(p["fine"]) - len(w["fine"])  # the western tiles come back
+    assert n_partial > 0 and len(w["fine"]) > 0
+    unobserved = np.isnan(p["fine"][:, 0])
+    frac = unobserved.mean(axis=(1, 2))
+    assert (frac > 0).sum() == n_partial and frac.max() <= 0.5
+    assert np.isfinite(p["coarse"]).all()  # inputs are filled, as downscale fills gaps
+    # unobserved cells are whole coarse cells, and observed cells still nest in their coarse input
+    blocks = unobserved.reshape(-1, 16, 4, 16, 4)
+    assert (blocks.all(axis=(2, 4)) == blocks.any(axis=(2, 4))).all()
+    mean = p["fine"][:, 0].reshape(-1, 16, 4, 16, 4).mean(axis=(2, 4))  # NaN over unobserved cells
+    seen = ~blocks.any(axis=(2, 4))
+    np.testing.assert_allclose(mean[seen], p["coarse"][:, 0, 1:-1, 1:-1][seen], rtol=1e-3, atol=1e-3)
+    store = TrainingStore.open(partial)
+    assert store.counts["dropped"]["partial"] == n_partial
+    assert store.stats["count"] == len(p["fine"]) and np.isfinite(store.stats["fine_log1p_mean"])
+
+
+def test_max_missing_leaves_test_and_validation_tiles_whole(gappy_mrms, tmp_path):
+    out = tmp_path / "val.zarr"
+    res = prepare(*gappy_mrms, "-o", out, *GAPPY_AREA, "--max-missing", 0.5, "--validation-start", "2016-09-20")
+    assert res.exit_code == 0, res.output
+    a = arrays(out)
+    assert len(a["fine"]) and (a["split"] == VAL).all() and np.isfinite(a["fine"]).all()
+
+
+def test_partly_observed_tiles_train_and_evaluate(gappy_mrms, tmp_path):
+    import json
+
+    store = tmp_path / "partial.zarr"  # 20 September trains (with partial tiles), the 21st validates
+    res = prepare(*gappy_mrms, "-o", store, *GAPPY_AREA, "--max-missing", 0.5, "--validation-start", "2016-09-21")
+    assert res.exit_code == 0, res.output
+    a = arrays(store)
+    assert np.isnan(a["fine"][a["split"] == TRAIN]).any() and (a["split"] == VAL).any()
+    res = runner.invoke(app, ["train", str(store), "-o", str(tmp_path / "run"), "--epochs", "1",
+                              "--batch-size", "4", "--preset", "lite", "--loss", "mae"])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "run" / "history.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["train_loss"]) and record["train_samples"] == (a["split"] == TRAIN).sum()
+    # scores and the fitted ratio baseline use whole tiles only: as if the partial ones were dropped
+    whole = tmp_path / "whole.zarr"
+    assert prepare(*gappy_mrms, "-o", whole, *GAPPY_AREA, "--validation-start", "2016-09-21").exit_code == 0
+    rows = []
+    for data in (store, whole):
+        out = tmp_path / f"{data.stem}.json"
+        res = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "checkpoints" / "epoch_001.pt"), "--data",
+                                  str(data), "--split", "validation", "--json", str(out)])
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(out.read_text())["rows"])
+    assert rows[0].keys() == rows[1].keys() and "ratio" in rows[0]
+    for name in rows[0]:
+        assert rows[0][name]["continuous"] == rows[1][name]["continuous"], name
+
+
+def test_overlap_cuts_more_tiles_shifted_by_whole_coarse_cells(tmp_path):
+    stores = {}
+    for overlap in (16, 32):
+        out = tmp_path / f"o{overlap}.zarr"
+        res = prepare("synthetic", "-o", out, "--samples", 1, "--bbox", BOX, "--keep-dry", 1.0, "--overlap", overlap)
+        assert res.exit_code == 0, res.output
+        stores[overlap] = TrainingStore.open(out)
+    origins = {k: np.asarray(s.tile_origin[:]) for k, s in stores.items()}
+    assert len(origins[32]) > len(origins[16])
+    assert (origins[32] % 4 == 0).all() and stores[32].manifest["tile"]["overlap"] == 32
+    steps = np.diff(np.unique(origins[32][:, 1]))
+    assert steps.max() <= 64 - 32 + 4  # neighbours overlap by at least 32 cells, give or take alignment
+    # the same field cut two ways: a tile at the same origin holds the same values
+    a, b = arrays(tmp_path / "o16.zarr"), arrays(tmp_path / "o32.zarr")
+    shared = [(i, j) for i, o in enumerate(origins[16]) for j, p in enumerate(origins[32]) if (o == p).all()]
+    assert shared
+    for i, j in shared:
+        np.testing.assert_array_equal(a["fine"][a["tile"] == i], b["fine"][b["tile"] == j])
+
+
+@pytest.mark.parametrize("overlap", ["30", "64", "-4"])
+def test_bad_overlap_is_one_line(tmp_path, overlap):
+    res = prepare("synthetic", "-o", tmp_path / "s.zarr", "--samples", 1, "--bbox", BOX, "--overlap", overlap)
+    assert res.exit_code == 2 and "overlap" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "s.zarr").exists()

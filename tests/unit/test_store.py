@@ -249,6 +249,29 @@ def test_open_bad_store_is_input_data_error(small_store: Path, damage: Any, mess
 
 
 # -- appending --------------------------------------------------------------------------------------
+def _partial(k: int) -> np.ndarray:
+    """``k`` fine targets whose western quarter is unobserved (NaN), as ``prepare --max-missing`` keeps them."""
+    fine = np.ones((k, 1, 64, 64), np.float32)
+    fine[..., :16] = np.nan
+    return fine
+
+
+def test_partly_unobserved_training_samples_are_kept_and_left_out_of_the_stats(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "s.zarr")
+    data = {**unit_data(0, k=4), "fine": _partial(4), "split": np.array([TRAIN, TRAIN, TRAIN, TRAIN])}
+    store.append("partial", **data)
+    store.append("whole", **{**unit_data(1, k=2), "fine": np.full((2, 1, 64, 64), 3.0, np.float32),
+                             "split": np.zeros(2, int)})
+    fine = np.asarray(store.fine[:6])
+    assert np.isnan(fine[:4, ..., :16]).all() and np.isfinite(fine[4:]).all()
+    stats = store.compute_stats("train")
+    assert stats["count"] == 6
+    observed = np.concatenate([np.ones(4 * 64 * 48), np.full(2 * 64 * 64, 3.0)])
+    assert stats["fine_log1p_mean"] == pytest.approx(np.log1p(observed).mean())
+    assert stats["fine_wet_fraction"] == 1.0
+    json.dumps(stats, allow_nan=False)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -260,7 +283,11 @@ def test_open_bad_store_is_input_data_error(small_store: Path, damage: Any, mess
         ({"split": np.array([0, 1, 2, 3])}, "split codes"),
         ({"split": np.array([0, 1, 2, 256])}, "split codes"),  # would wrap to 0 as int8
         ({"state": None}, "state has shape"),
-        ({"fine": np.full((4, 1, 64, 64), np.nan, np.float32)}, "non-finite"),
+        ({"fine": np.full((4, 1, 64, 64), np.inf, np.float32)}, "non-finite"),
+        ({"coarse": np.full((4, 2, 18, 18), np.nan, np.float32)}, "non-finite"),
+        ({"fine": np.full((4, 1, 64, 64), np.nan, np.float32), "split": np.zeros(4, int)}, "unobserved everywhere"),
+        ({"fine": _partial(4), "split": np.array([TRAIN, TRAIN, TEST, TRAIN])}, "only training samples"),
+        ({"fine": _partial(4), "split": np.array([TRAIN, VAL, TRAIN, TRAIN])}, "only training samples"),
     ],
 )
 def test_append_validates(small_store: Path, change: dict[str, Any], message: str) -> None:

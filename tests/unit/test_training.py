@@ -30,6 +30,29 @@ def test_losses_values():
     assert DEFAULT_LOSS in LOSSES
 
 
+ERRORS = {  # the per-pixel error of each loss, in NumPy
+    "mse": lambda p, t: (p - t) ** 2,
+    "mae": lambda p, t: np.abs(p - t),
+    "mse_log1p": lambda p, t: (np.log1p(p) - np.log1p(t)) ** 2,
+}
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_leave_out_unobserved_pixels(name):
+    assert set(ERRORS) == set(LOSSES)
+    rng = np.random.default_rng(0)
+    p, t = rng.random((3, 1, 8, 8)), 4 * rng.random((3, 1, 8, 8))
+    observed = rng.random((3, 1, 8, 8)) > 0.3
+    pred = torch.tensor(p, dtype=torch.float32, requires_grad=True)
+    loss = get_loss(name)(pred, torch.tensor(np.where(observed, t, np.nan), dtype=torch.float32))
+    loss.backward()
+    assert loss.item() == pytest.approx(ERRORS[name](p, t)[observed].mean(), rel=1e-5)
+    assert torch.isfinite(pred.grad).all() and (pred.grad[torch.from_numpy(~observed)] == 0).all()
+    assert (pred.grad[torch.from_numpy(observed)] != 0).any()
+    whole = get_loss(name)(pred, torch.tensor(t, dtype=torch.float32))  # fully observed: the plain mean
+    assert whole.item() == pytest.approx(ERRORS[name](p, t).mean(), rel=1e-5)
+
+
 def test_unknown_loss_lists_known():
     with pytest.raises(ValueError, match="mse_log1p"):
         get_loss("huber")
