@@ -354,6 +354,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs in all (with --resume: up to this). [default: 20]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Samples per step per process. [default: 64]")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help="constant or cosine (from --lr towards 0 over the "
+                                                         "epochs). [default: constant]")] = None,
     loss: Annotated[str | None, typer.Option(help="mse (mm, as the seed), mae (mm) or mse_log1p. "
                                                   "[default: mse]")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, dropout and data order. [default: 42]")] = None,
@@ -391,8 +393,8 @@ def train(
 
     cfg = TrainConfig.from_sources(config, {
         "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "loss": loss, "seed": seed, "device": device, "workers": workers, "resume": resume or None,
-        "init": init, "mix": mix, "mix_ratio": mix_ratio, "augment": augment,
+        "lr_schedule": lr_schedule, "loss": loss, "seed": seed, "device": device, "workers": workers,
+        "resume": resume or None, "init": init, "mix": mix, "mix_ratio": mix_ratio, "augment": augment,
         "derived_inputs": derived_inputs,
         "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
         "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),

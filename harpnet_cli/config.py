@@ -281,7 +281,11 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=4096)
     """Samples per optimisation step per process (DDP: the global batch is this times the ranks)."""
     lr: float = Field(default=1e-3, gt=0)
-    """Adam learning rate."""
+    """Adam learning rate (of the first epoch under ``lr_schedule`` cosine)."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """``constant`` (the seed's) or ``cosine``: the rate falls from ``lr`` towards 0 along half a
+    cosine over ``epochs``, set at the start of each epoch from its number (a resumed run sees the
+    same rates; resuming with more epochs stretches the rest of the curve)."""
     loss: Literal["mse", "mae", "mse_log1p"] = "mse"
     """``mse`` (seed: squared error in mm), ``mae`` (absolute error in mm) or ``mse_log1p``."""
     seed: int = 42

@@ -15,6 +15,7 @@ of that order, from a generator seeded by ``(seed, epoch)``: the order is a pure
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
@@ -83,6 +84,19 @@ def _observed_mean(error: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
         return error(p, t).sum() / observed.sum().clamp_min(1)
 
     return loss
+
+
+def epoch_lr(lr: float, epoch: int, epochs: int, schedule: str) -> float:
+    """The learning rate of ``epoch`` (1-based) of ``epochs`` under ``schedule``.
+
+    ``constant``: ``lr``. ``cosine``: ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, from ``lr``
+    in the first epoch to nearly 0 in the last, a pure function of the epoch number.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
 
 
 def seed_everything(seed: int) -> None:

@@ -399,6 +399,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     from harpnet_cli.core.model.wrapper import Downscaler
     from harpnet_cli.core.splits import TEST
     from harpnet_cli.core.training import (
+        epoch_lr,
         epoch_order,
         evaluate,
         get_loss,
@@ -493,6 +494,8 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         with _training_progress(rep, first_epoch, cfg.epochs) as bars:
             for epoch in range(first_epoch, cfg.epochs + 1):
                 t0 = time.perf_counter()
+                for group in optimizer.param_groups:
+                    group["lr"] = epoch_lr(cfg.lr, epoch, cfg.epochs, cfg.lr_schedule)
                 torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist_env.rank))
                 order = epoch_order(train_idx, seed=cfg.seed, epoch=epoch, chunk=SAMPLE_CHUNK,
                                     buffer_chunks=cfg.shuffle_chunks)

@@ -73,7 +73,7 @@ def test_two_epochs_history_config_and_downscale(store, tmp_path):
     assert res.exit_code == 2 and "--resume" in res.output
 
 
-@pytest.mark.parametrize("extra", [[], ["--augment"]], ids=["plain", "augment"])
+@pytest.mark.parametrize("extra", [[], ["--augment"], ["--lr-schedule", "cosine"]], ids=["plain", "augment", "cosine"])
 def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch, extra):
     s, tiny = store
     straight = tmp_path / "straight"
@@ -106,6 +106,19 @@ def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch,
     assert all(torch.equal(a[k], b[k]) for k in a)
     hist = [json.loads(line)["epoch"] for line in (resumed / "history.jsonl").read_text().splitlines()]
     assert hist == [1, 2, 3]
+
+
+def test_cosine_schedule_sets_each_epochs_rate(store, tmp_path):
+    from harpnet_cli.core.training import epoch_lr
+
+    s, tiny = store
+    run = tmp_path / "cosine"
+    res = invoke("train", s, "-o", run, "--epochs", 3, "--config", tiny, "--lr", 2e-3, "--lr-schedule", "cosine")
+    assert res.exit_code == 0, res.output
+    rates = [json.loads(line)["lr"] for line in (run / "history.jsonl").read_text().splitlines()]
+    assert rates == pytest.approx([epoch_lr(2e-3, e, 3, "cosine") for e in (1, 2, 3)])
+    assert rates[0] == pytest.approx(2e-3) and rates[0] > rates[1] > rates[2] > 0
+    assert tomllib.loads((run / "config.toml").read_text())["lr_schedule"] == "cosine"
 
 
 def test_extra_inputs_wind(store, tmp_path):

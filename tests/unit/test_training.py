@@ -8,6 +8,7 @@ from harpnet_cli.core.training import (
     DEFAULT_LOSS,
     LOSSES,
     batch_slices,
+    epoch_lr,
     epoch_order,
     get_loss,
     rank_share,
@@ -51,6 +52,14 @@ def test_losses_leave_out_unobserved_pixels(name):
     assert (pred.grad[torch.from_numpy(observed)] != 0).any()
     whole = get_loss(name)(pred, torch.tensor(t, dtype=torch.float32))  # fully observed: the plain mean
     assert whole.item() == pytest.approx(ERRORS[name](p, t).mean(), rel=1e-5)
+
+
+def test_epoch_lr_schedules():
+    assert [epoch_lr(1e-3, e, 4, "constant") for e in (1, 4)] == [1e-3, 1e-3]
+    cosine = [epoch_lr(1e-3, e, 4, "cosine") for e in (1, 2, 3, 4)]
+    assert cosine == pytest.approx([1e-3, 1e-3 * (1 + np.sqrt(0.5)) / 2, 5e-4, 1e-3 * (1 - np.sqrt(0.5)) / 2])
+    with pytest.raises(ValueError, match="constant, cosine"):
+        epoch_lr(1e-3, 1, 4, "step")
 
 
 def test_unknown_loss_lists_known():
