@@ -94,7 +94,8 @@ class RichReporter:
 
 
 def _validation_message(error: Any) -> str:
-    """One pydantic error as ``setting: problem`` (the setting is the option's name in snake case)."""
+    """One pydantic error as ``setting: problem`` (the configuration key; for most options the option's
+    name in snake case, as in ``config.toml``)."""
     msg = str(error["msg"]).removeprefix("Value error, ")
     where = ".".join(str(part) for part in error.get("loc", ()))
     return f"{where}: {msg}" if where else msg

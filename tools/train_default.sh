@@ -3,7 +3,7 @@
 # prepare -> train -> ensemble -> evaluate -> bundle. Every step is skipped when its output
 # exists, so an interrupted rebuild continues where it stopped (delete runs/default/ to start over).
 #
-#   bash tools/train_default.sh            # about 80 minutes on a 2-core CPU
+#   bash tools/train_default.sh            # about 2 hours on a 2-core CPU
 #   SHARED=/path/to/shared bash tools/train_default.sh
 #
 # Needs ../shared/data/train (72 MRMS hours of 20-22 September 2016 and the PRISM 1991-2020
@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared}
 R=runs/default
-MRMS=$R/mrms.zarr
+MRMS=$R/mrms.zarr          # scored: tiles overlap by 16 fine cells, as downscale cuts them; whole tiles
+TRAIN=$R/mrms_train.zarr   # trained on: the same hours cut with overlap 32, partly observed tiles kept
 SYN=$R/synthetic.zarr
 PRISM=$SHARED/data/train/prism-normal/PRISM_ppt_30yr_normal_4kmD1_0301_bil.zip
 WEST=31,49,-125,-102
@@ -26,9 +27,13 @@ step() { # step OUTPUT COMMAND...: run COMMAND unless OUTPUT exists
     if [[ -e $out ]]; then echo "skip: $out exists"; else echo "+ $*"; "$@"; fi
 }
 
-# 1. Corpora. Real: 72 hourly MRMS files -> 3-hour windows, QC, 22 September held out.
+# 1. Corpora. Real: 72 hourly MRMS files -> 3-hour windows, QC, 22 September held out. The training
+# copy has about twice the tiles (overlap 32) and keeps tiles up to half outside MRMS coverage
+# (their unobserved cells are left out of the loss); its validation tiles are not used.
 step "$MRMS" harpnet --quiet prepare "$SHARED"/data/train/mrms-gaugecorr-2016-09-20/*.grib2 -o "$MRMS" \
     --validation-start 2016-09-22 --workers 2
+step "$TRAIN" harpnet --quiet prepare "$SHARED"/data/train/mrms-gaugecorr-2016-09-20/*.grib2 -o "$TRAIN" \
+    --validation-start 2016-09-22 --workers 2 --overlap 32 --max-missing 0.5
 # Synthetic: 240 full-CONUS fields of the calibrated orographic world over ETOPO5.
 step "$SYN" harpnet --quiet prepare synthetic --samples 240 -o "$SYN" --workers 2
 
@@ -38,15 +43,16 @@ step "$R/syn/checkpoints/epoch_016.pt" harpnet --quiet train "$SYN" -o "$R/syn" 
 INIT=$R/syn/checkpoints/epoch_016.pt
 for s in $SEEDS; do
     # Real only (the real tiles are few: each is turned by a random flip/transpose, --augment).
-    step "$R/real_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$MRMS" -o "$R/real_s$s" --preset lite \
-        --augment --loss mae --epochs 20 --batch-size 32 --seed "$s" "${DERIVED[@]}"
+    step "$R/real_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$TRAIN" -o "$R/real_s$s" --preset lite \
+        --augment --loss mae --epochs 20 --batch-size 32 --lr-schedule cosine --seed "$s" "${DERIVED[@]}"
     # Synthetic pre-training, then real fine-tuning.
-    step "$R/ft_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$MRMS" -o "$R/ft_s$s" --init "$INIT" \
-        --augment --loss mae --epochs 20 --batch-size 32 --lr 3e-4 --seed "$s"
+    step "$R/ft_s$s/checkpoints/epoch_020.pt" harpnet --quiet train "$TRAIN" -o "$R/ft_s$s" --init "$INIT" \
+        --augment --loss mae --epochs 20 --batch-size 32 --lr-schedule cosine --seed "$s"
     # Synthetic pre-training, then real fine-tuning with as many synthetic tiles mixed in (twice the
     # batches per epoch, so half the epochs for as many steps).
-    step "$R/mix_s$s/checkpoints/epoch_010.pt" harpnet --quiet train "$MRMS" -o "$R/mix_s$s" --init "$INIT" \
-        --mix "$SYN" --mix-ratio 1 --augment --loss mae --epochs 10 --batch-size 32 --lr 3e-4 --seed "$s"
+    step "$R/mix_s$s/checkpoints/epoch_010.pt" harpnet --quiet train "$TRAIN" -o "$R/mix_s$s" --init "$INIT" \
+        --mix "$SYN" --mix-ratio 1 --augment --loss mae --epochs 10 --batch-size 32 --lr-schedule cosine \
+        --seed "$s"
 done
 
 # 3. Seed soups: the fine-tuned seeds share their start, so their weights average into one model.

@@ -353,7 +353,7 @@ def _tiles(cfg: PrepareConfig, ctx: _Context, unit: Unit, coarse_ring: np.ndarra
     coarse_t = p.cut_coarse(coarse_ring[None].astype(np.float32))
     fine_t = p.cut_fine(fine[None].astype(np.float32))
     ok = np.isfinite(coarse_t).all(axis=(1, 2, 3)) & np.isfinite(fine_t).all(axis=(1, 2, 3))
-    counts = {"missing_data": int((~ok).sum()), "partial": 0}
+    counts = {"missing_data": int((~ok).sum())}
     if cfg.max_missing > 0 and split == TRAIN and not ok.all():
         coarse_t, fine_t, unobserved = _partial_tiles(p, coarse_ring, fine)
         partial = ~ok & (unobserved <= cfg.max_missing)
