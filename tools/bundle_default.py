@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,22 +27,111 @@ import numpy as np
 import torch
 
 from harpnet_cli import __version__
+from harpnet_cli.core.splits import TRAIN
 from harpnet_cli.io.checkpoints import load_checkpoint, save_half_precision
 from harpnet_cli.testing.models import random_tile_inputs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 #: Columns of the card's score tables: evaluate JSON key → card label.
 COLUMNS = {"mae": "MAE (mm)", "rmse": "RMSE (mm)", "fss_p90_w1": "FSS p90 1-cell", "csi_2p54": "CSI 2.54 mm",
            "spectral_ratio_high": "power ratio (high k)", "mass_error": "mass error"}
 
-TRAINED_ON = (
-    "Synthetic pre-training: 240 full-CONUS 3-hour fields of HARPNET's own physically based world "
-    "(Smith-Barstad orographic rain over ETOPO5 terrain, advected synoptic rain, convective cells; "
-    "terrain lock calibrated against MRMS and PRISM; 16 epochs), then fine-tuning on the real MRMS "
-    "gauge-corrected QPE of 20-21 September 2016 (1,238 training tiles from 16 three-hour windows; "
-    "each tile randomly flipped or transposed, 20 epochs, 3 seeds whose weights are averaged); "
-    "22 September 2016 held out. "
-    "Two real days are very little: for real use, train on CONUS404 with 'harpnet prepare'."
-)
+#: What the synthetic world is (the code, not the run: the run's figures are read from its files).
+SYNTHETIC_WORLD = ("HARPNET's own physically based world (Smith-Barstad orographic rain over ETOPO5 terrain, "
+                   "advected synoptic rain, convective cells; terrain lock calibrated against MRMS and PRISM)")
+#: The closing caveat of every card.
+REAL_USE = "Two real days are very little: for real use, train on CONUS404 with 'harpnet prepare'."
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    """A run folder's resolved ``config.toml``."""
+    return tomllib.loads((run / "config.toml").read_text())
+
+
+def _store_facts(path: Path) -> dict[str, Any]:
+    """What a training store holds: kind, units (fields or windows), training tiles and the training
+    windows they come from, tiling, the days of those windows and the held-out date."""
+    from harpnet_cli.io.store import TrainingStore
+
+    store = TrainingStore.open(path)
+    man = store.manifest
+    split = np.asarray(store.split[: len(store)])
+    ends = np.unique(np.asarray(store.time[: len(store)])[split == TRAIN]).astype("datetime64[s]")
+    starts = (ends - np.timedelta64(3, "h")).astype("datetime64[D]")  # the day each 3-hour window lies in
+    return {
+        "kind": man["source_kind"], "units": int(man["units"]), "train": int((split == TRAIN).sum()),
+        "windows": len(ends), "overlap": int(man["tile"]["overlap"]),
+        "max_missing": float(man.get("plan_key", {}).get("max_missing", 0.0)),
+        "first": str(starts.min()) if len(starts) else None,
+        "last": str(starts.max()) if len(starts) else None,
+        "held_out": man.get("validation_start"),
+    }
+
+
+def training_facts(checkpoint: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """How ``checkpoint`` was trained, read from its runs' ``config.toml`` and their stores.
+
+    A seed soup names its member runs (``soup_members``); a plain checkpoint lies in
+    ``RUN/checkpoints/``. None when neither leads to a run folder.
+    """
+    runs = [Path(m["run"]) for m in meta.get("soup_members") or []] or [checkpoint.parent.parent]
+    if not all((r / "config.toml").exists() for r in runs):
+        return None
+    cfg = _run_config(runs[0])
+    facts: dict[str, Any] = {key: cfg.get(key) for key in ("epochs", "lr", "lr_schedule", "augment", "batch_size",
+                                                             "mix_ratio")}
+    facts["seeds"] = len(runs)
+    facts["soup"] = bool(meta.get("soup_members"))
+    facts["real"] = _store_facts(Path(cfg["store"]))
+    facts["mix"] = _store_facts(Path(cfg["mix"])) if cfg.get("mix") else None
+    facts["init"] = None
+    if cfg.get("init"):
+        init = Path(cfg["init"])
+        pre = _run_config(init.parent.parent)
+        facts["init"] = {"epoch": int(init.stem.rpartition("_")[2]), **_store_facts(Path(pre["store"]))}
+    return facts
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 epoch``, ``20 epochs``, ``1,238 training tiles``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def describe_training(facts: dict[str, Any], real_name: str = "MRMS gauge-corrected QPE") -> str:
+    """The card's ``trained_on`` text from :func:`training_facts` (``real_name`` names a files store's data)."""
+    data, init, mix = facts["real"], facts["init"], facts["mix"]
+    parts = []
+    if init is not None:
+        parts.append(f"Synthetic pre-training ({_n(init['epoch'], 'epoch')}) on {init['units']} full-domain "
+                     f"3-hour fields of {SYNTHETIC_WORLD}, then fine-tuning")
+    else:
+        parts.append("Training")
+    if data["kind"] == "synthetic":
+        parts.append(f" on {data['units']} full-domain 3-hour fields of {SYNTHETIC_WORLD}")
+    else:
+        days = data["first"] if data["first"] == data["last"] else f"{data['first']} to {data['last']}"
+        parts.append(f" on the real {real_name} of {days}")
+    tiles = f"{_n(data['train'], 'training tile')} from {_n(data['windows'], 'three-hour window')}"
+    if data["overlap"] != 16:
+        tiles += f", cut with an overlap of {data['overlap']} fine cells"
+    if data["max_missing"] > 0:
+        tiles += f", tiles up to {data['max_missing']:.0%} outside coverage kept with those cells left out of the loss"
+    how = [_n(facts["epochs"], "epoch"), f"batch {facts['batch_size']}", f"learning rate {facts['lr']:g}"
+           + (" on a cosine schedule" if facts.get("lr_schedule") == "cosine" else "")]
+    if facts.get("augment"):
+        how.insert(0, "each tile randomly flipped or transposed")
+    if mix is not None:
+        how.append(f"{facts['mix_ratio']:g} synthetic tile(s) per tile mixed in ({mix['units']} fields)")
+    seeds = facts["seeds"]
+    how.append(f"{seeds} seeds whose weights are averaged" if facts["soup"] and seeds > 1 else _n(seeds, "seed"))
+    parts.append(f" ({tiles}; {', '.join(how)}). ")
+    if data["held_out"]:
+        parts.append(f"Held out: from {data['held_out'][:10]} on. ")
+    return "".join(parts) + REAL_USE
 
 
 def score_table(path: Path, model_row: str = "harpnet (this model)") -> dict[str, dict[str, float]]:
@@ -81,6 +171,9 @@ def main() -> None:
                         help="an evaluate --json file to put in the card under TITLE")
     parser.add_argument("--variants", type=Path, help="JSON table comparing the training variants")
     parser.add_argument("--name", default="harpnet-lite-default")
+    parser.add_argument("--real-name", default="MRMS gauge-corrected QPE", help="the real data's name in the card")
+    parser.add_argument("--trained-on", help="what the model was trained on (default: read from its runs' "
+                                             "config.toml and stores)")
     parser.add_argument("-o", "--output", type=Path, default=Path("harpnet_cli/assets/default"))
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -89,6 +182,12 @@ def main() -> None:
     if drift > 0.01:
         raise SystemExit(f"fp16 weights change the output by {drift:.2%} of its maximum; bundle fp32 instead")
     model, meta = load_checkpoint(model_file)
+    trained_on = args.trained_on
+    if trained_on is None:
+        facts = training_facts(args.model, torch.load(args.model, map_location="cpu", weights_only=False))
+        if facts is None:
+            raise SystemExit(f"{args.model}: not in a run folder and not a seed soup; pass --trained-on TEXT")
+        trained_on = describe_training(facts, args.real_name)
     scores = {}
     for item in args.eval:
         title, _, path = item.rpartition("=")
@@ -97,7 +196,7 @@ def main() -> None:
         scores.update(json.loads(args.variants.read_text()))
     card: dict[str, Any] = {
         "name": args.name,
-        "trained_on": TRAINED_ON,
+        "trained_on": trained_on,
         "preset": model.config.preset,
         "parameters": model.param_count(),
         "weights": "float16 (loaded as float32)",

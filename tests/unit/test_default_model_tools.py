@@ -1,5 +1,6 @@
 """The tools that build the bundled default model: ``compare_variants.py`` and ``bundle_default.py``."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -67,9 +68,10 @@ def test_bundle_default_writes_fp16_weights_and_a_card(evals, tmp_path):
     variants = tmp_path / "variants.json"
     variants.write_text(json.dumps({"variants table": {"syn": {"MAE (mm)": 0.14}}}))
     res = run_tool(ROOT / "tools" / "bundle_default.py", ckpt, "--eval", f"real day, CONUS={evals / 'syn.conus.json'}",
-                   "--variants", variants, "-o", out)
+                   "--variants", variants, "-o", out, "--trained-on", "random weights, for a test")
     assert res.returncode == 0, res.stderr
     card = json.loads((out / "card.json").read_text())
+    assert card["trained_on"] == "random weights, for a test"
     assert card["preset"] == "lite" and card["fp16_max_relative_change"] < 0.01
     table = card["scores"]["real day, CONUS"]
     assert table["harpnet (this model)"]["MAE (mm)"] == pytest.approx(0.14)
@@ -78,3 +80,52 @@ def test_bundle_default_writes_fp16_weights_and_a_card(evals, tmp_path):
     model, _ = load_checkpoint(out / "model.pt")
     assert model.config.preset == "lite"
     assert (out / "model.pt").stat().st_size < 0.6 * ckpt.stat().st_size  # half precision, no optimizer
+
+
+def test_bundle_default_wants_to_know_what_a_loose_checkpoint_was_trained_on(tmp_path):
+    ckpt = make_random_checkpoint(tmp_path / "loose.pt", preset="lite", seed=1)
+    res = run_tool(ROOT / "tools" / "bundle_default.py", ckpt, "-o", tmp_path / "assets")
+    assert res.returncode != 0 and "--trained-on" in res.stderr and "loose.pt" in res.stderr
+
+
+@pytest.fixture(scope="module")
+def bundle_tool():
+    spec = importlib.util.spec_from_file_location("bundle_default", ROOT / "tools" / "bundle_default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path):
+    """Pre-training, then two fine-tuned seeds averaged: the card text follows the runs' own settings."""
+    import torch
+    from typer.testing import CliRunner
+
+    from harpnet_cli.cli import app
+
+    def harpnet(*args):
+        res = CliRunner().invoke(app, ["--quiet", *map(str, args)])
+        assert res.exit_code == 0, res.output
+
+    store = tmp_path / "syn.zarr"
+    harpnet("prepare", "synthetic", "-o", store, "--samples", 3, "--bbox", "36,42,-112,-104", "--keep-dry", 1.0)
+    tiny = ("--preset", "lite", "--batch-size", 4, "--max-batches", 1, "--device", "cpu")
+    harpnet("train", store, "-o", tmp_path / "pre", "--epochs", 1, *tiny)
+    pre = tmp_path / "pre" / "checkpoints" / "epoch_001.pt"
+    for seed in (1, 2):
+        harpnet("train", store, "-o", tmp_path / f"ft{seed}", "--init", pre,
+                "--epochs", 2, "--lr", 5e-4, "--lr-schedule", "cosine", "--augment", "--seed", seed, *tiny)
+    soup = tmp_path / "soup.pt"
+    harpnet("ensemble", tmp_path / "ft1", tmp_path / "ft2", "--data", store, "--epochs", "last", "--select", "all",
+            "--mode", "soup", "-o", soup)
+
+    facts = bundle_tool.training_facts(soup, torch.load(soup, map_location="cpu", weights_only=False))
+    assert facts["seeds"] == 2 and facts["soup"] and facts["epochs"] == 2 and facts["lr_schedule"] == "cosine"
+    assert facts["init"]["epoch"] == 1 and facts["init"]["units"] == 3 and facts["real"]["kind"] == "synthetic"
+    text = bundle_tool.describe_training(facts)
+    assert text.startswith("Synthetic pre-training (1 epoch) on 3 full-domain 3-hour fields")
+    assert "2 epochs, batch 4, learning rate 0.0005 on a cosine schedule, 2 seeds whose weights are averaged" in text
+    assert "randomly flipped or transposed" in text
+    single = tmp_path / "ft1" / "checkpoints" / "epoch_002.pt"  # a plain checkpoint: its own run
+    facts = bundle_tool.training_facts(single, torch.load(single, map_location="cpu", weights_only=False))
+    assert facts["seeds"] == 1 and not facts["soup"] and "1 seed" in bundle_tool.describe_training(facts)
