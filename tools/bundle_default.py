@@ -184,7 +184,7 @@ def main() -> None:
     model, meta = load_checkpoint(model_file)
     trained_on = args.trained_on
     if trained_on is None:
-        facts = training_facts(args.model, torch.load(args.model, map_location="cpu", weights_only=False))
+        facts = training_facts(args.model, meta)  # the fp16 copy keeps the source's metadata
         if facts is None:
             raise SystemExit(f"{args.model}: not in a run folder and not a seed soup; pass --trained-on TEXT")
         trained_on = describe_training(facts, args.real_name)

@@ -98,7 +98,6 @@ def bundle_tool():
 
 def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path):
     """Pre-training, then two fine-tuned seeds averaged: the card text follows the runs' own settings."""
-    import torch
     from typer.testing import CliRunner
 
     from harpnet_cli.cli import app
@@ -119,7 +118,7 @@ def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path
     harpnet("ensemble", tmp_path / "ft1", tmp_path / "ft2", "--data", store, "--epochs", "last", "--select", "all",
             "--mode", "soup", "-o", soup)
 
-    facts = bundle_tool.training_facts(soup, torch.load(soup, map_location="cpu", weights_only=False))
+    facts = bundle_tool.training_facts(soup, load_checkpoint(soup)[1])
     assert facts["seeds"] == 2 and facts["soup"] and facts["epochs"] == 2 and facts["lr_schedule"] == "cosine"
     assert facts["init"]["epoch"] == 1 and facts["init"]["units"] == 3 and facts["real"]["kind"] == "synthetic"
     text = bundle_tool.describe_training(facts)
@@ -127,5 +126,5 @@ def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path
     assert "2 epochs, batch 4, learning rate 0.0005 on a cosine schedule, 2 seeds whose weights are averaged" in text
     assert "randomly flipped or transposed" in text
     single = tmp_path / "ft1" / "checkpoints" / "epoch_002.pt"  # a plain checkpoint: its own run
-    facts = bundle_tool.training_facts(single, torch.load(single, map_location="cpu", weights_only=False))
+    facts = bundle_tool.training_facts(single, load_checkpoint(single)[1])
     assert facts["seeds"] == 1 and not facts["soup"] and "1 seed" in bundle_tool.describe_training(facts)
