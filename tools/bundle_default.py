@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from harpnet_cli import __version__
-from harpnet_cli.core.splits import TRAIN
 from harpnet_cli.io.checkpoints import load_checkpoint, save_half_precision
+from harpnet_cli.splits import TRAIN
 from harpnet_cli.testing.models import random_tile_inputs
 
 if sys.version_info >= (3, 11):

@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 
 from harpnet_cli.core.metrics import TerrainLock
-from harpnet_cli.core.splits import SPLIT_NAMES
 from harpnet_cli.io.store import TrainingStore
+from harpnet_cli.splits import SPLIT_NAMES
 
 
 def store_terrain_lock(path: str, split: str, limit: int, chunk: int = 2048) -> tuple[float, int]:

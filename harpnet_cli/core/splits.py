@@ -6,6 +6,8 @@
   keeps its splits).
 * Everything from ``validation_start`` on is the validation split (default: the last water year,
   1 Oct – 30 Sep, in the data, when the data span more than one water year).
+
+The codes and their names (:data:`~harpnet_cli.splits.TRAIN`, …) are in :mod:`harpnet_cli.splits`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
-TRAIN, TEST, VAL = 0, 1, 2
-#: Name of each split code (the store's ``split`` array holds the codes).
-SPLIT_NAMES: dict[int, str] = {TRAIN: "train", TEST: "test", VAL: "validation"}
+from harpnet_cli.splits import TEST, TRAIN, VAL
 
 
 def water_year_start(t: datetime) -> datetime:

@@ -62,9 +62,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harpnet_cli.core.splits import SPLIT_NAMES, TEST, TRAIN, VAL
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.grids import RATIO, GridSpec
+from harpnet_cli.splits import SPLIT_NAMES, TEST, TRAIN, VAL
 
 FORMAT = "harpnet-store"
 FORMAT_VERSION = 1

@@ -24,10 +24,11 @@ import numpy as np
 
 from harpnet_cli import __version__
 from harpnet_cli.config import PrepareConfig
-from harpnet_cli.core.splits import SPLIT_NAMES, TRAIN, assign_split, default_validation_start
+from harpnet_cli.core.splits import assign_split, default_validation_start
 from harpnet_cli.core.tiling import Patcher
 from harpnet_cli.errors import UsageError
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
+from harpnet_cli.splits import SPLIT_NAMES, TRAIN
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:

@@ -397,7 +397,6 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     import torch
 
     from harpnet_cli.core.model.wrapper import Downscaler
-    from harpnet_cli.core.splits import TEST
     from harpnet_cli.core.training import (
         epoch_lr,
         epoch_order,
@@ -411,6 +410,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
     from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
     from harpnet_cli.io.store import SAMPLE_CHUNK
+    from harpnet_cli.splits import TEST
 
     t_start = time.perf_counter()
     store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
@@ -587,9 +587,9 @@ def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore,
     InputDataError
         If the store is incomplete, lacks the extra inputs' state, or has no training samples.
     """
-    from harpnet_cli.core.splits import TRAIN
     from harpnet_cli.io.batches import state_columns
     from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.splits import TRAIN
 
     store = TrainingStore.open(path)
     if not store.is_complete:

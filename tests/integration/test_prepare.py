@@ -5,9 +5,9 @@ import pytest
 from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
-from harpnet_cli.core.splits import TEST, TRAIN, VAL
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.io.store import TrainingStore
+from harpnet_cli.splits import TEST, TRAIN, VAL
 
 runner = CliRunner()
 #: a small box over the Colorado Rockies (25 x 33 coarse cells, 6 tiles)

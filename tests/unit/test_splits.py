@@ -4,7 +4,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from harpnet_cli.core.splits import TEST, TRAIN, VAL, assign_split, default_validation_start, water_year_start
+from harpnet_cli.core.splits import assign_split, default_validation_start, water_year_start
+from harpnet_cli.splits import TEST, TRAIN, VAL
 
 
 def test_water_year_boundaries():
