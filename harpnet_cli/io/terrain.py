@@ -4,9 +4,10 @@ The asset ``harpnet_cli/assets/terrain_etopo5.npz`` (see ``assets/TERRAIN.md`` a
 ``tools/make_terrain.py``) holds global land elevation in whole metres on ETOPO5's 5' grid
 points — oceans are 0 m — decoded once per process and kept in memory (~19 MB).
 
-* fine grid (0.0625°): **bilinear** interpolation between the four surrounding 5' points,
-  periodic in longitude, so any box works, including one across the date line or at a pole;
-* coarse grid (0.25°): the cos(latitude)-weighted mean of the 4 x 4 fine cells in each cell.
+The fine grid (0.0625°) gets **bilinear** interpolation between the four surrounding 5' points,
+periodic in longitude, so any box works, including one across the date line or at a pole. Terrain
+on the coarse grid (0.25°), where needed, is the cos(latitude)-weighted mean of the 4 x 4 fine cells
+of each cell: ``harpnet_cli.core.remap.block_mean(load_terrain(spec), lat=spec.fine_lat())``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import io
 import json
 import zipfile
 from importlib import resources
-from typing import Literal
 
 import numpy as np
 
-from harpnet_cli.core.remap import block_mean
 from harpnet_cli.errors import HarpnetError
 from harpnet_cli.grids import GridSpec
 
@@ -142,34 +141,24 @@ def bilinear(elevation: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndar
     return (rows[:, i0] * (1 - wx32) + rows[:, i1] * wx32).astype(np.float32, copy=False)
 
 
-def load_terrain(spec: GridSpec, level: Literal["fine", "coarse"] = "fine") -> np.ndarray:
-    """Land elevation on the fine or coarse grid of ``spec``.
+def load_terrain(spec: GridSpec) -> np.ndarray:
+    """Land elevation on the fine grid of ``spec``, bilinear from the 5' asset at fine cell centres.
 
     Parameters
     ----------
     spec : GridSpec
         Target box (any box: across the date line and up to the poles).
-    level : {"fine", "coarse"}
-        Fine: bilinear from the 5' asset at fine cell centres. Coarse: the area-weighted mean of
-        those fine values over each coarse cell.
 
     Returns
     -------
     numpy.ndarray
-        ``(4 ny, 4 nx)`` or ``(ny, nx)`` float32 metres, south → north, west → east; 0 over
-        water.
+        ``(4 ny, 4 nx)`` float32 metres, south → north, west → east; 0 over water. The coarse
+        grid's terrain is its block mean (see the module docstring).
 
     Raises
     ------
     HarpnetError
         When the asset is missing or corrupt.
-    ValueError
-        For an unknown ``level``.
     """
-    if level not in ("fine", "coarse"):
-        raise ValueError(f"level must be 'fine' or 'coarse', got {level!r}")
     elevation, _ = global_terrain()
-    fine = bilinear(elevation, spec.fine_lat(), spec.fine_lon())
-    if level == "fine":
-        return fine
-    return block_mean(fine, lat=spec.fine_lat()).astype(np.float32)
+    return bilinear(elevation, spec.fine_lat(), spec.fine_lon())
