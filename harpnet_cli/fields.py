@@ -1,15 +1,29 @@
 """Plain data containers passed between readers (``io/``), the core and the writers.
 
-No xarray, no torch: numpy arrays plus metadata, so ``core/`` can work on them.
+No xarray, no torch: numpy arrays plus metadata, so ``core/`` can work on them. Besides the
+containers, the small rules both sides apply to fields: :class:`FieldRef` (where one field is, as
+a metadata scan found it) with :func:`grid_key`/:func:`corner_key` naming its grid, and
+:func:`clip_negatives` with the thresholds of :data:`NEGATIVE_MM` and :data:`NEGATIVE_FRACTION`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+
+#: Kinds of field a :class:`FieldRef` points to: an amount over ``[start, end]``, or a running total since ``start``.
+KINDS = ("interval", "running")
+#: A field with more than ``NEGATIVE_FRACTION`` of its cells below ``-NEGATIVE_MM`` is inconsistent.
+NEGATIVE_MM = 1.0
+NEGATIVE_FRACTION = 0.01
+
+#: What a format's loader needs to find one field in its file (opaque outside that format's module).
+Locator = tuple[str | int | float, ...]
 
 
 @dataclass
@@ -144,3 +158,116 @@ class FineForecast:
     members: list[int | None]
     reference_time: datetime | None = None
     attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """Where one precipitation field is and what it holds; small, hashable and picklable.
+
+    Attributes
+    ----------
+    path : Path
+        The file (or Zarr store directory).
+    format : str
+        Name of the format in :data:`harpnet_cli.io.readers.READERS` whose ``load`` reads it
+        (``"grib"``, ``"netcdf"``, ``"wrf"``, ``"zarr"``).
+    locator : tuple
+        What the loader needs to find the field (GRIB byte offset, NetCDF variable and time
+        index, …); opaque outside the format's module.
+    start, end : datetime
+        Naive UTC. For ``kind == "interval"`` the accumulation window; for ``"running"`` the
+        total's origin (simulation or forecast start) and its valid time.
+    kind : str
+        ``"interval"`` or ``"running"`` (see :data:`KINDS`).
+    member : int or None
+        Ensemble member, None for deterministic data.
+    grid : str
+        Key identifying the grid (shape plus a hash of a few coordinates, see :func:`grid_key`);
+        fields with equal keys share one grid.
+    """
+
+    path: Path
+    format: str
+    locator: Locator
+    start: datetime
+    end: datetime
+    kind: str = "interval"
+    member: int | None = None
+    grid: str = ""
+
+    @property
+    def period(self) -> timedelta:
+        """``end - start``."""
+        return self.end - self.start
+
+    def describe(self) -> str:
+        """``"file.nc 2016-09-20 00Z–01Z"``, or ``"file.nc total at 2005-09-21 03Z"`` for a running total."""
+        if self.kind == "running":
+            return f"{self.path.name} total at {time_text(self.end)}"
+        return f"{self.path.name} {span_text(self.start, self.end)}"
+
+
+def clip_negatives(data: np.ndarray) -> tuple[int, float]:
+    """Set the negative cells of ``data`` to 0 in place (NaN stays NaN).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Amounts of any shape, modified in place.
+
+    Returns
+    -------
+    clipped : int
+        Number of cells that were negative.
+    lowest : float
+        The lowest value before clipping (0.0 when nothing was clipped).
+    """
+    with np.errstate(invalid="ignore"):
+        negative = data < 0
+    clipped = int(negative.sum())
+    lowest = float(data[negative].min()) if clipped else 0.0
+    data[negative] = 0.0
+    return clipped, lowest
+
+
+def grid_key(prefix: str, shape: tuple[int, int], values: Iterable[float | int | str | None]) -> str:
+    """``"ll 3500x7000 3f2a9c01d2"``: a grid key from its shape and a few rounded coordinates.
+
+    Parameters
+    ----------
+    prefix : str
+        Kind of grid (``"ll"`` for 1-D lat/lon axes, ``"2d"`` for 2-D lat/lon, a GRIB grid type).
+    shape : (int, int)
+        ``(ny, nx)``.
+    values : iterable
+        Coordinates or parameters that pin the grid down (floats are rounded to 1e-3 degrees).
+    """
+    parts = [f"{round(float(v), 3) + 0.0:.3f}" if isinstance(v, float | np.floating) else str(v) for v in values]
+    digest = hashlib.sha1(" ".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
+    return f"{prefix} {shape[0]}x{shape[1]} {digest}"
+
+
+def corner_key(lat: np.ndarray, lon: np.ndarray, shape: tuple[int, int]) -> str:
+    """Grid key of a 2-D lat/lon grid from its corner coordinates.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        ``(2, 2)`` latitudes and longitudes (degrees, any longitude convention) of the corners.
+    shape : (int, int)
+        ``(ny, nx)`` of the whole grid.
+    """
+    lon360 = np.mod(np.asarray(lon, dtype=np.float64), 360.0)
+    return grid_key("2d", shape, [*np.asarray(lat, dtype=np.float64).ravel(), *lon360.ravel()])
+
+
+def time_text(t: datetime) -> str:
+    """``"2016-09-20 03Z"`` (minutes shown only when non-zero)."""
+    return f"{t:%Y-%m-%d %H:%M}Z" if t.minute or t.second else f"{t:%Y-%m-%d %H}Z"
+
+
+def span_text(start: datetime, end: datetime) -> str:
+    """``"2016-09-20 00Z–03Z"``, or both dates when they differ."""
+    if start.date() == end.date() and not (end.minute or end.second or start.minute or start.second):
+        return f"{start:%Y-%m-%d %H}Z–{end:%H}Z"
+    return f"{time_text(start)}–{time_text(end)}"

@@ -10,7 +10,8 @@ interval amounts (GFS, ECMWF, WRF, NAM, MRMS). For each member the distinct end 
 
 Zero-length (step-0) fields only mark a start and are dropped. Negative cells from packing noise
 are clipped to 0 and counted; a field below −1 mm in more than 1 % of its cells is inconsistent
-input. Pure numpy: no xarray, no file access.
+input (:data:`~harpnet_cli.fields.NEGATIVE_MM`, :data:`~harpnet_cli.fields.NEGATIVE_FRACTION`). Pure
+numpy: no xarray, no file access.
 """
 
 from __future__ import annotations
@@ -21,16 +22,13 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, IntervalSeries, SourceGrid
+from harpnet_cli.fields import NEGATIVE_FRACTION, NEGATIVE_MM, Accumulation, IntervalSeries, SourceGrid, clip_negatives
 
 #: Grid coordinates of one member's inputs must agree this closely (degrees).
 GRID_TOLERANCE_DEG = 1e-6
 #: Two fields with the same window are the same field when they agree this closely (mm, relative).
 DUPLICATE_ATOL_MM = 0.1
 DUPLICATE_RTOL = 1e-3
-#: A field with more than ``NEGATIVE_FRACTION`` of its cells below ``-NEGATIVE_MM`` is inconsistent.
-NEGATIVE_MM = 1.0
-NEGATIVE_FRACTION = 0.01
 
 Window = tuple[datetime, datetime]
 
@@ -218,29 +216,6 @@ def _clip(data: np.ndarray, acc: Accumulation, minus: Accumulation | None) -> tu
                                        f"{float(np.nanmin(data)):.1f} mm)")
     clipped, lowest = clip_negatives(data)
     return data, clipped, lowest
-
-
-def clip_negatives(data: np.ndarray) -> tuple[int, float]:
-    """Set the negative cells of ``data`` to 0 in place (NaN stays NaN).
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        Amounts of any shape, modified in place.
-
-    Returns
-    -------
-    clipped : int
-        Number of cells that were negative.
-    lowest : float
-        The lowest value before clipping (0.0 when nothing was clipped).
-    """
-    with np.errstate(invalid="ignore"):
-        negative = data < 0
-    clipped = int(negative.sum())
-    lowest = float(data[negative].min()) if clipped else 0.0
-    data[negative] = 0.0
-    return clipped, lowest
 
 
 def _gap_error(windows: dict[Window, Accumulation], previous: datetime, end: datetime) -> InputDataError:

@@ -1,10 +1,10 @@
 """Plan fixed windows (3-hour by default, aligned to 00Z) from references to fields in files.
 
 ``prepare`` must stream over decades of hourly fields, so it never holds the fields themselves:
-a metadata scan (:mod:`harpnet_cli.io.scan`) gives one small :class:`FieldRef` per field and
-:func:`plan_windows` turns them into independent :class:`WindowUnit` s. A unit is a recipe, a
-list of ``(ref, sign)`` terms whose sum is the window's amount, so a worker process can compute
-it from the unit alone, and a resumed run can skip units whose key is already stored.
+a metadata scan (:mod:`harpnet_cli.io.scan`) gives one small :class:`~harpnet_cli.fields.FieldRef`
+per field and :func:`plan_windows` turns them into independent :class:`WindowUnit` s. A unit is a
+recipe, a list of ``(ref, sign)`` terms whose sum is the window's amount, so a worker process can
+compute it from the unit alone, and a resumed run can skip units whose key is already stored.
 
 How a window ``[a, b]`` is formed
 ---------------------------------
@@ -25,78 +25,25 @@ access, no xarray.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 
-from harpnet_cli.core.accumulation import NEGATIVE_FRACTION, NEGATIVE_MM, clip_negatives
 from harpnet_cli.errors import InputDataError
+from harpnet_cli.fields import NEGATIVE_FRACTION, NEGATIVE_MM, FieldRef, clip_negatives, span_text
 
 #: Default window length.
 PERIOD = timedelta(hours=3)
-#: Kinds of field: an amount over ``[start, end]``, or a running total since ``start``.
-KINDS = ("interval", "running")
-#: File formats a :class:`FieldRef` can point into.
-FORMATS = ("grib", "netcdf", "wrf", "zarr")
 #: Reasons a window is dropped (keys of :attr:`WindowPlan.dropped`).
 INCOMPLETE = "incomplete"
 LONGER_THAN_WINDOW = "longer_than_window"
 MISALIGNED = "misaligned"
 
-Locator = tuple[str | int | float | None, ...]
-Term = tuple["FieldRef", int]
-
-
-@dataclass(frozen=True)
-class FieldRef:
-    """Where one precipitation field is and what it holds; small, hashable and picklable.
-
-    Attributes
-    ----------
-    path : Path
-        The file (or Zarr store directory).
-    format : str
-        ``"grib"``, ``"netcdf"``, ``"wrf"`` or ``"zarr"``: which loader reads it.
-    locator : tuple
-        What the loader needs to find the field (GRIB byte offset, NetCDF variable and time
-        index, …); opaque outside :mod:`harpnet_cli.io.scan`.
-    start, end : datetime
-        Naive UTC. For ``kind == "interval"`` the accumulation window; for ``"running"`` the
-        total's origin (simulation or forecast start) and its valid time.
-    kind : str
-        ``"interval"`` or ``"running"``.
-    member : int or None
-        Ensemble member, None for deterministic data.
-    grid : str
-        Key identifying the grid (shape plus a hash of a few coordinates); fields with equal keys
-        share one grid.
-    """
-
-    path: Path
-    format: str
-    locator: Locator
-    start: datetime
-    end: datetime
-    kind: str = "interval"
-    member: int | None = None
-    grid: str = ""
-
-    @property
-    def period(self) -> timedelta:
-        """``end - start``."""
-        return self.end - self.start
-
-    def describe(self) -> str:
-        """``"file.nc 2016-09-20 00Z–01Z"``, or ``"file.nc total at 2005-09-21 03Z"`` for a running total."""
-        if self.kind == "running":
-            return f"{self.path.name} total at {_time_text(self.end)}"
-        return f"{self.path.name} {_span_text(self.start, self.end)}"
+Term = tuple[FieldRef, int]
 
 
 @dataclass(frozen=True)
@@ -135,7 +82,7 @@ class WindowUnit:
     def describe(self) -> str:
         """``"2016-09-20 00Z–03Z = a.grib2 + b.grib2 + c.grib2"`` for messages."""
         parts = [("− " if sign < 0 else "+ ") + ref.describe() for ref, sign in self.terms]
-        return f"{_span_text(self.start, self.end)} = {' '.join(parts).removeprefix('+ ')}"
+        return f"{span_text(self.start, self.end)} = {' '.join(parts).removeprefix('+ ')}"
 
 
 @dataclass
@@ -356,10 +303,10 @@ def _nothing_formed(refs: Sequence[FieldRef], dropped: dict[str, int], period: t
     if dropped.get(LONGER_THAN_WINDOW):
         long = next(r for r in refs if r.kind == "interval" and r.period > period)
         return InputDataError(long.path, f"its {long.period / timedelta(hours=1):g}-hour accumulations "
-                                         f"({_span_text(long.start, long.end)}) cannot be split into {hours}-hour "
+                                         f"({span_text(long.start, long.end)}) cannot be split into {hours}-hour "
                                          f"windows aligned to 00Z; give hourly or {hours}-hourly amounts")
     ordered = sorted(refs, key=lambda r: (r.end, r.start))
-    span = _span_text(min(r.start for r in refs), ordered[-1].end)
+    span = span_text(min(r.start for r in refs), ordered[-1].end)
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())) or "only zero-length fields"
     return InputDataError(ordered[0].path, f"no complete {hours}-hour window aligned to 00Z can be formed from "
                                            f"{len(refs)} field(s) over {span} ({summary})")
@@ -384,7 +331,7 @@ def finish_window(total: np.ndarray, unit: WindowUnit) -> np.ndarray:
     Raises
     ------
     InputDataError
-        More than :data:`~harpnet_cli.core.accumulation.NEGATIVE_FRACTION` of the valid cells are
+        More than :data:`~harpnet_cli.fields.NEGATIVE_FRACTION` of the valid cells are
         below ``-NEGATIVE_MM`` (e.g. running totals of different runs, or a reset bucket).
     """
     with np.errstate(invalid="ignore"):
@@ -396,33 +343,3 @@ def finish_window(total: np.ndarray, unit: WindowUnit) -> np.ndarray:
                                                     f"(down to {float(np.nanmin(total)):.1f} mm)")
     clip_negatives(total)
     return total
-
-
-# -- text ---------------------------------------------------------------------------------------
-def _time_text(t: datetime) -> str:
-    """``"2016-09-20 03Z"`` (minutes shown only when non-zero)."""
-    return f"{t:%Y-%m-%d %H:%M}Z" if t.minute or t.second else f"{t:%Y-%m-%d %H}Z"
-
-
-def _span_text(start: datetime, end: datetime) -> str:
-    """``"2016-09-20 00Z–03Z"``, or both dates when they differ."""
-    if start.date() == end.date() and not (end.minute or end.second or start.minute or start.second):
-        return f"{start:%Y-%m-%d %H}Z–{end:%H}Z"
-    return f"{_time_text(start)}–{_time_text(end)}"
-
-
-def grid_key(prefix: str, shape: tuple[int, int], values: Iterable[float | int | str | None]) -> str:
-    """``"ll 3500x7000 3f2a9c01d2"``: a grid key from its shape and a few rounded coordinates.
-
-    Parameters
-    ----------
-    prefix : str
-        Kind of grid (``"ll"`` for 1-D lat/lon axes, ``"2d"`` for 2-D lat/lon, a GRIB grid type).
-    shape : (int, int)
-        ``(ny, nx)``.
-    values : iterable
-        Coordinates or parameters that pin the grid down (floats are rounded to 1e-3 degrees).
-    """
-    parts = [f"{round(float(v), 3) + 0.0:.3f}" if isinstance(v, float | np.floating) else str(v) for v in values]
-    digest = hashlib.sha1(" ".join(parts).encode(), usedforsecurity=False).hexdigest()[:10]
-    return f"{prefix} {shape[0]}x{shape[1]} {digest}"

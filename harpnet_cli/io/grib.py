@@ -31,9 +31,8 @@ import pyproj  # noqa: F401  # before eccodes: once eckit's bundled PROJ is load
 # isort: split
 import eccodes
 
-from harpnet_cli.core.accumulation import clip_negatives
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid
+from harpnet_cli.fields import Accumulation, SourceGrid, clip_negatives
 
 #: MRMS (NSSL discipline 209, category 6) QPE products and their accumulation periods.
 MRMS_QPE_PERIODS: dict[int, timedelta] = {

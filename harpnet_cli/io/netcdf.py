@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from harpnet_cli.core.accumulation import clip_negatives
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid
+from harpnet_cli.fields import Accumulation, SourceGrid, clip_negatives
 
 #: CF standard names of total precipitation amounts, preferred when several variables qualify.
 AMOUNT_STANDARD_NAMES = ("precipitation_amount", "lwe_thickness_of_precipitation_amount",

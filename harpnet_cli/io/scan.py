@@ -39,10 +39,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from harpnet_cli.core.accumulation import clip_negatives
-from harpnet_cli.core.windows import FieldRef, WindowUnit, finish_window, grid_key
+from harpnet_cli.core.windows import WindowUnit, finish_window
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import SourceGrid
+from harpnet_cli.fields import FieldRef, SourceGrid, clip_negatives, grid_key
 
 if TYPE_CHECKING:
     from harpnet_cli.io.grib import _Kind

@@ -15,8 +15,9 @@ import pytest
 
 from harpnet_cli.core.accumulation import to_interval_series
 from harpnet_cli.core.qc import qc_mask
-from harpnet_cli.core.windows import FieldRef, WindowPlan, plan_windows
+from harpnet_cli.core.windows import WindowPlan, plan_windows
 from harpnet_cli.errors import InputDataError
+from harpnet_cli.fields import FieldRef
 from harpnet_cli.io.readers import read_accumulations
 from harpnet_cli.io.scan import load_window, scan_file, scan_files
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harpnet_cli.core.accumulation import clip_negatives, to_interval_series
+from harpnet_cli.core.accumulation import to_interval_series
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid
+from harpnet_cli.fields import Accumulation, SourceGrid, clip_negatives
 
 REF = datetime(2020, 3, 25, 18)
 GRID = SourceGrid(lat=np.array([31.0, 30.75, 30.5]), lon=np.array([260.0, 260.25]), description="test")

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harpnet_cli.core.windows import FieldRef, WindowUnit, plan_windows
+from harpnet_cli.core.windows import WindowUnit, plan_windows
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import SourceGrid
+from harpnet_cli.fields import FieldRef, SourceGrid
 from harpnet_cli.io import scan
 from harpnet_cli.io.scan import load_field, load_window, scan_file, scan_files
 from harpnet_cli.testing import fixtures as fx
