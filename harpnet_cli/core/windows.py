@@ -1,10 +1,12 @@
 """Plan fixed windows (3-hour by default, aligned to 00Z) from references to fields in files.
 
 ``prepare`` must stream over decades of hourly fields, so it never holds the fields themselves:
-a metadata scan (:mod:`harpnet_cli.io.scan`) gives one small :class:`~harpnet_cli.fields.FieldRef`
-per field and :func:`plan_windows` turns them into independent :class:`WindowUnit` s. A unit is a
-recipe, a list of ``(ref, sign)`` terms whose sum is the window's amount, so a worker process can
-compute it from the unit alone, and a resumed run can skip units whose key is already stored.
+a metadata scan (:func:`harpnet_cli.io.scan.scan_file`) gives one small
+:class:`~harpnet_cli.fields.FieldRef` per field and :func:`plan_windows` turns them into
+independent :class:`WindowUnit` s. A unit is a recipe, a list of ``(ref, sign)`` terms whose sum
+is the window's amount, so a worker process can compute it from the unit alone
+(:func:`compute_window`, given a loader such as :func:`harpnet_cli.io.scan.load_field`), and a
+resumed run can skip units whose key is already stored.
 
 How a window ``[a, b]`` is formed
 ---------------------------------
@@ -20,21 +22,21 @@ fewest terms is used (ties: fewest subtractions), so
 
 Only edges with an end point in ``[a, b]`` are searched, so planning stays linear in the number
 of fields. Members are planned apart; each member's fields must share one grid. Pure: no file
-access, no xarray.
+access, no xarray (:func:`compute_window` reads fields only through the loader it is given).
 """
 
 from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import NEGATIVE_FRACTION, NEGATIVE_MM, FieldRef, clip_negatives, span_text
+from harpnet_cli.fields import NEGATIVE_FRACTION, NEGATIVE_MM, FieldRef, SourceGrid, clip_negatives, span_text
 
 #: Default window length.
 PERIOD = timedelta(hours=3)
@@ -44,6 +46,8 @@ LONGER_THAN_WINDOW = "longer_than_window"
 MISALIGNED = "misaligned"
 
 Term = tuple[FieldRef, int]
+#: Reads one field: ``(data (ny, nx) float32 mm, grid)``, e.g. :func:`harpnet_cli.io.scan.load_field`.
+Loader = Callable[[FieldRef], tuple[np.ndarray, SourceGrid]]
 
 
 @dataclass(frozen=True)
@@ -312,7 +316,47 @@ def _nothing_formed(refs: Sequence[FieldRef], dropped: dict[str, int], period: t
                                            f"{len(refs)} field(s) over {span} ({summary})")
 
 
-# -- finishing a window --------------------------------------------------------------------------
+# -- computing a window --------------------------------------------------------------------------
+def compute_window(unit: WindowUnit, loader: Loader) -> tuple[np.ndarray, SourceGrid]:
+    """Compute one window's amount from its recipe, one field at a time.
+
+    Parameters
+    ----------
+    unit : WindowUnit
+        From :func:`plan_windows`.
+    loader : callable
+        Reads one :class:`~harpnet_cli.fields.FieldRef` as ``(data, grid)``
+        (:func:`harpnet_cli.io.scan.load_field`; tests pass fakes).
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(ny, nx)`` float32 mm over ``[unit.start, unit.end]``, ``>= 0``; NaN where any term is NaN.
+    grid : SourceGrid
+        The fields' grid (the first term's).
+
+    Raises
+    ------
+    InputDataError
+        Fields of different shapes, or a strongly negative difference (see :func:`finish_window`).
+    """
+    total: np.ndarray | None = None
+    grid: SourceGrid | None = None
+    for ref, sign in unit.terms:
+        data, field_grid = loader(ref)
+        if total is None:
+            total, grid = np.array(data, dtype=np.float32), field_grid
+            if sign < 0:
+                np.negative(total, out=total)
+            continue
+        if data.shape != total.shape:
+            raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]}, the "
+                                           f"other terms of window {unit.key} are {total.shape[0]}x{total.shape[1]}")
+        (np.add if sign > 0 else np.subtract)(total, data, out=total)
+    assert total is not None and grid is not None, "a unit has at least one term"
+    return finish_window(total, unit), grid
+
+
 def finish_window(total: np.ndarray, unit: WindowUnit) -> np.ndarray:
     """Clip the negative noise of a summed window in place, refusing a strongly negative one.
 

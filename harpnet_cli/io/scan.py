@@ -4,8 +4,9 @@
 without decoding values, WRF ``Times``/``XTIME`` and the corners of ``XLAT``/``XLONG``, the time
 coordinate of a CF NetCDF file or a Zarr store) and returns one small :class:`FieldRef` per
 field. :func:`~harpnet_cli.core.windows.plan_windows` turns the refs into units, and a worker
-computes a unit with :func:`load_window`, which reads just the fields of that window with
-:func:`load_field`. Memory is then bounded by one window, whatever the number of files.
+computes a unit with :func:`~harpnet_cli.core.windows.compute_window`, which reads just the
+fields of that window with :func:`load_field`. Memory is then bounded by one window, whatever the
+number of files.
 
 Formats (told from the content, as :func:`harpnet_cli.io.readers.detect_format` does):
 
@@ -39,15 +40,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from harpnet_cli.core.windows import WindowUnit, finish_window
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import FieldRef, SourceGrid, clip_negatives, grid_key
 
 if TYPE_CHECKING:
     from harpnet_cli.io.grib import _Kind
 
-__all__ = ["FieldRef", "GRID_CACHE_SIZE", "clear_grid_cache", "load_field", "load_window", "scan_file",
-           "scan_files"]
+__all__ = ["FieldRef", "GRID_CACHE_SIZE", "clear_grid_cache", "load_field", "scan_file", "scan_files"]
 
 #: Grids kept per process (a CONUS404 grid is 2 × 1367 × 1015 float64 = 22 MB).
 GRID_CACHE_SIZE = 4
@@ -128,48 +127,6 @@ def load_field(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]} but its grid "
                                        f"{ref.grid!r} is {grid.shape[0]}x{grid.shape[1]}")
     return data, grid
-
-
-def load_window(unit: WindowUnit,
-                loader: Callable[[FieldRef], tuple[np.ndarray, SourceGrid]] = load_field,
-                ) -> tuple[np.ndarray, SourceGrid]:
-    """Compute one window's amount from its recipe, one field at a time.
-
-    Parameters
-    ----------
-    unit : WindowUnit
-        From :func:`~harpnet_cli.core.windows.plan_windows`.
-    loader : callable
-        Reads one :class:`FieldRef` (default :func:`load_field`; tests pass fakes).
-
-    Returns
-    -------
-    data : numpy.ndarray
-        ``(ny, nx)`` float32 mm over ``[unit.start, unit.end]``, ``>= 0``; NaN where any term is NaN.
-    grid : SourceGrid
-        The fields' grid.
-
-    Raises
-    ------
-    InputDataError
-        Fields of different shapes, or a strongly negative difference (see
-        :func:`~harpnet_cli.core.windows.finish_window`).
-    """
-    total: np.ndarray | None = None
-    grid: SourceGrid | None = None
-    for ref, sign in unit.terms:
-        data, field_grid = loader(ref)
-        if total is None:
-            total, grid = np.array(data, dtype=np.float32), field_grid
-            if sign < 0:
-                np.negative(total, out=total)
-            continue
-        if data.shape != total.shape:
-            raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]}, the "
-                                           f"other terms of window {unit.key} are {total.shape[0]}x{total.shape[1]}")
-        (np.add if sign > 0 else np.subtract)(total, data, out=total)
-    assert total is not None and grid is not None, "a unit has at least one term"
-    return finish_window(total, unit), grid
 
 
 def clear_grid_cache() -> None:

@@ -334,9 +334,10 @@ def _from_files(cfg: PrepareConfig, ctx: _Context, unit: Unit) -> tuple[np.ndarr
     them are skipped)."""
     from harpnet_cli.core.qc import qc_mask
     from harpnet_cli.core.remap import Regridder
-    from harpnet_cli.io.scan import load_window
+    from harpnet_cli.core.windows import compute_window
+    from harpnet_cli.io.scan import load_field
 
-    data, grid = load_window(unit.window)
+    data, grid = compute_window(unit.window, load_field)
     key = unit.window.grid
     if key not in ctx.regridders:
         method: Literal["bilinear", "conservative"] = "bilinear" if cfg.remap == "interpolate" else "conservative"

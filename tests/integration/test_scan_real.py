@@ -15,16 +15,21 @@ import pytest
 
 from harpnet_cli.core.accumulation import to_interval_series
 from harpnet_cli.core.qc import qc_mask
-from harpnet_cli.core.windows import WindowPlan, plan_windows
+from harpnet_cli.core.windows import WindowPlan, WindowUnit, compute_window, plan_windows
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import FieldRef
+from harpnet_cli.fields import FieldRef, SourceGrid
 from harpnet_cli.io.readers import read_accumulations
-from harpnet_cli.io.scan import load_window, scan_file, scan_files
+from harpnet_cli.io.scan import load_field, scan_file, scan_files
 
 pytestmark = pytest.mark.shared
 
 H = timedelta(hours=1)
 MRMS = "train/mrms-gaugecorr-2016-09-20"
+
+
+def window_amount(unit: WindowUnit) -> tuple[np.ndarray, SourceGrid]:
+    """The unit's amount and grid, its fields read from the files."""
+    return compute_window(unit, load_field)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,7 @@ def test_loading_one_mrms_window(mrms_plan: WindowPlan) -> None:
     import eccodes
 
     unit = mrms_plan.units[0]  # 2016-09-20 00-03Z
-    data, grid = load_window(unit)
+    data, grid = window_amount(unit)
     assert data.shape == (3500, 7000) and data.dtype == np.float32
     assert grid.lat[0] == pytest.approx(54.995) and grid.lon[0] == pytest.approx(230.005)
     missing = np.isnan(data)
@@ -100,7 +105,7 @@ def test_real_wrf_running_totals_give_windows(shared_data: Path) -> None:
     assert plan.dropped == {"incomplete": 1}
     (series,) = to_interval_series(read_accumulations([path]))
     for k, unit in enumerate(plan.units):
-        data, grid = load_window(unit)
+        data, grid = window_amount(unit)
         np.testing.assert_allclose(data, series.data[k], atol=1e-4)
         assert grid.lat.shape == (8, 10) and grid.description == "WRF Lambert conformal 30 km"
 

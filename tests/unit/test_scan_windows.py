@@ -12,15 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harpnet_cli.core.windows import WindowUnit, plan_windows
+from harpnet_cli.core.windows import WindowUnit, compute_window, plan_windows
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import FieldRef, SourceGrid
 from harpnet_cli.io import scan
-from harpnet_cli.io.scan import load_field, load_window, scan_file, scan_files
+from harpnet_cli.io.scan import load_field, scan_file, scan_files
 from harpnet_cli.testing import fixtures as fx
 
 H = timedelta(hours=1)
 T0 = datetime(2016, 9, 19, 22)  # first CONUS404 file: the hour 21-22Z, two hours before 00Z
+
+
+def window_amount(unit: WindowUnit) -> tuple[np.ndarray, SourceGrid]:
+    """The unit's amount and grid, its fields read from the files."""
+    return compute_window(unit, load_field)
 
 
 def window_sums(hourly: np.ndarray, first_end: datetime, unit: WindowUnit) -> np.ndarray:
@@ -43,7 +48,7 @@ def test_conus404_hourly_files_across_00z_with_a_missing_hour(tmp_path: Path) ->
     assert (first.start, first.end) == (datetime(2016, 9, 19, 21), datetime(2016, 9, 20))
     assert [(r.end, sign) for r, sign in first.terms] == [(T0, 1), (T0 + H, 1), (T0 + 2 * H, 1)]
     for unit in plan.units:
-        data, grid = load_window(unit)
+        data, grid = window_amount(unit)
         np.testing.assert_allclose(data, window_sums(hourly, T0, unit), atol=1e-5)
         assert data.dtype == np.float32 and data.shape == (10, 12)
     lat, lon = fx.wrf_lambert_grid(10, 12)
@@ -63,7 +68,7 @@ def test_conus404_zarr_store_gives_one_ref_per_step_on_the_same_grid(tmp_path: P
     plan = plan_windows(refs)
     assert [u.key for u in plan.units] == ["2016-09-20T00", "2016-09-20T03", "2016-09-20T06"]
     for unit in plan.units:
-        np.testing.assert_allclose(load_window(unit)[0], window_sums(hourly, T0, unit), atol=1e-5)
+        np.testing.assert_allclose(window_amount(unit)[0], window_sums(hourly, T0, unit), atol=1e-5)
 
 
 def test_scan_does_not_decode_grib_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +95,7 @@ def test_wrf_running_totals_become_differences(tmp_path: Path) -> None:
     for unit in plan.units:
         assert [sign for _, sign in unit.terms] == [1, -1] and unit.differenced
         assert [r.end for r, _ in unit.terms] == [unit.end, unit.start]
-        np.testing.assert_allclose(load_window(unit)[0], window_sums(hourly, fx.WRF_START + H, unit), atol=1e-4)
+        np.testing.assert_allclose(window_amount(unit)[0], window_sums(hourly, fx.WRF_START + H, unit), atol=1e-4)
 
 
 def test_wrf_running_totals_without_simulation_start_are_taken_from_the_first_time(tmp_path: Path) -> None:
@@ -103,7 +108,7 @@ def test_wrf_running_totals_without_simulation_start_are_taken_from_the_first_ti
     assert {r.start for r in refs} == {fx.WRF_START}
     np.testing.assert_allclose(load_field(refs[3])[0], hourly[:3].sum(0), atol=1e-4)  # 1 mm spin-up removed
     (first, second) = plan_windows(refs).units
-    np.testing.assert_allclose(load_window(first)[0], hourly[:3].sum(0), atol=1e-4)
+    np.testing.assert_allclose(window_amount(first)[0], hourly[:3].sum(0), atol=1e-4)
     assert len(first.terms) == 1  # since the first time: no difference needed
 
 
@@ -138,7 +143,7 @@ def test_mrms_like_hourly_series_masks_no_coverage(tmp_path: Path) -> None:
     plan = plan_windows(scan_files(paths))
     assert [u.key for u in plan.units] == ["2016-09-20T03", "2016-09-20T06"]
     assert plan.dropped == {"incomplete": 1}  # the 00Z file alone
-    data, grid = load_window(plan.units[0])
+    data, grid = window_amount(plan.units[0])
     assert np.isnan(data[:5]).all() and np.isfinite(data[5:]).all()
     np.testing.assert_allclose(data[5:], hourly[1:4, 5:].sum(0), atol=1e-3)
     assert grid.lat.ndim == 1 and grid.lat[0] == 40.0 and grid.lon[0] == 260.0
@@ -152,7 +157,7 @@ def test_hourly_apcp_grib_messages_are_summed(tmp_path: Path) -> None:
     plan = plan_windows(refs)
     assert [u.key for u in plan.units] == ["2020-03-25T21", "2020-03-26T00"]
     for k, unit in enumerate(plan.units):
-        np.testing.assert_allclose(load_window(unit)[0], hourly[3 * k:3 * k + 3].sum(0), atol=1e-3)
+        np.testing.assert_allclose(window_amount(unit)[0], hourly[3 * k:3 * k + 3].sum(0), atol=1e-3)
 
 
 def test_members_are_planned_apart(tmp_path: Path) -> None:
@@ -164,7 +169,7 @@ def test_members_are_planned_apart(tmp_path: Path) -> None:
     for unit in plan.units:
         assert {r.member for r, _ in unit.terms} == {unit.member} and len(unit.terms) == 1
         k = 0 if unit.end.hour == 21 else 1
-        np.testing.assert_allclose(load_window(unit)[0], hourly[unit.member, 3 * k:3 * k + 3].sum(0), atol=1e-3)
+        np.testing.assert_allclose(window_amount(unit)[0], hourly[unit.member, 3 * k:3 * k + 3].sum(0), atol=1e-3)
 
 
 def test_six_hour_accumulations_give_a_clear_error(tmp_path: Path) -> None:
@@ -231,21 +236,21 @@ def fake_unit(values: dict[str, np.ndarray]) -> tuple[WindowUnit, dict[FieldRef,
     return unit, {refs[n]: v for n, v in values.items()}
 
 
-def test_load_window_clips_small_noise_and_propagates_nan() -> None:
+def test_compute_window_clips_small_noise_and_propagates_nan() -> None:
     a = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, np.nan]], dtype=np.float32)
     b = a + np.array([[0.5, -0.01, 0.0], [1.0, 2.0, 0.0]], dtype=np.float32)
     unit, fields = fake_unit({"a": a, "b": b})
-    data, grid = load_window(unit, loader=lambda ref: (fields[ref], REF_GRID))
+    data, grid = compute_window(unit, lambda ref: (fields[ref], REF_GRID))
     np.testing.assert_allclose(data, [[0.5, 0.0, 0.0], [1.0, 2.0, np.nan]], atol=1e-6)
     assert grid is REF_GRID and np.isnan(data[1, 2])
     assert np.array_equal(fields[unit.terms[0][0]], b, equal_nan=True)  # the loader's arrays are left alone
 
 
-def test_load_window_refuses_strongly_negative_differences() -> None:
+def test_compute_window_refuses_strongly_negative_differences() -> None:
     a = np.full((2, 3), 50.0, dtype=np.float32)
     unit, fields = fake_unit({"a": a, "b": a - 30.0})
     with pytest.raises(InputDataError, match=r"inconsistent accumulations: .* below -1 mm in 100.0% of cells"):
-        load_window(unit, loader=lambda ref: (fields[ref], REF_GRID))
+        compute_window(unit, lambda ref: (fields[ref], REF_GRID))
 
 
 # -- planning (pure) ----------------------------------------------------------------------------
