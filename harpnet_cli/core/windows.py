@@ -1,11 +1,11 @@
 """Plan fixed windows (3-hour by default, aligned to 00Z) from references to fields in files.
 
 ``prepare`` must stream over decades of hourly fields, so it never holds the fields themselves:
-a metadata scan (:func:`harpnet_cli.io.scan.scan_file`) gives one small
+a metadata scan (:func:`harpnet_cli.io.readers.scan_file`) gives one small
 :class:`~harpnet_cli.fields.FieldRef` per field and :func:`plan_windows` turns them into
 independent :class:`WindowUnit` s. A unit is a recipe, a list of ``(ref, sign)`` terms whose sum
 is the window's amount, so a worker process can compute it from the unit alone
-(:func:`compute_window`, given a loader such as :func:`harpnet_cli.io.scan.load_field`), and a
+(:func:`compute_window`, given a loader such as :func:`harpnet_cli.io.readers.load_field`), and a
 resumed run can skip units whose key is already stored.
 
 How a window ``[a, b]`` is formed
@@ -46,7 +46,7 @@ LONGER_THAN_WINDOW = "longer_than_window"
 MISALIGNED = "misaligned"
 
 Term = tuple[FieldRef, int]
-#: Reads one field: ``(data (ny, nx) float32 mm, grid)``, e.g. :func:`harpnet_cli.io.scan.load_field`.
+#: Reads one field: ``(data (ny, nx) float32 mm, grid)``, e.g. :func:`harpnet_cli.io.readers.load_field`.
 Loader = Callable[[FieldRef], tuple[np.ndarray, SourceGrid]]
 
 
@@ -326,7 +326,7 @@ def compute_window(unit: WindowUnit, loader: Loader) -> tuple[np.ndarray, Source
         From :func:`plan_windows`.
     loader : callable
         Reads one :class:`~harpnet_cli.fields.FieldRef` as ``(data, grid)``
-        (:func:`harpnet_cli.io.scan.load_field`; tests pass fakes).
+        (:func:`harpnet_cli.io.readers.load_field`; tests pass fakes).
 
     Returns
     -------

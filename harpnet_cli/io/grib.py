@@ -1,4 +1,4 @@
-"""Read precipitation accumulations from GRIB1 and GRIB2 files with ecCodes.
+"""Read precipitation from GRIB1 and GRIB2 files with ecCodes: :func:`read`, :func:`scan`, :func:`load`.
 
 Every message is visited with ``codes_grib_new_from_file``: ``xr.open_dataset(engine="cfgrib")``
 silently keeps only the first of several ``tp`` messages (GFS carries a 6-hour bucket *and* a
@@ -14,6 +14,11 @@ Selected messages
 Windows come from ``dataDate``/``dataTime`` plus ``startStep``/``endStep`` (read in minutes, so
 ``stepUnits`` never matters). A message with ``startStep == endStep > 0`` is taken as accumulated
 since the forecast start, as ECMWF ``tp`` is (cfgrib calls it ``stepType=instant``).
+
+:func:`read` decodes every selected message. :func:`scan` reads only the header keys (no data
+section is decoded) and returns one :class:`~harpnet_cli.fields.FieldRef` per message, located by
+its byte offset; :func:`load` decodes that one message. A file is recognised (:func:`sniff`) by
+the ``GRIB`` magic among its first bytes.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import pyproj  # noqa: F401  # before eccodes: once eckit's bundled PROJ is load
 import eccodes
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid, clip_negatives
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, grid_key
+from harpnet_cli.io.gridcache import cached_grid
 
 #: MRMS (NSSL discipline 209, category 6) QPE products and their accumulation periods.
 MRMS_QPE_PERIODS: dict[int, timedelta] = {
@@ -57,8 +63,12 @@ class _Kind:
     mrms_number: int | None = None
 
 
-def read_grib(path: Path, *, variable: str | None = None,
-              accumulation: timedelta | None = None) -> list[Accumulation]:
+def sniff(path: Path, head: bytes) -> bool:
+    """True when ``GRIB`` appears among the first bytes of the file (``head``; ``b""`` for a directory)."""
+    return b"GRIB" in head
+
+
+def read(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[Accumulation]:
     """Read every precipitation message of a GRIB1/GRIB2 file.
 
     Parameters
@@ -100,6 +110,80 @@ def read_grib(path: Path, *, variable: str | None = None,
     return accs
 
 
+def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
+    """List the precipitation messages of a GRIB file from their header keys only.
+
+    Parameters
+    ----------
+    path : Path
+        The GRIB file.
+    variable, accumulation
+        As for :func:`read`.
+
+    Returns
+    -------
+    list of FieldRef
+        One per precipitation message in file order (duplicates included), ``format="grib"``; the
+        locator is ``(byte offset, message number)``. ``kind`` is ``"running"`` for a message
+        accumulated since the forecast start (``startStep == endStep > 0``), else ``"interval"``.
+
+    Raises
+    ------
+    InputDataError
+        Truncated file, no precipitation message, unknown units or an unsupported grid.
+    """
+    refs: list[FieldRef] = []
+    seen: list[str] = []
+    with open(path, "rb") as handle:
+        for number, gid in _headers(path, handle):
+            kind = _precip_kind(gid)
+            seen.append(_describe_param(gid))
+            if kind is None or (variable is not None and _get(gid, "shortName") != variable):
+                continue
+            _units_factor(path, gid, number, kind)  # refuse unknown units now, not in a worker
+            refs.append(_ref(path, gid, number, kind, accumulation))
+    check_found(path, seen, len(refs), variable)
+    return refs
+
+
+def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+    """Decode the one message at the ref's byte offset.
+
+    Parameters
+    ----------
+    ref : FieldRef
+        As :func:`scan` returned it.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(ny, nx)`` float32 mm in scanning order, NaN where missing, ``>= 0``.
+    grid : SourceGrid
+        Shared by the fields with the same grid key (:mod:`harpnet_cli.io.gridcache`).
+
+    Raises
+    ------
+    InputDataError
+        No message, or no precipitation message, at the offset (the file has changed).
+    """
+    offset, number = int(ref.locator[0]), int(ref.locator[1])
+    with open(ref.path, "rb") as handle:
+        handle.seek(offset)
+        gid = eccodes.codes_grib_new_from_file(handle)
+        if gid is None:
+            raise InputDataError(ref.path, f"no GRIB message #{number} at byte {offset}; has the file changed?")
+        try:
+            kind = _precip_kind(gid)
+            if kind is None:
+                raise InputDataError(ref.path, f"GRIB message #{number} is not precipitation; has the file changed?")
+            grid = cached_grid(ref.grid, lambda: _grid(ref.path, gid, {}))
+            data = _values_2d(ref.path, gid, number, kind)
+        finally:
+            eccodes.codes_release(gid)
+    clip_negatives(data)
+    return data, grid
+
+
 def check_found(path: Path, seen: list[str], found: int, variable: str | None) -> None:
     """Refuse a file with no GRIB message, or none of precipitation (listing what it holds).
 
@@ -135,6 +219,52 @@ def _messages(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int]]:
         if gid is None:
             return
         yield number, gid
+
+
+def _headers(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int]]:
+    """Yield ``(number, handle id)`` of each message, its header only (no data section); released after use."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            gid = eccodes.codes_grib_new_from_file(handle, headers_only=True)
+        except eccodes.PrematureEndOfFileError:
+            raise InputDataError(path, f"truncated GRIB file: message #{number} is cut short") from None
+        if gid is None:
+            return
+        try:
+            yield number, gid
+        finally:
+            eccodes.codes_release(gid)
+
+
+def _ref(path: Path, gid: int, number: int, kind: _Kind, accumulation: timedelta | None) -> FieldRef:
+    """The ref of one precipitation message."""
+    reference = _reference_time(gid)
+    first, last = _steps_minutes(gid)
+    start, end = _window(path, gid, kind, reference, accumulation)
+    running = kind.name != "mrms" and first == last > 0  # ECMWF tp: accumulated since the forecast start
+    offset = int(_get(gid, "offset"))
+    return FieldRef(path=path, format="grib", locator=(offset, number), start=start, end=end,
+                    kind="running" if running else "interval", member=_member(gid),
+                    grid=_grid_key(path, gid))
+
+
+def _grid_key(path: Path, gid: int) -> str:
+    """Grid key from the grid's type, size and geometry keys (no coordinates are computed)."""
+    grid_type = str(_get(gid, "gridType", "unknown"))
+    if grid_type.startswith("reduced") or grid_type in _UNSUPPORTED_GRIDS or _get(gid, "alternativeRowScanning"):
+        raise InputDataError(path, f"unsupported GRIB grid {grid_type!r}; regrid to a regular grid first")
+    ni, nj = _ni_nj(gid)
+    names = ("latitudeOfFirstGridPointInDegrees", "longitudeOfFirstGridPointInDegrees",
+             "latitudeOfLastGridPointInDegrees", "longitudeOfLastGridPointInDegrees", "DxInMetres", "DyInMetres",
+             "LaDInDegrees", "LoVInDegrees", "Latin1InDegrees", "Latin2InDegrees", "iScansNegatively",
+             "jScansPositively", "jPointsAreConsecutive", "N")
+    values = [_get(gid, name) for name in names]
+    for k in (1, 3, 7):  # longitudes: one convention
+        if isinstance(values[k], float):
+            values[k] = values[k] % 360.0
+    return grid_key(grid_type, (nj, ni), values)
 
 
 def _get(gid: int, key: str, default: Any = None) -> Any:

@@ -1,4 +1,4 @@
-"""Read precipitation accumulations from CF NetCDF files (reader only).
+"""Read precipitation from CF NetCDF files (reader only): :func:`read`, :func:`scan`, :func:`load`.
 
 The precipitation variable is the one named with ``variable=``, else the one whose
 ``standard_name`` is an amount (``precipitation_amount``, ``lwe_thickness_of_precipitation_amount``,
@@ -11,11 +11,17 @@ coordinate), else from ``cell_methods`` (``time: sum (interval: 3 hours)``), els
 ``accumulation=``; the time stamp is the end of the window. Coordinates: 1-D CF ``lat``/``lon``,
 2-D auxiliary ``lat``/``lon``, or projected ``x``/``y`` with a ``grid_mapping`` (2-D lat/lon from
 pyproj).
+
+:func:`read` reads every field at once; :func:`scan` reads only the time coordinate, bounds and
+attributes and returns one :class:`~harpnet_cli.fields.FieldRef` per time step (and member), whose
+field :func:`load` reads alone (AORC-like files, Stage IV converted, NAM). A file is recognised by
+its NetCDF3/NetCDF4 magic (:func:`sniff`), which :mod:`harpnet_cli.io.wrf` shares.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +30,12 @@ from typing import Any
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid, clip_negatives
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, corner_key, grid_key
+from harpnet_cli.io.gridcache import cached_grid
+
+#: First bytes of NetCDF3 (classic, 64-bit offset, 64-bit data) and NetCDF4/HDF5 files.
+NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+_CLASSIC_MAGIC = (b"CDF\x01", b"CDF\x02")
 
 #: CF standard names of total precipitation amounts, preferred when several variables qualify.
 AMOUNT_STANDARD_NAMES = ("precipitation_amount", "lwe_thickness_of_precipitation_amount",
@@ -57,8 +68,7 @@ class _Layout:
     member: str | None
 
 
-def read_netcdf(path: Path, *, variable: str | None = None,
-                accumulation: timedelta | None = None) -> list[Accumulation]:
+def read(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[Accumulation]:
     """Read every time step of the precipitation variable of a CF NetCDF file.
 
     Parameters
@@ -94,6 +104,126 @@ def read_netcdf(path: Path, *, variable: str | None = None,
         data = _data(var, layout) * np.float32(factor)
         name = var.name
     return _accumulations(path, name, data, grid, windows, references, members)
+
+
+def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
+    """List the fields of the precipitation variable from its time coordinate, bounds and attributes.
+
+    Parameters
+    ----------
+    path : Path
+        NetCDF3 or NetCDF4 file.
+    variable, accumulation
+        As for :func:`read`.
+
+    Returns
+    -------
+    list of FieldRef
+        One per time step and member, ``format="netcdf"``, ``kind="interval"``; the locator is
+        ``(variable, time index, member index or -1, factor to mm)``.
+
+    Raises
+    ------
+    InputDataError
+        As :func:`read`.
+    """
+    with open_netcdf(path) as ds:
+        var = _find_precip_variable(path, ds, variable)
+        factor = _units_factor(path, var)
+        layout = _layout(path, ds, var)
+        times, bounds = _times(path, ds, var, layout)
+        windows = _windows(path, var, times, bounds, accumulation)
+        members = _members(ds, layout)
+        key = _grid_key(ds, var, layout)
+        name = var.name
+    time_index = [-1] if layout.time is None else list(range(len(windows)))
+    return [FieldRef(path, "netcdf", (name, t, m if layout.member else -1, factor), start, end, "interval", member,
+                     key)
+            for t, (start, end) in zip(time_index, windows, strict=True) for m, member in enumerate(members)]
+
+
+def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+    """Read one time step (and member) of a CF NetCDF variable, in mm, negatives clipped.
+
+    Parameters
+    ----------
+    ref : FieldRef
+        As :func:`scan` returned it.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(ny, nx)`` float32 mm, NaN where missing, ``>= 0``.
+    grid : SourceGrid
+        Shared by the fields with the same grid key (:mod:`harpnet_cli.io.gridcache`).
+    """
+    name, t, m, factor = str(ref.locator[0]), int(ref.locator[1]), int(ref.locator[2]), ref.locator[3]
+    with open_netcdf(ref.path) as ds:
+        var = ds.variables[name]
+        layout = _layout(ref.path, ds, var)
+        index = tuple(t if d == layout.time else m if d == layout.member else slice(None)
+                      if d in (layout.y, layout.x) else 0 for d in var.dimensions)
+        data = np.ma.filled(np.ma.asarray(var[index]).astype(np.float32), np.nan)
+        if [d for d in var.dimensions if d in (layout.y, layout.x)] != [layout.y, layout.x]:
+            data = np.ascontiguousarray(data.T)
+        grid = cached_grid(ref.grid, lambda: _grid(ref.path, ds, var, layout))
+    data *= np.float32(factor if isinstance(factor, float) else 1.0)
+    clip_negatives(data)
+    return data, grid
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """True for a NetCDF3 or NetCDF4 file (WRF files too: the registry asks :mod:`~harpnet_cli.io.wrf` first).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    head : bytes
+        Its first bytes (``b""`` for a directory).
+
+    Raises
+    ------
+    InputDataError
+        A NetCDF3 file cut short (see :func:`check_complete`).
+    """
+    if not head.startswith(NETCDF_MAGIC):
+        return False
+    check_complete(path, head)
+    return True
+
+
+def check_complete(path: Path, head: bytes) -> None:
+    """Refuse a truncated NetCDF3 file (the netCDF C library reads missing data as zeros).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    head : bytes
+        Its first bytes; files that are not NetCDF3 pass unchecked.
+
+    Raises
+    ------
+    InputDataError
+        When the data end before the header says they should.
+    """
+    if not head.startswith(_CLASSIC_MAGIC):
+        return
+    import scipy.io
+
+    with warnings.catch_warnings(), open(path, "rb") as handle:
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's complaint about mapped arrays on close
+        try:
+            mapped = scipy.io.netcdf_file(handle, mmap=True)  # maps every variable: fails when cut short
+            mapped.variables.clear()
+            mapped.close()
+            complete = True
+        except (ValueError, TypeError, OSError):
+            complete = False
+    if not complete:
+        raise InputDataError(path, "truncated or corrupt NetCDF3 file: its data ends before the header "
+                                   "says it should")
 
 
 def open_netcdf(path: Path) -> Any:
@@ -264,6 +394,27 @@ def _aux_lat_lon(dataset: Any, var: Any) -> tuple[Any, Any] | None:
 
 
 # -- grid ---------------------------------------------------------------------------------------
+def _grid_key(ds: Any, var: Any, layout: _Layout) -> str:
+    """Grid key of a CF variable: its 1-D axes, the corners of 2-D lat/lon, or projected x/y."""
+    shape = (len(ds.dimensions[layout.y]), len(ds.dimensions[layout.x]))
+    y, x = _coordinate(ds, layout.y), _coordinate(ds, layout.x)
+    if y is not None and x is not None and _is_lat(y) and _is_lon(x):
+        lat, lon = np.asarray(y[:], dtype=np.float64), np.mod(np.asarray(x[:], dtype=np.float64), 360.0)
+        return grid_key("ll", shape, [*lat, *lon])
+    aux = _aux_lat_lon(ds, var)
+    if aux is not None:
+        lat_var, lon_var = aux
+        rows, cols = [0, lat_var.shape[0] - 1], [0, lat_var.shape[1] - 1]
+        lat, lon = np.asarray(lat_var[rows, cols]), np.asarray(lon_var[rows, cols])
+        if lat_var.dimensions != (layout.y, layout.x):
+            lat, lon = lat.T, lon.T
+        return corner_key(lat, lon, shape)
+    mapping = ds.variables.get(str(getattr(var, "grid_mapping", "")))
+    attrs = [] if mapping is None else [f"{k}={mapping.getncattr(k)}" for k in sorted(mapping.ncattrs())]
+    coords = [np.asarray(c[:], dtype=np.float64) for c in (y, x) if c is not None]
+    return grid_key("xy", shape, [*attrs, *(v for c in coords for v in c)])
+
+
 def _grid(path: Path, dataset: Any, var: Any, layout: _Layout) -> SourceGrid:
     """The variable's grid: 1-D axes, 2-D auxiliary coordinates or projected x/y."""
     y, x = _coordinate(dataset, layout.y), _coordinate(dataset, layout.x)

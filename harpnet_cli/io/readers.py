@@ -1,46 +1,84 @@
-"""Read precipitation accumulations from any supported file: the one entry point for workflows.
+"""Read precipitation from any supported file: the one entry point for workflows, and the format registry.
 
-The format is told from the content, not the name: GRIB by the ``GRIB`` magic near the start,
-NetCDF/HDF5 by ``CDF\\x01``/``CDF\\x02``/``CDF\\x05``/``\\x89HDF``, and WRF among NetCDF files by
-``XLAT``/``XLONG`` plus ``RAINNC`` or ``PREC_ACC_NC``. Readers live in a plain dict registry and
-are imported only when used, so ``import harpnet_cli.io.readers`` pulls in neither ecCodes nor
-netCDF4. Every failure becomes :class:`~harpnet_cli.errors.InputDataError` naming the file.
+Every format is one module registered in :data:`READERS` that offers the same four functions
+(:class:`ReaderModule`):
+
+* ``sniff(path, head)``: whether a file (whose first bytes are ``head``) or directory is of this
+  format, told from the content, not the name;
+* ``read(path, *, variable, accumulation)``: every field at once, as
+  :class:`~harpnet_cli.fields.Accumulation` s (``downscale``, ``evaluate``);
+* ``scan(path, *, variable, accumulation)``: a metadata-only pass giving one small
+  :class:`~harpnet_cli.fields.FieldRef` per field (``prepare`` plans windows from these);
+* ``load(ref)``: one field, as ``(data, grid)``.
+
+:func:`detect_format` asks the modules in registry order and takes the first that accepts the
+file, so the order settles ties: WRF before CF NetCDF (a WRF file is a NetCDF file). GRIB is
+told by the ``GRIB`` magic near the start, NetCDF/HDF5 by ``CDF\\x01``/``CDF\\x02``/``CDF\\x05``/
+``\\x89HDF``, WRF among NetCDF files by ``XLAT``/``XLONG`` plus ``RAINNC`` or ``PREC_ACC_NC``, a
+Zarr store by its metadata files. Adding a format is one new module and one line in
+:data:`READERS`.
+
+The modules are imported only when used, so ``import harpnet_cli.io.readers`` pulls in neither
+ecCodes nor netCDF4 nor xarray. Every failure becomes a one-line
+:class:`~harpnet_cli.errors.InputDataError` naming the file. :func:`load_field` keeps the grids
+of recent grid keys (:mod:`harpnet_cli.io.gridcache`), so 2-D lat/lon are read once per worker.
 """
 
 from __future__ import annotations
 
 import importlib
-import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
+
+import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid
+from harpnet_cli.io.gridcache import GRID_CACHE_SIZE, clear_grid_cache
+
+__all__ = ["GRID_CACHE_SIZE", "READERS", "ReaderModule", "clear_grid_cache", "detect_format", "get_reader",
+           "load_field", "read_accumulations", "read_file", "scan_file", "scan_files"]
 
 
-class Reader(Protocol):
-    """A function reading one file into accumulations."""
+class ReaderModule(Protocol):
+    """What a format module offers (see the module docstring)."""
 
-    def __call__(self, path: Path, *, variable: str | None = None,
-                 accumulation: timedelta | None = None) -> list[Accumulation]: ...
+    def sniff(self, path: Path, head: bytes) -> bool:
+        """Whether ``path`` is of this format; ``head`` holds its first bytes (``b""`` for a directory)."""
+        ...
+
+    def read(self, path: Path, *, variable: str | None = None,
+             accumulation: timedelta | None = None) -> list[Accumulation]:
+        """Every precipitation field of the file, each ``data`` ``(ny, nx)`` float32 mm."""
+        ...
+
+    def scan(self, path: Path, *, variable: str | None = None,
+             accumulation: timedelta | None = None) -> list[FieldRef]:
+        """One ref per precipitation field, without reading the values."""
+        ...
+
+    def load(self, ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+        """The one field of ``ref``: ``(ny, nx)`` float32 mm and its grid."""
+        ...
 
 
-#: Reader name -> (module, function), imported on first use.
-READERS: dict[str, tuple[str, str]] = {
-    "grib": ("harpnet_cli.io.grib", "read_grib"),
-    "netcdf": ("harpnet_cli.io.netcdf", "read_netcdf"),
-    "wrf": ("harpnet_cli.io.wrf", "read_wrf"),
+#: Format name -> module offering :class:`ReaderModule`, imported on first use. The order decides
+#: ties in :func:`detect_format`: the first module whose ``sniff`` accepts a file names its format.
+READERS: dict[str, str] = {
+    "wrf": "harpnet_cli.io.wrf",
+    "netcdf": "harpnet_cli.io.netcdf",
+    "zarr": "harpnet_cli.io.zarr",
+    "grib": "harpnet_cli.io.grib",
 }
 
-_NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
-_CLASSIC_MAGIC = (b"CDF\x01", b"CDF\x02")
 _HEAD_BYTES = 4096
 
 
-def get_reader(name: str) -> Reader:
-    """The reader registered as ``name``.
+def get_reader(name: str) -> ReaderModule:
+    """The module registered as ``name``.
 
     Raises
     ------
@@ -48,11 +86,29 @@ def get_reader(name: str) -> Reader:
         For an unknown name; the message lists the known ones.
     """
     try:
-        module, function = READERS[name]
+        module = READERS[name]
     except KeyError:
         raise ValueError(f"unknown reader {name!r}; known: {', '.join(sorted(READERS))}") from None
-    reader: Reader = getattr(importlib.import_module(module), function)
-    return reader
+    return cast(ReaderModule, importlib.import_module(module))
+
+
+def detect_format(path: Path) -> str:
+    """The name in :data:`READERS` of the format of a file or directory, from its content.
+
+    Raises
+    ------
+    InputDataError
+        Missing, empty or unreadable; a directory that is no Zarr store; of no known format.
+    """
+    path = Path(path)
+    is_dir = path.is_dir()
+    head = b"" if is_dir else _head(path)
+    for name in READERS:
+        if get_reader(name).sniff(path, head):
+            return name
+    if is_dir:
+        raise InputDataError(path, "is a directory but not a Zarr store (no zarr.json or .zgroup)")
+    raise InputDataError(path, f"not a GRIB or NetCDF file (it starts with {_describe_start(head)})")
 
 
 def read_accumulations(paths: Sequence[Path | str], *, variable: str | None = None,
@@ -62,9 +118,9 @@ def read_accumulations(paths: Sequence[Path | str], *, variable: str | None = No
     Parameters
     ----------
     paths : sequence of Path
-        GRIB1/GRIB2, CF NetCDF or WRF files, in any mix.
+        GRIB1/GRIB2, CF NetCDF or WRF files or Zarr stores, in any mix.
     variable : str, optional
-        Name of the precipitation variable (NetCDF/WRF variable, GRIB ``shortName``).
+        Name of the precipitation variable (NetCDF/WRF/Zarr variable, GRIB ``shortName``).
     accumulation : timedelta, optional
         Window length for files that do not state one (``--accumulation``).
 
@@ -91,37 +147,99 @@ def read_file(path: Path, *, variable: str | None = None,
     name = detect_format(path)
     reader = get_reader(name)
     try:
-        return reader(path, variable=variable, accumulation=accumulation)
+        return reader.read(path, variable=variable, accumulation=accumulation)
     except InputDataError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, OSError, RuntimeError) as exc:
         raise InputDataError(path, f"unreadable {name} file: {exc}") from None
 
 
-def detect_format(path: Path) -> str:
-    """``"grib"``, ``"netcdf"`` or ``"wrf"`` from the file's content.
+def scan_file(path: Path | str, *, variable: str | None = None,
+              accumulation: timedelta | None = None) -> list[FieldRef]:
+    """List the precipitation fields of one file without reading their values.
+
+    Parameters
+    ----------
+    path : Path or str
+        A GRIB1/GRIB2 file, a CF or WRF NetCDF file, or a Zarr store directory.
+    variable : str, optional
+        Precipitation variable (NetCDF/WRF/Zarr variable name, GRIB ``shortName``).
+    accumulation : timedelta, optional
+        Window length for fields that do not state one (MRMS products of unknown period, CF
+        files without bounds, WRF files without ``PREC_ACC_DT``).
+
+    Returns
+    -------
+    list of FieldRef
+        One per field (per time step, message and member), in file order.
 
     Raises
     ------
     InputDataError
-        Missing, empty, unreadable, or neither GRIB nor NetCDF.
+        Missing, unreadable or truncated file; no precipitation; a moving nest; times that are
+        not increasing within a WRF file.
     """
-    head = _head(path)
-    if head.startswith(_NETCDF_MAGIC):
-        if head.startswith(_CLASSIC_MAGIC):
-            _check_classic_complete(path)
-        return "wrf" if _is_wrf(path) else "netcdf"
-    if b"GRIB" in head:
-        return "grib"
-    raise InputDataError(path, f"not a GRIB or NetCDF file (it starts with {_describe_start(head)})")
+    path = Path(path)
+    name = detect_format(path)
+    with _one_line(path, name):
+        return get_reader(name).scan(path, variable=variable, accumulation=accumulation)
+
+
+def scan_files(paths: Sequence[Path | str], *, variable: str | None = None,
+               accumulation: timedelta | None = None) -> list[FieldRef]:
+    """:func:`scan_file` for every path, concatenated in the given order."""
+    refs: list[FieldRef] = []
+    for path in paths:
+        refs += scan_file(path, variable=variable, accumulation=accumulation)
+    return refs
+
+
+def load_field(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+    """Read exactly one field.
+
+    Parameters
+    ----------
+    ref : FieldRef
+        As :func:`scan_file` returned it.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(ny, nx)`` float32 mm, NaN where missing. Interval amounts have negative packing noise
+        clipped to 0; running totals are returned as stored (or since the file's first time).
+    grid : SourceGrid
+        1-D axes for regular lat/lon grids, 2-D ``(ny, nx)`` lat/lon otherwise; shared between
+        fields with the same grid key.
+
+    Raises
+    ------
+    InputDataError
+        The file changed or cannot be read.
+    """
+    with _one_line(ref.path, ref.format):
+        data, grid = get_reader(ref.format).load(ref)
+    if data.shape != grid.shape:
+        raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]} but its grid "
+                                       f"{ref.grid!r} is {grid.shape[0]}x{grid.shape[1]}")
+    return data, grid
+
+
+@contextmanager
+def _one_line(path: Path, name: str) -> Iterator[None]:
+    """Turn any failure of a reader library into a one-line :class:`InputDataError`."""
+    try:
+        yield
+    except InputDataError:
+        raise
+    except Exception as exc:  # ecCodes, netCDF4, zarr and xarray raise many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputDataError(path, f"unreadable {name} file: {first}") from None
 
 
 def _head(path: Path) -> bytes:
     """The first bytes of a file, with one-line errors for missing, empty or unreadable files."""
     if not path.exists():
         raise InputDataError(path, "file not found")
-    if path.is_dir():
-        raise InputDataError(path, "is a directory, not a file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
@@ -142,30 +260,3 @@ def _describe_start(head: bytes) -> str:
     if text.isprintable() or all(c.isprintable() or c.isspace() for c in text):
         return f"text {text.strip()[:20]!r}"
     return "binary data"
-
-
-def _is_wrf(path: Path) -> bool:
-    """True for a NetCDF file in the WRF layout."""
-    from harpnet_cli.io.netcdf import open_netcdf
-    from harpnet_cli.io.wrf import is_wrf
-
-    with open_netcdf(path) as dataset:
-        return is_wrf(dataset)
-
-
-def _check_classic_complete(path: Path) -> None:
-    """Refuse a truncated NetCDF3 file (the netCDF C library reads missing data as zeros)."""
-    import scipy.io
-
-    with warnings.catch_warnings(), open(path, "rb") as handle:
-        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's complaint about mapped arrays on close
-        try:
-            mapped = scipy.io.netcdf_file(handle, mmap=True)  # maps every variable: fails when cut short
-            mapped.variables.clear()
-            mapped.close()
-            complete = True
-        except (ValueError, TypeError, OSError):
-            complete = False
-    if not complete:
-        raise InputDataError(path, "truncated or corrupt NetCDF3 file: its data ends before the header "
-                                   "says it should")

@@ -12,10 +12,20 @@ Two kinds of fields:
 
 A moving nest (``XLAT``/``XLONG`` changing between times) is refused: its running totals cannot
 be differenced (the real ``ci_test_file.nc`` would give −201 mm).
+
+:func:`read` reads every field at once. :func:`scan` reads only ``Times``/``XTIME``, attributes
+and the corners of ``XLAT``/``XLONG`` and returns one :class:`~harpnet_cli.fields.FieldRef` per
+time: ``PREC_ACC_NC`` (+ ``PREC_ACC_C``) is an ``interval`` amount over ``PREC_ACC_DT`` (1 hour by
+default) ending at each time; otherwise ``RAINNC + RAINC (+ RAINSH)`` are ``running`` totals since
+``SIMULATION_START_DATE`` (since the file's first time, subtracted by :func:`load`, when the
+attribute is absent). Times that do not increase are refused by :func:`scan`. A file is
+recognised (:func:`sniff`) as a NetCDF file with ``XLAT``/``XLONG`` and ``RAINNC`` or
+``PREC_ACC_NC``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, SourceGrid
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, corner_key
+from harpnet_cli.io import netcdf
+from harpnet_cli.io.gridcache import cached_grid
 from harpnet_cli.io.netcdf import decode_times, open_netcdf
 
 #: Largest change of XLAT/XLONG between times (degrees) that still counts as a fixed grid.
@@ -41,8 +53,28 @@ def is_wrf(dataset: Any) -> bool:
     return "XLAT" in names and "XLONG" in names and ("RAINNC" in names or "PREC_ACC_NC" in names)
 
 
-def read_wrf(path: Path, *, variable: str | None = None,
-             accumulation: timedelta | None = None) -> list[Accumulation]:
+def sniff(path: Path, head: bytes) -> bool:
+    """True for a NetCDF file in the WRF layout (see :func:`is_wrf`).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    head : bytes
+        Its first bytes (``b""`` for a directory).
+
+    Raises
+    ------
+    InputDataError
+        A NetCDF3 file cut short, or a NetCDF file that cannot be opened.
+    """
+    if not netcdf.sniff(path, head):
+        return False
+    with open_netcdf(path) as dataset:
+        return is_wrf(dataset)
+
+
+def read(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[Accumulation]:
     """Read WRF precipitation as interval amounts or running totals.
 
     Parameters
@@ -73,6 +105,123 @@ def read_wrf(path: Path, *, variable: str | None = None,
         if names[0] in INTERVAL_AMOUNTS:
             return _interval_amounts(path, dataset, names, times, grid, shift, accumulation)
         return _running_totals(path, dataset, names, times, grid, shift)
+
+
+def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
+    """List the fields of a WRF file from ``Times``/``XTIME``, attributes and the corners of ``XLAT``/``XLONG``.
+
+    Parameters
+    ----------
+    path : Path
+        A ``wrfout``-style NetCDF file.
+    variable, accumulation
+        As for :func:`read`.
+
+    Returns
+    -------
+    list of FieldRef
+        One per time, ``format="wrf"``: ``interval`` amounts (times whose window starts before the
+        simulation start are left out) or ``running`` totals since the simulation start (since
+        the first time when the file has no start). The locator is ``(names joined by "+", time
+        index, base time index or -1)``.
+
+    Raises
+    ------
+    InputDataError
+        A moving nest, times that are not increasing, a time before the simulation start, a
+        missing variable or units other than mm.
+    """
+    with open_netcdf(path) as ds:
+        times = _times(path, ds)
+        check_increasing(path, times)
+        names = _choose(path, ds, variable)
+        _units_check(path, ds, names)
+        key, shift = _grid_key(ds)
+        label = "+".join(names)
+        if names[0] in INTERVAL_AMOUNTS:
+            if shift > MOVING_TOLERANCE_DEG:
+                raise _moving_nest_error(path, shift, "its fields cannot form one series on a fixed grid")
+            period = _prec_acc_period(path, ds, accumulation)
+            first = _simulation_start_or_none(ds)
+            refs = [FieldRef(path, "wrf", (label, k, -1), t - period, t, "interval", None, key)
+                    for k, t in enumerate(times) if first is None or t - period >= first]
+            if not refs:
+                raise InputDataError(path, f"{label} has no complete window after the simulation start")
+            return refs
+        if shift > MOVING_TOLERANCE_DEG:
+            raise _moving_nest_error(path, shift, "running totals cannot be differenced")
+        origin, base = _simulation_start_or_none(ds), -1
+        if origin is None:
+            origin, base = times[0], 0  # totals are made relative to the first time at load
+        if times[0] < origin:
+            raise InputDataError(path, f"time {times[0]:%Y-%m-%d %H:%M} is before SIMULATION_START_DATE "
+                                       f"{origin:%Y-%m-%d %H:%M}")
+        return [FieldRef(path, "wrf", (label, k, base), origin, t, "running", None, key)
+                for k, t in enumerate(times)]
+
+
+def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+    """Read one time of a WRF file: the interval amount, or the running total (minus the base time's).
+
+    Parameters
+    ----------
+    ref : FieldRef
+        As :func:`scan` returned it.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        ``(south_north, west_east)`` float32 mm, NaN where masked; interval amounts have negative
+        noise clipped to 0, running totals are returned as stored (or since the file's first time).
+    grid : SourceGrid
+        2-D ``XLAT``/``XLONG`` of the first time, shared by the fields with the same grid key.
+    """
+    label, index, base = str(ref.locator[0]), int(ref.locator[1]), int(ref.locator[2])
+    names = label.split("+")
+    with open_netcdf(ref.path) as ds:
+        data = _sum_at(ds, names, index)
+        if base >= 0:
+            data -= _sum_at(ds, names, base)
+        grid = cached_grid(ref.grid, lambda: _first_grid(ds))
+    out = data.astype(np.float32)
+    if ref.kind == "interval":
+        clip_negatives(out)
+    return out, grid
+
+
+def check_increasing(path: Path, times: list[datetime]) -> None:
+    """Refuse time stamps that repeat or go back within one file (or store).
+
+    Parameters
+    ----------
+    path : Path
+        The file, named in the error.
+    times : list of datetime
+        Its valid times in storage order.
+
+    Raises
+    ------
+    InputDataError
+        At the first time that is not after the one before it.
+    """
+    for k in range(1, len(times)):
+        if times[k] <= times[k - 1]:
+            what = "a duplicate time" if times[k] == times[k - 1] else "times that are not increasing"
+            raise InputDataError(path, f"{what}: {times[k]:%Y-%m-%d %H:%M} (index {k}) follows "
+                                       f"{times[k - 1]:%Y-%m-%d %H:%M}")
+
+
+def describe_grid(attr: Callable[[str, Any], Any]) -> str:
+    """``"WRF Lambert conformal 4 km"`` from the ``MAP_PROJ`` and ``DX`` attributes.
+
+    Parameters
+    ----------
+    attr : callable
+        ``attr(name, default)``: a global attribute of the file (or store), or ``default``.
+    """
+    proj = _MAP_PROJ.get(int(attr("MAP_PROJ", 0)), "WRF")
+    dx = float(attr("DX", 0.0)) / 1000
+    return f"WRF {proj} {dx:g} km" if dx else f"WRF {proj}"
 
 
 def _choose(path: Path, dataset: Any, variable: str | None) -> list[str]:
@@ -135,10 +284,31 @@ def _grid(dataset: Any) -> tuple[SourceGrid, float]:
         dlon = (lon - lon[0] + 180.0) % 360.0 - 180.0
         shift = float(max(np.abs(lat - lat[0]).max(initial=0.0), np.abs(dlon).max(initial=0.0)))
         lat, lon = lat[0], lon[0]
-    proj = _MAP_PROJ.get(int(_attr(dataset, "MAP_PROJ", 0)), "WRF")
-    dx = float(_attr(dataset, "DX", 0.0)) / 1000
-    text = f"WRF {proj} {dx:g} km" if dx else f"WRF {proj}"
-    return SourceGrid(lat=lat, lon=lon, description=text), shift
+    return SourceGrid(lat=lat, lon=lon, description=describe_grid(lambda n, d: _attr(dataset, n, d))), shift
+
+
+def _grid_key(ds: Any) -> tuple[str, float]:
+    """Grid key from the corners of ``XLAT``/``XLONG`` at the first time, and how far they move (degrees)."""
+    lat_var, lon_var = ds.variables["XLAT"], ds.variables["XLONG"]
+    ny, nx = lat_var.shape[-2:]
+    rows, cols = [0, ny - 1], [0, nx - 1]
+    if lat_var.ndim == 3:
+        lat = np.asarray(lat_var[:, rows, cols], dtype=np.float64)
+        lon = np.asarray(lon_var[:, rows, cols], dtype=np.float64)
+    else:
+        lat = np.asarray(lat_var[rows, cols], dtype=np.float64)[np.newaxis]
+        lon = np.asarray(lon_var[rows, cols], dtype=np.float64)[np.newaxis]
+    dlon = (lon - lon[0] + 180.0) % 360.0 - 180.0
+    shift = float(max(np.abs(lat - lat[0]).max(initial=0.0), np.abs(dlon).max(initial=0.0)))
+    return corner_key(lat[0], lon[0], (ny, nx)), shift
+
+
+def _first_grid(ds: Any) -> SourceGrid:
+    """2-D ``XLAT``/``XLONG`` of the first time only (what :func:`load` caches)."""
+    lat_var, lon_var = ds.variables["XLAT"], ds.variables["XLONG"]
+    lat = np.asarray(lat_var[0] if lat_var.ndim == 3 else lat_var[:], dtype=np.float64)
+    lon = np.asarray(lon_var[0] if lon_var.ndim == 3 else lon_var[:], dtype=np.float64)
+    return SourceGrid(lat=lat, lon=lon, description=describe_grid(lambda n, d: _attr(ds, n, d)))
 
 
 def _attr(dataset: Any, name: str, default: Any) -> Any:
@@ -164,6 +334,22 @@ def _field_sum(dataset: Any, names: list[str], pairs: dict[str, str | None] | No
         total = part if total is None else total + part
     assert total is not None
     return total if total.ndim == 3 else total[np.newaxis]
+
+
+def _sum_at(ds: Any, names: list[str], index: int) -> np.ndarray:
+    """Sum of the named variables (plus bucket counters × ``BUCKET_MM``) at one time, float64, NaN where masked."""
+    counters = dict(RUNNING_TOTALS)
+    bucket = float(_attr(ds, "BUCKET_MM", -1.0))
+    total = None
+    for name in names:
+        var = ds.variables[name]
+        part = np.ma.filled(np.ma.asarray(var[index] if var.ndim == 3 else var[:]).astype(np.float64), np.nan)
+        counter = counters.get(name)
+        if bucket > 0 and counter and counter in ds.variables:
+            part += bucket * np.asarray(ds.variables[counter][index], dtype=np.float64)
+        total = part if total is None else total + part
+    assert total is not None
+    return total
 
 
 def _units_check(path: Path, dataset: Any, names: list[str]) -> None:

@@ -151,7 +151,7 @@ def _plan(cfg: PrepareConfig, rep: Reporter) -> tuple[list[Unit], dict[str, Any]
         units = [Unit(key=f"synthetic-{i:07d}", end=t, index=i) for i, t in enumerate(times)]
         return units, {"planned": len(units)}, list(SyntheticState.names())
     from harpnet_cli.core.windows import plan_windows
-    from harpnet_cli.io.scan import scan_file
+    from harpnet_cli.io.readers import scan_file
 
     refs = []
     with rep.progress(f"scanning {len(cfg.sources)} file(s)", len(cfg.sources)) as advance:
@@ -335,7 +335,7 @@ def _from_files(cfg: PrepareConfig, ctx: _Context, unit: Unit) -> tuple[np.ndarr
     from harpnet_cli.core.qc import qc_mask
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.core.windows import compute_window
-    from harpnet_cli.io.scan import load_field
+    from harpnet_cli.io.readers import load_field
 
     data, grid = compute_window(unit.window, load_field)
     key = unit.window.grid

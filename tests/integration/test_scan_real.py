@@ -18,8 +18,7 @@ from harpnet_cli.core.qc import qc_mask
 from harpnet_cli.core.windows import WindowPlan, WindowUnit, compute_window, plan_windows
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import FieldRef, SourceGrid
-from harpnet_cli.io.readers import read_accumulations
-from harpnet_cli.io.scan import load_field, scan_file, scan_files
+from harpnet_cli.io.readers import load_field, read_accumulations, scan_file, scan_files
 
 pytestmark = pytest.mark.shared
 

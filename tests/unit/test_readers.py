@@ -1,7 +1,11 @@
-"""Tests of the GRIB, NetCDF and WRF readers on small files written by harpnet_cli.testing."""
+"""Tests of the GRIB, NetCDF, WRF and Zarr readers on small files written by harpnet_cli.testing, and of
+the format registry."""
 
 from __future__ import annotations
 
+import inspect
+import sys
+import types
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +14,19 @@ import pyproj  # noqa: F401  # load PROJ before anything loads ecCodes (e.g. xar
 import pytest
 
 from harpnet_cli.core.accumulation import to_interval_series
+from harpnet_cli.core.windows import compute_window, plan_windows
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.io.readers import detect_format, get_reader, read_accumulations
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid
+from harpnet_cli.io import readers
+from harpnet_cli.io.readers import (
+    READERS,
+    detect_format,
+    get_reader,
+    load_field,
+    read_accumulations,
+    scan_file,
+    scan_files,
+)
 from harpnet_cli.testing import fixtures as fx
 
 H = timedelta(hours=1)
@@ -122,7 +137,8 @@ def test_gap_error_names_the_file(tmp_path: Path, rain: np.ndarray) -> None:
 
 
 def test_grib_without_precipitation_lists_what_is_there(tmp_path: Path) -> None:
-    eccodes = fx._eccodes()
+    import eccodes  # after pyproj, imported above
+
     path = tmp_path / "t2m.grib"
     gid = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
     with open(path, "wb") as out:
@@ -327,9 +343,123 @@ def test_truncated_netcdf3_is_not_read_as_zeros(tmp_path: Path, rain: np.ndarray
     assert_one_line_error(info, path, "truncated or corrupt NetCDF3 file")
 
 
+def test_non_zarr_directory_is_refused_by_read_and_scan_alike(tmp_path: Path) -> None:
+    for call in (lambda: read_accumulations([tmp_path]), lambda: scan_file(tmp_path)):
+        with pytest.raises(InputDataError) as info:
+            call()
+        assert_one_line_error(info, tmp_path, "is a directory but not a Zarr store")
+
+
+# -- Zarr ---------------------------------------------------------------------------------------
+def test_zarr_store_is_read_like_its_scan_and_loads(tmp_path: Path) -> None:
+    hourly = fx.synthetic_hourly(5, 10, 12, seed=8)
+    hourly[2, 0, :3] = -0.01  # packing noise
+    store = fx.write_conus404_zarr(tmp_path / "conus404.zarr", hourly, datetime(2016, 9, 20, 1))
+    assert detect_format(store) == "zarr"
+    accs = read_accumulations([store])
+    refs = scan_file(store)
+    assert [(a.start, a.end) for a in accs] == [(r.start, r.end) for r in refs]
+    assert accs[0].label == "PREC_ACC_NC 1h ending 2016-09-20 01:00" and "clipped 3 negative" in accs[2].label
+    for acc, ref in zip(accs, refs, strict=True):
+        data, grid = load_field(ref)
+        np.testing.assert_array_equal(acc.data, data)
+        np.testing.assert_array_equal(acc.grid.lat, grid.lat)
+        assert acc.grid.description == grid.description == "WRF Lambert conformal 4 km"
+    np.testing.assert_allclose(accs[4].data, hourly[4], atol=1e-6)
+    (series,) = to_interval_series(accs)
+    assert series.data.shape == (5, 10, 12) and (series.data >= 0).all()
+
+
+# -- the registry -------------------------------------------------------------------------------
 def test_unknown_reader_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: grib, netcdf, wrf"):
-        get_reader("zarr")
+    with pytest.raises(ValueError, match="known: grib, netcdf, wrf, zarr"):
+        get_reader("hdf4")
+
+
+@pytest.mark.parametrize("name", list(READERS))
+def test_every_registered_module_offers_sniff_read_scan_and_load(name: str) -> None:
+    module = get_reader(name)
+    for function in ("sniff", "read", "scan", "load"):
+        assert callable(getattr(module, function, None)), f"{READERS[name]} has no {function}()"
+    for function in ("read", "scan"):
+        params = inspect.signature(getattr(module, function)).parameters
+        assert list(params) == ["path", "variable", "accumulation"]
+        assert params["variable"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(module.sniff).parameters) == ["path", "head"]
+
+
+def test_wrf_is_asked_before_cf_netcdf(tmp_path: Path, rain: np.ndarray) -> None:
+    path = fx.write_wrf_netcdf(tmp_path / "wrfout.nc", rain[:3, :8, :9])
+    head = path.read_bytes()[:4096]
+    assert get_reader("netcdf").sniff(path, head) and get_reader("wrf").sniff(path, head)
+    assert list(READERS).index("wrf") < list(READERS).index("netcdf") and detect_format(path) == "wrf"
+
+
+FAKE_GRID = SourceGrid(lat=np.array([10.0, 10.25]), lon=np.array([20.0, 20.25, 20.5]), description="fake")
+
+
+def _fake_format_module() -> types.ModuleType:
+    """A format module kept in memory: files starting ``FAKE`` hold one 1-hour field per further line."""
+    module = types.ModuleType("harpnet_fake_format")
+    t0 = datetime(2020, 1, 1)
+
+    def sniff(path: Path, head: bytes) -> bool:
+        return head.startswith(b"FAKE")
+
+    def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
+        lines = path.read_text().splitlines()[1:]
+        if "boom" in lines:
+            raise RuntimeError("boom\nsecond line")
+        return [FieldRef(path, "fake", (k,), t0 + k * H, t0 + (k + 1) * H, "interval", None, "fake-grid")
+                for k in range(len(lines))]
+
+    def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+        value = float(ref.path.read_text().splitlines()[1 + int(ref.locator[0])])
+        return np.full(FAKE_GRID.shape, value, dtype=np.float32), FAKE_GRID
+
+    def read(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[Accumulation]:
+        return [Accumulation(load(ref)[0], FAKE_GRID, ref.start, ref.end, path) for ref in scan(path)]
+
+    module.sniff, module.scan, module.load, module.read = sniff, scan, load, read  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture
+def fake_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the fake format, first in the registry."""
+    monkeypatch.setitem(sys.modules, "harpnet_fake_format", _fake_format_module())
+    monkeypatch.setattr(readers, "READERS", {"fake": "harpnet_fake_format", **READERS})
+
+
+@pytest.mark.usefixtures("fake_format")
+def test_a_format_registered_once_is_detected_read_scanned_and_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "rain.fake"
+    path.write_text("FAKE\n1.0\n2.0\n3.0\n")
+    assert detect_format(path) == "fake"
+    assert [float(a.data[0, 0]) for a in read_accumulations([path])] == [1.0, 2.0, 3.0]
+    refs = scan_files([path])
+    assert [r.format for r in refs] == ["fake"] * 3
+    (unit,) = plan_windows(refs).units
+    data, grid = compute_window(unit, load_field)
+    assert grid is FAKE_GRID and np.allclose(data, 6.0)
+    with pytest.raises(ValueError, match="known: fake, grib, netcdf, wrf, zarr"):
+        get_reader("nope")
+    path.write_text("FAKE\nboom\n")
+    with pytest.raises(InputDataError) as info:
+        scan_file(path)
+    assert_one_line_error(info, path, "unreadable fake file: boom")
+
+
+@pytest.mark.usefixtures("fake_format")
+def test_the_first_registered_format_that_accepts_a_file_wins(tmp_path: Path, rain: np.ndarray,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    path = fx.write_gfs_grib(tmp_path / "f003", rain, [(0, 3)])
+    fake = sys.modules["harpnet_fake_format"]
+    monkeypatch.setattr(fake, "sniff", lambda path, head: b"GRIB" in head)
+    assert detect_format(path) == "fake"
+    monkeypatch.setattr(readers, "READERS", {**{k: v for k, v in readers.READERS.items() if k != "fake"},
+                                             "fake": "harpnet_fake_format"})
+    assert detect_format(path) == "grib"
 
 
 def test_io_modules_are_imported_lazily() -> None:

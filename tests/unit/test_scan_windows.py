@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from harpnet_cli.core.windows import WindowUnit, compute_window, plan_windows
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import FieldRef, SourceGrid
-from harpnet_cli.io import scan
-from harpnet_cli.io.scan import load_field, scan_file, scan_files
+from harpnet_cli.io import grib
+from harpnet_cli.io.readers import clear_grid_cache, load_field, scan_file, scan_files
 from harpnet_cli.testing import fixtures as fx
 
 H = timedelta(hours=1)
@@ -73,7 +73,7 @@ def test_conus404_zarr_store_gives_one_ref_per_step_on_the_same_grid(tmp_path: P
 
 def test_scan_does_not_decode_grib_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = fx.write_mrms_series(tmp_path, fx.synthetic_hourly(3), datetime(2016, 9, 20, 1))
-    eccodes = scan._eccodes()
+    eccodes = grib.eccodes
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a scan decoded values")
@@ -212,7 +212,7 @@ def test_scan_failures_are_one_line(tmp_path: Path) -> None:
 # -- loading ------------------------------------------------------------------------------------
 def test_grids_are_cached_per_key(tmp_path: Path) -> None:
     paths = fx.write_conus404_hourly(tmp_path, fx.synthetic_hourly(2, 10, 12), T0)
-    scan.clear_grid_cache()
+    clear_grid_cache()
     first, second = scan_files(paths)
     assert load_field(first)[1] is load_field(second)[1]
 
