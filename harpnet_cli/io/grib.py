@@ -39,6 +39,7 @@ import eccodes
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, grid_key
 from harpnet_cli.io.gridcache import cached_grid
+from harpnet_cli.units import ACCEPTED_TEXT, amount_factor
 
 #: MRMS (NSSL discipline 209, category 6) QPE products and their accumulation periods.
 MRMS_QPE_PERIODS: dict[int, timedelta] = {
@@ -46,8 +47,6 @@ MRMS_QPE_PERIODS: dict[int, timedelta] = {
     9: timedelta(hours=1),  # GaugeCorr_QPE_01H
 }
 
-#: ecCodes ``units`` strings of precipitation amounts and their factor to mm (kg m-2).
-UNIT_FACTORS: dict[str, float] = {"kg m**-2": 1.0, "kg m-2": 1.0, "mm": 1.0, "m": 1000.0}
 
 _MRMS_NO_COVERAGE_BELOW = -2.5  # MRMS writes -3 for "no coverage"
 _MRMS_MISSING_FROM = 9999.0
@@ -385,10 +384,11 @@ def _units_factor(path: Path, gid: int, number: int, kind: _Kind) -> float:
     if units == "unknown" and _get(gid, "edition") == 2 and kind.name == "apcp":
         # WMO defines 0/1/8 in kg m-2; ecCodes names it only under NCEP's centre (7)
         units = "kg m**-2"
-    if units not in UNIT_FACTORS:
+    factor = amount_factor(units)
+    if factor is None:
         raise InputDataError(path, f"message #{number} ({_describe_param(gid)}) has units {units!r}; "
-                                   f"expected one of {', '.join(UNIT_FACTORS)}")
-    return UNIT_FACTORS[units]
+                                   f"expected {ACCEPTED_TEXT}")
+    return factor
 
 
 def _values_2d(path: Path, gid: int, number: int, kind: _Kind) -> np.ndarray:

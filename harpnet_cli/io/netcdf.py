@@ -32,6 +32,10 @@ import numpy as np
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, corner_key, grid_key
 from harpnet_cli.io.gridcache import cached_grid
+from harpnet_cli.units import ACCEPTED_TEXT, amount_factor
+
+#: gzip-compressed files are read too (decompressed in memory; see :func:`open_netcdf`).
+READS_GZIP = True
 
 #: First bytes of NetCDF3 (classic, 64-bit offset, 64-bit data) and NetCDF4/HDF5 files.
 NETCDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
@@ -47,11 +51,6 @@ _USUAL_NAMES = ("tp", "apcp", "precip", "precipitation", "prcp", "rain", "rainfa
 _USUAL_PREFIXES = ("total_precipitation", "apcp_", "precipitation_amount")
 _MEMBER_DIMS = ("member", "members", "realization", "number", "ensemble", "ens")
 
-#: Amount units (normalised: lower case, ``**``/``^``/``.`` dropped) and their factor to mm.
-UNIT_FACTORS: dict[str, float] = {
-    "kg m-2": 1.0, "kg/m2": 1.0, "mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "millimetres": 1.0,
-    "m": 1000.0, "meters": 1000.0, "metres": 1000.0,
-}
 _RATE_UNITS = re.compile(r"(s|h|hr|hour|d|day)-1\b|/\s*(s|h|hr|hour|d|day)\b")
 _INTERVAL = re.compile(r"time\s*:\s*sum\s*\(\s*interval\s*:\s*([\d.]+)\s*([a-z]+)", re.IGNORECASE)
 _SECONDS_PER = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60,
@@ -210,12 +209,19 @@ def check_complete(path: Path, head: bytes) -> None:
     """
     if not head.startswith(_CLASSIC_MAGIC):
         return
+    import io
+
     import scipy.io
 
-    with warnings.catch_warnings(), open(path, "rb") as handle:
+    from harpnet_cli.io.compression import gunzip, is_gzip
+
+    with open(path, "rb") as raw:
+        compressed = is_gzip(raw.read(2))
+    with warnings.catch_warnings(), (io.BytesIO(gunzip(path)) if compressed else open(path, "rb")) as handle:
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's complaint about mapped arrays on close
         try:
-            mapped = scipy.io.netcdf_file(handle, mmap=True)  # maps every variable: fails when cut short
+            # maps (or, decompressed, reads) every variable: fails when the data are cut short
+            mapped = scipy.io.netcdf_file(handle, mmap=not compressed)
             mapped.variables.clear()
             mapped.close()
             complete = True
@@ -227,10 +233,20 @@ def check_complete(path: Path, head: bytes) -> None:
 
 
 def open_netcdf(path: Path) -> Any:
-    """Open a file with netCDF4 (a context manager), turning failures into one line."""
+    """Open a file with netCDF4 (a context manager), turning failures into one line.
+
+    A gzip-compressed file (``.nc.gz``, as Delft-FEWS exports are shipped) is decompressed into
+    memory and opened from there.
+    """
     import netCDF4
 
+    from harpnet_cli.io.compression import gunzip, is_gzip
+
     try:
+        with open(path, "rb") as handle:
+            compressed = is_gzip(handle.read(2))
+        if compressed:
+            return netCDF4.Dataset(str(path), memory=gunzip(path))
         return netCDF4.Dataset(path)
     except OSError as exc:
         reason = exc.strerror or exc
@@ -296,13 +312,15 @@ def _units_factor(path: Path, var: Any) -> float:
     """Factor turning the variable's values into mm; rates and unknown units are refused."""
     units = getattr(var, "units", None)
     if units is None:
-        raise InputDataError(path, f"variable {var.name!r} has no units; expected kg m-2, mm or m")
+        raise InputDataError(path, f"variable {var.name!r} has no units; expected {ACCEPTED_TEXT}")
     if _is_rate(var):
         raise InputDataError(path, f"variable {var.name!r} is a precipitation rate (units {units!r}), "
                                    "not an accumulated amount; convert it to amounts first")
-    factor = UNIT_FACTORS.get(_normalise_units(str(units)))
+    dataset = var.group()
+    producer = " ".join(str(getattr(dataset, name, "")) for name in ("institution", "source"))
+    factor = amount_factor(str(units), producer)
     if factor is None:
-        raise InputDataError(path, f"variable {var.name!r} has units {units!r}; expected kg m-2, mm or m")
+        raise InputDataError(path, f"variable {var.name!r} has units {units!r}; expected {ACCEPTED_TEXT}")
     return factor
 
 

@@ -72,6 +72,7 @@ READERS: dict[str, str] = {
     "netcdf": "harpnet_cli.io.netcdf",
     "zarr": "harpnet_cli.io.zarr",
     "grib": "harpnet_cli.io.grib",
+    "radolan": "harpnet_cli.io.radolan",
 }
 
 _HEAD_BYTES = 4096
@@ -104,7 +105,10 @@ def detect_format(path: Path) -> str:
     is_dir = path.is_dir()
     head = b"" if is_dir else _head(path)
     for name in READERS:
-        if get_reader(name).sniff(path, head):
+        module = get_reader(name)
+        if module.sniff(path, head):
+            if not is_dir and not getattr(module, "READS_GZIP", False) and _is_gzip_file(path):
+                raise InputDataError(path, f"gzip-compressed {name} file: decompress it first (gunzip)")
             return name
     if is_dir:
         raise InputDataError(path, "is a directory but not a Zarr store (no zarr.json or .zgroup)")
@@ -237,7 +241,10 @@ def _one_line(path: Path, name: str) -> Iterator[None]:
 
 
 def _head(path: Path) -> bytes:
-    """The first bytes of a file, with one-line errors for missing, empty or unreadable files."""
+    """The first bytes of a file (decompressed when it is gzip), with one-line errors for missing,
+    empty or unreadable files."""
+    from harpnet_cli.io.compression import gunzip_head, is_gzip
+
     if not path.exists():
         raise InputDataError(path, "file not found")
     try:
@@ -247,7 +254,19 @@ def _head(path: Path) -> bytes:
         raise InputDataError(path, f"cannot read the file ({exc.strerror or exc})") from None
     if not head:
         raise InputDataError(path, "empty file (0 bytes)")
+    if is_gzip(head):
+        head = gunzip_head(path, _HEAD_BYTES)
+        if not head:
+            raise InputDataError(path, "empty gzip file (nothing inside)")
     return head
+
+
+def _is_gzip_file(path: Path) -> bool:
+    """Whether the file itself (not its content) is gzip-compressed."""
+    from harpnet_cli.io.compression import is_gzip
+
+    with open(path, "rb") as handle:
+        return is_gzip(handle.read(2))
 
 
 def _describe_start(head: bytes) -> str:

@@ -38,6 +38,9 @@ from harpnet_cli.io import netcdf
 from harpnet_cli.io.gridcache import cached_grid
 from harpnet_cli.io.netcdf import decode_times, open_netcdf
 
+#: gzip-compressed files are read too (through :func:`~harpnet_cli.io.netcdf.open_netcdf`).
+READS_GZIP = True
+
 #: Largest change of XLAT/XLONG between times (degrees) that still counts as a fixed grid.
 MOVING_TOLERANCE_DEG = 1e-4
 #: Running-total components: (variable, bucket counter) pairs, summed when present.

@@ -655,3 +655,60 @@ def write_prism_bil_zip(path: Path, data: np.ndarray, *, west: float = -125.0, n
         zf.writestr(f"{name}.hdr", header)
         zf.writestr(f"{name}.prj", 'GEOGCS["GCS_North_American_1983"]')
     return path
+
+
+# -- RADOLAN ------------------------------------------------------------------------------------
+def write_radolan_binary(path: Path, amounts_mm: np.ndarray, end: datetime, *, product: str = "RW",
+                         minutes: int = 60, missing: np.ndarray | None = None, compress: bool = False) -> Path:
+    """Write a DWD RADOLAN binary composite (``raa01-…-bin``) of a ``(900, 900)`` field.
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    amounts_mm : numpy.ndarray
+        ``(900, 900)`` amounts in mm, rows south → north; stored in 0.1 mm (``PR E-01``).
+    end : datetime
+        End of the window (the header's day/time and month/year).
+    product : str
+        Two-letter product (``RW``, ``SF``, …).
+    minutes : int
+        Window length written as ``INT``.
+    missing : numpy.ndarray, optional
+        ``(900, 900)`` bool, cells flagged no-data (bit ``0x2000``).
+    compress : bool
+        gzip the file, as DWD ships it.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import gzip
+
+    header = (f"{product}{end:%d%H%M}10000{end:%m%y}BY{1620000 + 100:7d}VS 3SW   2.12.0PR E-01INT{minutes:4d}"
+              f"GP 900x 900MS 10<tst>").encode("ascii")
+    values = np.clip(np.rint(np.asarray(amounts_mm, dtype=np.float64) * 10.0), 0, 0x0FFF).astype("<u2")
+    if missing is not None:
+        values[missing] = 0x2000 | 0x29C4
+    raw = header + b"\x03" + values.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+def write_radolan_ascii(path: Path, amounts_mm: np.ndarray, *, missing: np.ndarray | None = None,
+                        corner: tuple[float, float] = (-523462.0, -4658645.0)) -> Path:
+    """Write an ESRI ASCII RW grid (``RW_YYYYMMDD-HHMM.asc``) of a ``(900, 900)`` field.
+
+    ``amounts_mm`` has rows south → north; the file's first row is the northernmost, values are
+    integers in 0.1 mm, ``-1`` no data. ``corner`` (x, y of the lower-left corner, m) other than
+    RADOLAN's gives a grid the reader must refuse.
+    """
+    values = np.rint(np.asarray(amounts_mm, dtype=np.float64) * 10.0).astype(np.int64)
+    if missing is not None:
+        values[missing] = -1
+    head = (f"ncols         900\nnrows         900\nxllcorner     {corner[0]:.0f}\nyllcorner     {corner[1]:.0f}\n"
+            "cellsize      1000\nNODATA_value  -1\n")
+    body = "\n".join(" ".join(map(str, row)) for row in values[::-1])
+    path.write_text(head + body + "\n", encoding="ascii")
+    return path

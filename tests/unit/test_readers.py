@@ -372,7 +372,7 @@ def test_zarr_store_is_read_like_its_scan_and_loads(tmp_path: Path) -> None:
 
 # -- the registry -------------------------------------------------------------------------------
 def test_unknown_reader_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: grib, netcdf, wrf, zarr"):
+    with pytest.raises(ValueError, match="known: " + ", ".join(sorted(READERS))):
         get_reader("hdf4")
 
 
@@ -442,7 +442,7 @@ def test_a_format_registered_once_is_detected_read_scanned_and_loaded(tmp_path: 
     (unit,) = plan_windows(refs).units
     data, grid = compute_window(unit, load_field)
     assert grid is FAKE_GRID and np.allclose(data, 6.0)
-    with pytest.raises(ValueError, match="known: fake, grib, netcdf, wrf, zarr"):
+    with pytest.raises(ValueError, match="known: fake, " + ", ".join(sorted(READERS))):
         get_reader("nope")
     path.write_text("FAKE\nboom\n")
     with pytest.raises(InputDataError) as info:
@@ -470,3 +470,36 @@ def test_io_modules_are_imported_lazily() -> None:
             "print(any(m in sys.modules for m in ('eccodes', 'netCDF4', 'xarray')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("units", "factor"), [("mm", 1.0), ("kg m-2", 1.0), ("kg.m-2", 1.0), ("m", 1000.0),
+                                               ("metres", 1000.0), ("in", 25.4), ("inches", 25.4)])
+def test_cf_netcdf_accepted_unit_spellings(tmp_path: Path, rain: np.ndarray, units: str, factor: float) -> None:
+    path = fx.write_cf_netcdf(tmp_path / "cf.nc", rain, 3, units=units)  # the writer divides by 1000 for "m"
+    (series,) = to_interval_series(read_accumulations([path]))
+    expected = rain[:3].sum(0)[::-1] * (1.0 if units == "m" else factor)
+    np.testing.assert_allclose(series.data[0], expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("units", ["M", "MM", "Mm", "KG M-2", "IN", "millimetres per window"])
+def test_cf_netcdf_units_are_case_sensitive_and_never_guessed(tmp_path: Path, rain: np.ndarray, units: str) -> None:
+    path = fx.write_cf_netcdf(tmp_path / "cf.nc", rain, 3, units=units)
+    with pytest.raises(InputDataError) as info:
+        read_accumulations([path])
+    assert_one_line_error(info, path, f"has units {units!r}", "case-sensitive")
+
+
+def test_gzip_netcdf_from_delft_fews_in_inches(tmp_path: Path, rain: np.ndarray) -> None:
+    """NWRFC's QPE: a Delft-FEWS export, gzip-compressed, units "IN" (that producer's spelling of inches)."""
+    import gzip
+
+    import netCDF4
+
+    path = fx.write_cf_netcdf(tmp_path / "qpe.nc", rain / 25.4, 3, units="IN")
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.institution, ds.source = "Deltares", "Export NETCDF-CF_GRID from Delft-FEWS"
+    packed = tmp_path / "qpe.nc.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert detect_format(packed) == "netcdf"
+    (series,) = to_interval_series(read_accumulations([packed]))
+    np.testing.assert_allclose(series.data[0], rain[:3].sum(0)[::-1], rtol=1e-5, atol=1e-3)
