@@ -157,7 +157,7 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     """
     import torch
 
-    from harpnet_cli.io.batches import to_tensors
+    from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)
     with torch.inference_mode():

@@ -408,9 +408,9 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         seed_everything,
         set_rng_state,
     )
-    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
     from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
     from harpnet_cli.io.store import SAMPLE_CHUNK
+    from harpnet_cli.workflows.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
 
     t_start = time.perf_counter()
     store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
@@ -588,8 +588,8 @@ def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore,
         If the store is incomplete, lacks the extra inputs' state, or has no training samples.
     """
     from harpnet_cli.core.splits import TRAIN
-    from harpnet_cli.io.batches import state_columns
     from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.batches import state_columns
 
     store = TrainingStore.open(path)
     if not store.is_complete:
