@@ -371,8 +371,7 @@ class _ModelRunner:
         """Pick the device, set CPU threads, load the checkpoint or ensemble and prepare it for inference."""
         from harpnet_cli.core.model.ensemble import EnsembleDownscaler
         from harpnet_cli.devices import configure_cpu_threads, select_device
-        from harpnet_cli.io.checkpoints import load_checkpoint
-        from harpnet_cli.io.ensembles import load_ensemble
+        from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
         assert cfg.model is not None
         device = select_device(cfg.device)
@@ -380,11 +379,11 @@ class _ModelRunner:
             configure_cpu_threads(cfg.threads)
         channels_last = device.type == "cpu"
         if not _is_ensemble(cfg.model):
-            model, _meta = load_checkpoint(cfg.model, device=device)
+            model, _meta = load_model(cfg.model, device=device)
             _check_inputs(model.config)
             return cls(model.for_inference(channels_last=channels_last), model.config, device, cfg.batch_size,
                        cfg.bf16)
-        models, _mode, meta = load_ensemble(cfg.model, device=device)
+        models, _mode, meta = load_ensemble_models(cfg.model, device=device)
         for m in models:
             _check_inputs(m.config)
         try:
