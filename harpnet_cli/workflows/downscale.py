@@ -242,8 +242,9 @@ def _pending(plans: list[PlannedOutput], cfg: DownscaleConfig, rep: Reporter) ->
 def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[PlannedOutput],
                skipped: list[Path], rep: Reporter, t0: float) -> DownscaleResult:
     """Run the model over the steps ``todo`` needs and write them."""
+    from harpnet_cli.core.ensemble_stats import ensemble_products
     from harpnet_cli.io.checkpoints import checkpoint_sha256
-    from harpnet_cli.io.outputs import EnsembleProducts, write_output
+    from harpnet_cli.io.outputs import select, write_output
     from harpnet_cli.io.terrain import load_terrain
 
     assert cfg.model is not None
@@ -285,12 +286,15 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
         reference_time=first.reference_time,
         attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series, runner.epochs),
     )
-    products = None
-    if runner.epochs is not None:
-        products = EnsembleProducts(n, members=cfg.members, thresholds=cfg.probabilities)
     assert cfg.output_format is not None
-    written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
-                            products=products) for p in todo]
+    written = []
+    for plan in todo:
+        part = select(plan, fc, n if runner.epochs is not None else 1)
+        products = None  # an ensemble model's products, computed here: writers only write
+        if runner.epochs is not None:
+            products = ensemble_products(part.data, every_member=cfg.members, thresholds=cfg.probabilities)
+        written.append(write_output(plan, part, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
+                                    products=products))
     if cfg.plot is not None:
         rep.info(f"wrote {_plot(cfg.plot, fc, plotted, terrain[0], n, series, overwrite=cfg.overwrite)}")
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
