@@ -1,11 +1,16 @@
-"""CF-1.8 NetCDF output of downscaled precipitation."""
+"""CF-1.8 NetCDF output of downscaled precipitation.
+
+:func:`write_forecast` is the ``netcdf`` entry of the writer registry
+(:data:`harpnet_cli.formats.OUTPUT_FORMATS`); NetCDF is written to files only, never streamed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -127,6 +132,34 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
         The written file.
     """
     return _write_dataset(path, to_dataset(fc), overwrite)
+
+
+def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
+                   products: EnsembleProducts | None = None) -> None:
+    """Write a forecast, or an ensemble's products, as CF-1.8 NetCDF-4 (the registry's ``netcdf`` writer).
+
+    Parameters
+    ----------
+    target : Path
+        Output file, written atomically (NetCDF cannot go to a stream).
+    fc : FineForecast
+        ``(M, T, H, W)``; with ``products`` the ensemble's members.
+    overwrite : bool
+        Replace an existing file.
+    products : EnsembleProducts, optional
+        Write these (:func:`write_ensemble_netcdf`) instead of ``fc``'s rows (:func:`write_netcdf`).
+
+    Raises
+    ------
+    TypeError
+        If ``target`` is a stream.
+    """
+    if not isinstance(target, str | os.PathLike):
+        raise TypeError("NetCDF is written to a file, not a stream")
+    if products is not None:
+        write_ensemble_netcdf(target, fc, products, overwrite=overwrite)
+    else:
+        write_netcdf(target, fc, overwrite=overwrite)
 
 
 def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts) -> xr.Dataset:

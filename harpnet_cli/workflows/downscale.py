@@ -293,8 +293,8 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
         products = None  # an ensemble model's products, computed here: writers only write
         if runner.epochs is not None:
             products = ensemble_products(part.data, every_member=cfg.members, thresholds=cfg.probabilities)
-        written.append(write_output(plan, part, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
-                                    products=products))
+        written.append(write_output(plan, part, cfg.output_format, overwrite=cfg.overwrite,
+                                    options=cfg.writer_options, products=products))
     if cfg.plot is not None:
         rep.info(f"wrote {_plot(cfg.plot, fc, plotted, terrain[0], n, series, overwrite=cfg.overwrite)}")
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
