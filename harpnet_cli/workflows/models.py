@@ -47,11 +47,6 @@ class LoadedModels:
     meta: dict[str, Any]
     ensemble: bool
 
-    @property
-    def mode(self) -> str:
-        """The ensemble's ``mode`` (``"members"``); ``""`` for a checkpoint."""
-        return str(self.meta.get("mode", "members")) if self.ensemble else ""
-
 
 def checkpoint_model(payload: Mapping[str, Any], path: str | Path,
                      device: str | torch.device = "cpu") -> tuple[Downscaler, dict[str, Any]]:
