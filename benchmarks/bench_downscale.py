@@ -65,16 +65,16 @@ def main() -> None:
     from harpnet_cli.core.tiling import Patcher, seam_statistic
     from harpnet_cli.devices import configure_cpu_threads
     from harpnet_cli.grids import GridSpec
-    from harpnet_cli.io.checkpoints import load_checkpoint
     from harpnet_cli.io.readers import read_accumulations
     from harpnet_cli.io.terrain import load_terrain
     from harpnet_cli.testing.models import make_random_checkpoint
+    from harpnet_cli.workflows.models import load_model
 
     threads = configure_cpu_threads()
     src = args.shared / GFS
     tmp = Path(tempfile.mkdtemp())
     ckpt = args.model or make_random_checkpoint(tmp / "random.pt", seed=0)
-    model, _ = load_checkpoint(ckpt)
+    model, _ = load_model(ckpt)
     model.for_inference()
 
     t = time.perf_counter()

@@ -217,7 +217,7 @@ def bench_levers(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
     small parallel region of lite can wait a scheduler time slice for its second thread.
     """
     folded = copy.deepcopy(lite).for_inference(channels_last=True)
-    # load_checkpoint gives channels-last weights on the CPU: back to contiguous before folding
+    # load_model gives channels-last weights on the CPU: back to contiguous before folding
     contiguous = copy.deepcopy(lite).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     contiguous.for_inference(channels_last=False)
     inputs = {b: random_tile_inputs(lite.config, b) for b in sorted({*args.batches, args.batch})}
@@ -614,13 +614,13 @@ def main() -> None:
     started = datetime.now(timezone.utc)
     load_before = os.getloadavg()[0]
     t_start = time.perf_counter()
-    from harpnet_cli.io.checkpoints import load_checkpoint
     from harpnet_cli.testing.models import make_random_checkpoint
+    from harpnet_cli.workflows.models import load_model
 
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmpdir:
         tmp = Path(tmpdir)
         ckpt = args.model or make_random_checkpoint(tmp / "lite.pt", preset="lite", seed=0)
-        lite, _ = load_checkpoint(ckpt)
+        lite, _ = load_model(ckpt)
         lite.eval()
         console.print(f"torch {torch.__version__}, {args.threads} threads, model {lite.config.preset} "
                       f"({'random weights' if args.model is None else ckpt}), load average {load_before:.2f}")

@@ -30,6 +30,10 @@ from harpnet_cli.errors import (
     HarpnetError,
     Terminated,
 )
+from harpnet_cli.formats import OUTPUT_FORMATS, option_choices, output_help, spoken
+
+#: GRIB2 packings (the registry's ``grib2`` ``packing`` option), the first the default.
+GRIB_PACKINGS = option_choices("grib2", "packing")
 
 EXIT_CODES_HELP = ("Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data, "
                    "4 output locked by another harpnet process, 130 Ctrl-C, 143 SIGTERM.")
@@ -183,10 +187,9 @@ def downscale(
                                                       "The word 'example' is a synthetic GFS-like 0.25° CONUS "
                                                       "input made on the fly.",
                                                  metavar="FILE", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file: .nc (CF-1.8 NetCDF) or .grib2/.grb2/"
-                                         ".grib (GRIB2); '-' streams GRIB2 to stdout (NetCDF cannot be streamed); "
-                                         "a template such as 'out/h_{init:%Y%m%d%H}_f{lead:03d}.grib2' writes one "
-                                         "file per step (fields init, valid, lead, member).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=f"Output file: {output_help()}; a template such as "
+                                         "'out/h_{init:%Y%m%d%H}_f{lead:03d}.grib2' writes one file per step "
+                                         "(fields init, valid, lead, member).")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run, or an ensemble from "
                                                "'harpnet ensemble' (all members in one pass; writes the "
                                                "ensemble mean and spread). Default: the installed default "
@@ -213,10 +216,10 @@ def downscale(
     accumulation: Annotated[str | None, typer.Option(help="Accumulation period of NetCDF inputs that do not "
                                                           "state it, e.g. 3h.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
-    format_: Annotated[str | None, typer.Option("--format", help="netcdf or grib2, overriding the output's "
-                                                                 "suffix.")] = None,
-    grib_packing: Annotated[str, typer.Option(help="GRIB2 packing: complex, simple or ccsds (all keep "
-                                                   "0.01 mm).")] = "complex",
+    format_: Annotated[str | None, typer.Option("--format", help=f"{spoken(OUTPUT_FORMATS)}, overriding the "
+                                                                 "output's suffix.")] = None,
+    grib_packing: Annotated[str, typer.Option(help=f"GRIB2 packing: {spoken(GRIB_PACKINGS)} (all keep "
+                                                   "0.01 mm).")] = GRIB_PACKINGS[0],
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Do only the outputs that do not exist "
                                                                        "yet (idempotent cron runs).")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another harpnet writing the same output instead "

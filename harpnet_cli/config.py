@@ -8,10 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from harpnet_cli.formats import OUTPUT_FORMATS, format_for, option_choices, spoken, stream_format
 from harpnet_cli.grids import DOMAINS, parse_bbox
 
-#: Output suffixes written as GRIB2 (any other suffix is NetCDF).
-GRIB_SUFFIXES = (".grib2", ".grb2", ".grib")
+#: GRIB2 data packings (the ``grib2`` format's ``packing`` option), the first the default.
+GRIB_PACKINGS = option_choices("grib2", "packing")
+#: Writer options of :data:`~harpnet_cli.formats.OUTPUT_FORMATS` -> the DownscaleConfig field holding each.
+OPTION_FIELDS = {"packing": "grib_packing"}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -88,11 +91,12 @@ class DownscaleConfig(_ReadsInputs):
     """Accumulation period of NetCDF inputs that do not state it."""
     command_line: str = ""
     """The command line, recorded in the output's history attribute."""
-    output_format: Literal["netcdf", "grib2"] | None = Field(default=None, validate_default=True)
-    """``netcdf`` or ``grib2``; None (before validation) means from the suffix of ``output``
-    (.grib2, .grb2, .grib → GRIB2; otherwise NetCDF, GRIB2 for ``-``)."""
-    grib_packing: Literal["complex", "simple", "ccsds"] = "complex"
-    """GRIB2 data packing (see :mod:`harpnet_cli.io.grib_writer`)."""
+    output_format: str | None = Field(default=None, validate_default=True)
+    """A name in :data:`harpnet_cli.formats.OUTPUT_FORMATS` (``netcdf`` or ``grib2``); None (before
+    validation) means from the suffix of ``output`` (:func:`harpnet_cli.formats.format_for`: .grib2,
+    .grb2, .grib → GRIB2; otherwise NetCDF, GRIB2 for ``-``)."""
+    grib_packing: str = GRIB_PACKINGS[0]
+    """GRIB2 data packing, one of :data:`GRIB_PACKINGS` (see :mod:`harpnet_cli.io.grib_writer`)."""
     skip_existing: bool = False
     """Leave outputs that exist alone and do only the missing ones (idempotent cron runs)."""
     wait: bool = False
@@ -132,17 +136,33 @@ class DownscaleConfig(_ReadsInputs):
         """True when the output is ``-`` (GRIB2 streamed to standard output)."""
         return str(self.output) == "-"
 
+    @property
+    def writer_options(self) -> dict[str, str]:
+        """The options of the output format's writer, from their fields (GRIB2: ``packing``)."""
+        assert self.output_format is not None
+        return {name: getattr(self, OPTION_FIELDS[name]) for name in OUTPUT_FORMATS[self.output_format].options}
+
     @field_validator("output_format")
     @classmethod
     def _resolve_format(cls, v: str | None, info: ValidationInfo) -> str:
-        """Resolve the format from the output's suffix; NetCDF cannot be streamed to stdout."""
+        """A registered format, or the one the output's suffix selects; only a streaming format goes to stdout."""
         output = info.data.get("output")
         if v is None:
-            grib = output is None or str(output) == "-" or output.suffix.lower() in GRIB_SUFFIXES
-            v = "grib2" if grib else "netcdf"
-        if v == "netcdf" and output is not None and str(output) == "-":
-            raise ValueError("NetCDF cannot be written to standard output (it is not a stream format); "
-                             "give a file name, or --format grib2")
+            v = format_for(output)
+        elif v not in OUTPUT_FORMATS:
+            raise ValueError(f"Input should be {spoken(OUTPUT_FORMATS, quote=True)}")
+        fmt = OUTPUT_FORMATS[v]
+        if not fmt.streams and output is not None and str(output) == "-":
+            raise ValueError(f"{fmt.label} cannot be written to standard output (it is not a stream format); "
+                             f"give a file name, or --format {stream_format()}")
+        return v
+
+    @field_validator("grib_packing")
+    @classmethod
+    def _known_packing(cls, v: str) -> str:
+        """One of the GRIB2 packings."""
+        if v not in GRIB_PACKINGS:
+            raise ValueError(f"Input should be {spoken(GRIB_PACKINGS, quote=True)}")
         return v
 
     @field_validator("domain")

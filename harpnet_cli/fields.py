@@ -271,3 +271,36 @@ def span_text(start: datetime, end: datetime) -> str:
     if start.date() == end.date() and not (end.minute or end.second or start.minute or start.second):
         return f"{start:%Y-%m-%d %H}Z–{end:%H}Z"
     return f"{time_text(start)}–{time_text(end)}"
+
+
+@dataclass
+class EnsembleProducts:
+    """What a writer writes of a model ensemble, computed before the writer is called.
+
+    The forecast handed to the writer with these holds the ensemble's ``M`` members as its rows
+    (``(M, T, H, W)``); the writer writes either those members or :attr:`mean` and
+    :attr:`spread`, and then :attr:`probabilities`, without computing anything.
+
+    Attributes
+    ----------
+    size : int
+        ``M``, the members the products summarise (the ensemble size written into the file).
+    every_member : bool
+        Write every member (the forecast's rows: NetCDF ``realization``, GRIB2 template 4.11)
+        instead of the mean and spread.
+    mean, spread : numpy.ndarray or None
+        ``(T, H, W)`` float32 ensemble mean and spread (population standard deviation), NaN
+        where any member is missing; None with :attr:`every_member`.
+    thresholds : tuple of float
+        ``K`` increasing thresholds in kg m-2; empty for none.
+    probabilities : numpy.ndarray or None
+        ``(K, T, H, W)`` float32 fraction (0…1) of the members strictly above each threshold, NaN
+        where any member is missing; None without thresholds.
+    """
+
+    size: int
+    every_member: bool = False
+    mean: np.ndarray | None = None
+    spread: np.ndarray | None = None
+    thresholds: tuple[float, ...] = ()
+    probabilities: np.ndarray | None = None

@@ -8,7 +8,7 @@ Usage (the last step of ``tools/train_default.sh``)::
         --eval "synthetic validation split=runs/default/eval_synthetic.json" \\
         --variants runs/default/variants.json -o harpnet_cli/assets/default
 
-Writes ``model.pt`` (float16 weights, no optimizer: :func:`harpnet_cli.io.checkpoints.save_half_precision`)
+Writes ``model.pt`` (float16 weights, no optimizer: :func:`harpnet_cli.workflows.models.save_half_precision`)
 and ``card.json`` (read by ``harpnet info``), and checks that the fp16 copy gives the same
 downscaled tiles as the original within 1 % of the largest amount.
 """
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from harpnet_cli import __version__
-from harpnet_cli.io.checkpoints import load_checkpoint, save_half_precision
 from harpnet_cli.splits import TRAIN
 from harpnet_cli.testing.models import random_tile_inputs
+from harpnet_cli.workflows.models import load_model, save_half_precision
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,8 +155,8 @@ def harpnet_commands(script: Path) -> list[str]:
 
 def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
     """Largest difference between the two models' outputs on random rain, relative to its maximum."""
-    a, _ = load_checkpoint(original)
-    b, _ = load_checkpoint(half)
+    a, _ = load_model(original)
+    b, _ = load_model(half)
     coarse, terrain = random_tile_inputs(a.config, 16, seed=seed, terrain_max=3000.0)
     with torch.no_grad():
         ya, yb = a(coarse, terrain), b(coarse, terrain)
@@ -181,7 +181,7 @@ def main() -> None:
     drift = check_half_precision(args.model, model_file)
     if drift > 0.01:
         raise SystemExit(f"fp16 weights change the output by {drift:.2%} of its maximum; bundle fp32 instead")
-    model, meta = load_checkpoint(model_file)
+    model, meta = load_model(model_file)
     trained_on = args.trained_on
     if trained_on is None:
         facts = training_facts(args.model, meta)  # the fp16 copy keeps the source's metadata

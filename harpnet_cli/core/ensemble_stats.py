@@ -2,6 +2,8 @@
 
 Pure numpy; every function takes the member axis first and propagates missing values (NaN in
 any member gives NaN), so a statistic is never computed from fewer members than the file says.
+:func:`ensemble_products` gathers what an output holds into a
+:class:`~harpnet_cli.fields.EnsembleProducts`, which the writers write as given.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from harpnet_cli.fields import EnsembleProducts
 
 
 def mean_and_spread(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,3 +58,31 @@ def exceedance_probability(members: np.ndarray, thresholds: Sequence[float]) -> 
     out = np.stack([(values > float(t)).mean(axis=0) for t in thresholds]).astype(np.float32)
     out[:, missing] = np.nan
     return out
+
+
+def ensemble_products(members: np.ndarray, *, every_member: bool = False,
+                      thresholds: Sequence[float] = ()) -> EnsembleProducts:
+    """The products of an ensemble output: mean and spread (or every member) and probabilities.
+
+    Parameters
+    ----------
+    members : numpy.ndarray
+        ``(M, T, H, W)`` amounts of every member, NaN where missing.
+    every_member : bool
+        The output holds every member; no mean and spread are computed.
+    thresholds : sequence of float
+        ``K`` increasing thresholds in kg m-2 for exceedance probabilities; empty for none.
+
+    Returns
+    -------
+    EnsembleProducts
+        ``size`` M; ``mean`` and ``spread`` ``(T, H, W)`` (None with ``every_member``);
+        ``probabilities`` ``(K, T, H, W)`` fractions (None without thresholds).
+    """
+    mean = spread = probabilities = None
+    if not every_member:
+        mean, spread = mean_and_spread(members)
+    if thresholds:
+        probabilities = exceedance_probability(members, thresholds)
+    return EnsembleProducts(size=int(members.shape[0]), every_member=every_member, mean=mean, spread=spread,
+                            thresholds=tuple(float(t) for t in thresholds), probabilities=probabilities)

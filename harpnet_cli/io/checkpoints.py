@@ -1,4 +1,4 @@
-"""Save and load HARPNET checkpoints safely.
+"""Save and read HARPNET checkpoints safely, as plain data.
 
 A checkpoint is a ``torch.save`` zip file holding one dict::
 
@@ -10,17 +10,25 @@ A checkpoint is a ``torch.save`` zip file holding one dict::
 Files are written atomically (temporary file in the same directory, fsync, ``os.replace``) and
 read with ``torch.load(..., weights_only=True)`` only, so a checkpoint can never run code. Every
 problem with a file raises :class:`~harpnet_cli.errors.InputDataError` naming the path.
+
+This module reads and writes payloads (config dict, state dict of tensors, metadata) and never
+builds a model: :func:`harpnet_cli.workflows.models.load_model` turns a checkpoint into a
+:class:`~harpnet_cli.core.model.wrapper.Downscaler`. It also holds the helpers the HARPNET-E
+ensemble file (:mod:`harpnet_cli.io.ensembles`) shares: :func:`plain_metadata`,
+:func:`torch_load_bytes`, :func:`write_payload` and :data:`ZIP_MAGIC`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harpnet_cli import __version__
 from harpnet_cli.errors import InputDataError
@@ -29,17 +37,50 @@ from harpnet_cli.io.atomic import atomic_path
 if TYPE_CHECKING:
     import torch
 
-    from harpnet_cli.core.model.wrapper import Downscaler
-
 FORMAT = "harpnet-checkpoint"
 FORMAT_VERSION = 1
-_RESERVED = frozenset({"format", "format_version", "harpnet_version", "config", "model", "optimizer"})
-_ZIP_MAGIC = b"PK\x03\x04"
-_MAX_KEYS_SHOWN = 5
+#: Top-level keys of a checkpoint that metadata may not use.
+RESERVED = frozenset({"format", "format_version", "harpnet_version", "config", "model", "optimizer"})
+#: The first bytes of every ``torch.save`` file (a zip archive).
+ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _plain(value: Any, where: str) -> Any:
+class SavableModel(Protocol):
+    """What :func:`save_checkpoint` needs of a model (a :class:`~harpnet_cli.core.model.wrapper.Downscaler`)."""
+
+    @property
+    def inference_only(self) -> bool:
+        """True when the model may not be saved (BatchNorm folded)."""
+
+    def current_config(self) -> Any:
+        """The config to store; it has ``model_dump(mode="json")``."""
+
+    def state_dict(self) -> Any:
+        """The weights and buffers, name -> tensor."""
+
+
+class HasStateDict(Protocol):
+    """An optimizer, or anything else whose state dict is saved as is."""
+
+    def state_dict(self) -> Any:
+        """The state to save (plain data and tensors)."""
+
+
+def plain_metadata(value: Any, where: str) -> Any:
     """Convert metadata to types ``weights_only`` accepts (numpy scalars, Paths, 0-d tensors).
+
+    Parameters
+    ----------
+    value : Any
+        A metadata value: plain Python values, containers of them, numpy scalars and arrays,
+        0-d tensors, paths.
+    where : str
+        Its name, for messages (``"meta"``, ``"config"``, ...).
+
+    Returns
+    -------
+    Any
+        ``None``, bool, int, float, str, or dicts and lists of them.
 
     Raises
     ------
@@ -69,30 +110,106 @@ def _plain(value: Any, where: str) -> Any:
         for k, v in value.items():
             if not isinstance(k, str | int):
                 raise TypeError(f"checkpoint metadata {where} has a non-string key {k!r}")
-            out[k] = _plain(v, f"{where}[{k!r}]")
+            out[k] = plain_metadata(v, f"{where}[{k!r}]")
         return out
     if isinstance(value, list | tuple):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [plain_metadata(v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise TypeError(f"checkpoint metadata {where} has unsupported type {type(value).__name__}")
+
+
+def write_payload(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """``torch.save`` a payload atomically, creating the folder if needed.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; an existing file is replaced only once the new one is complete on disk.
+    payload : mapping
+        Plain data and tensors (what ``torch.load(weights_only=True)`` reads back).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(dict(payload), tmp)
+    return path
+
+
+def write_checkpoint(
+    path: str | Path,
+    config: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    optimizer_state: Mapping[str, Any] | None = None,
+    /,
+    **meta: Any,
+) -> Path:
+    """Write a checkpoint from plain parts, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; its directory is created if needed.
+    config : mapping
+        The model config as plain data (``ModelConfig.model_dump(mode="json")``).
+    state : mapping
+        The state dict; tensors are saved detached, on the CPU and contiguous.
+    optimizer_state : mapping, optional
+        Saved as ``"optimizer"`` for resuming training.
+    **meta
+        Extra plain metadata, converted by :func:`plain_metadata`.
+
+    Returns
+    -------
+    Path
+        The checkpoint path.
+
+    Raises
+    ------
+    ValueError
+        If a metadata key clashes with a reserved key.
+    TypeError
+        If metadata holds a value that is not plain data.
+    """
+    clash = RESERVED.intersection(meta)
+    if clash:
+        raise ValueError(f"metadata keys {sorted(clash)} are reserved in a checkpoint")
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "harpnet_version": __version__,
+        "config": dict(config),
+        "model": {k: v.detach().cpu().contiguous() for k, v in state.items()},
+    }
+    if optimizer_state is not None:
+        payload["optimizer"] = optimizer_state
+    payload.update(plain_metadata(dict(meta), "meta"))
+    return write_payload(path, payload)
 
 
 def save_checkpoint(
     path: str | Path,
-    model: Downscaler,
-    optimizer: torch.optim.Optimizer | None = None,
+    model: SavableModel,
+    optimizer: HasStateDict | None = None,
     **meta: Any,
 ) -> Path:
-    """Write a checkpoint atomically.
+    """Write a model's checkpoint atomically.
 
     Parameters
     ----------
     path : str or Path
         Destination; its directory is created if needed. An existing file is replaced only once
         the new one is complete on disk.
-    model : Downscaler
-        The model; its config (with the current normalisation buffers) and state dict are saved.
+    model : SavableModel
+        The model (a :class:`~harpnet_cli.core.model.wrapper.Downscaler`); its config (with the
+        current normalisation buffers) and state dict are saved.
     optimizer : torch.optim.Optimizer, optional
-        Saved as ``"optimizer"`` for resuming training.
+        Its state dict is saved as ``"optimizer"`` for resuming training.
     **meta
         Extra plain metadata (epoch, losses, data provenance, ...). Numpy scalars and arrays,
         0-d tensors and paths are converted to plain Python values.
@@ -110,64 +227,151 @@ def save_checkpoint(
     TypeError
         If metadata holds a value that is not plain data.
     """
-    import torch
-
-    path = Path(path)
     if model.inference_only:
         raise ValueError("cannot save a model prepared with for_inference() (its BatchNorm is folded)")
-    clash = _RESERVED.intersection(meta)
-    if clash:
-        raise ValueError(f"metadata keys {sorted(clash)} are reserved in a checkpoint")
-    payload: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "harpnet_version": __version__,
-        "config": model.current_config().model_dump(mode="json"),
-        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-    }
-    if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
-    payload.update(_plain(dict(meta), "meta"))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return write_checkpoint(path, model.current_config().model_dump(mode="json"), model.state_dict(),
+                            None if optimizer is None else optimizer.state_dict(), **meta)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first sentence of an exception message, for one-line errors."""
+class _FileLikeBytes(io.BytesIO):
+    """Bytes that seek like a real file: a position before the start is ``OSError`` EINVAL.
+
+    ``io.BytesIO`` raises ValueError for a negative absolute seek and clamps a negative relative
+    one; ``torch.load`` and ``zipfile`` then fail (or not) differently from the same bytes on disk.
+    """
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move to ``offset`` from ``whence``, refusing positions before the start as a file does."""
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.tell(), os.SEEK_END: len(self.getbuffer())}.get(whence, 0)
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return super().seek(offset, whence)
+
+
+def file_like(data: bytes) -> io.BytesIO:
+    """A binary stream over ``data`` that behaves as the same bytes in a file (see ``_FileLikeBytes``).
+
+    Parameters
+    ----------
+    data : bytes
+        A whole file.
+
+    Returns
+    -------
+    io.BytesIO
+    """
+    return _FileLikeBytes(data)
+
+
+def torch_load_bytes(data: bytes, device: str | torch.device = "cpu") -> Any:
+    """``torch.load(..., weights_only=True)`` of a file's bytes, read from memory.
+
+    Parameters
+    ----------
+    data : bytes
+        A whole ``torch.save`` file.
+    device : str or torch.device
+        ``map_location`` of the tensors.
+
+    Returns
+    -------
+    Any
+        The unpickled object.
+
+    Raises
+    ------
+    pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, OSError
+        As ``torch.load`` of the same bytes in a file.
+    """
+    import torch
+
+    return torch.load(file_like(data), map_location=device, weights_only=True)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first sentence of an exception message, for one-line errors.
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    str
+        The first line up to its first ``". "``; the exception's type name when it has no message.
+    """
     text = str(exc).strip().splitlines()
     return text[0].split(". ")[0] if text else type(exc).__name__
 
 
-def _read_payload(path: Path, device: str | torch.device) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``, every failure turned into InputDataError."""
-    import torch
+def read_checkpoint_bytes(path: str | Path) -> bytes:
+    """A model file's bytes, read with one ``open``; a missing or unreadable file is a checkpoint error.
 
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    bytes
+        The whole file.
+
+    Raises
+    ------
+    InputDataError
+        ``no such checkpoint file``, ``not a file`` or ``cannot read checkpoint: ...``.
+    """
+    path = Path(path)
     if not path.exists():
         raise InputDataError(path, "no such checkpoint file")
     if not path.is_file():
         raise InputDataError(path, "not a file")
     try:
         with path.open("rb") as f:
-            head = f.read(4)
+            return f.read()
     except OSError as exc:
         raise InputDataError(path, f"cannot read checkpoint: {exc.strerror or exc}") from None
-    if not head:
+
+
+def checkpoint_payload(data: bytes, path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The payload of a checkpoint file's bytes, checked; every failure one :class:`InputDataError` line.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file (:func:`read_checkpoint_bytes`).
+    path : str or Path
+        Where the bytes came from, for messages.
+    device : str or torch.device
+        Where the tensors go.
+
+    Returns
+    -------
+    dict
+        ``format``, ``format_version``, ``harpnet_version``, ``config`` (dict), ``model`` (state
+        dict), ``optimizer`` (if saved) and the extra metadata.
+
+    Raises
+    ------
+    InputDataError
+        If the bytes are empty, not a torch file, corrupt or truncated, not a HARPNET checkpoint,
+        from a newer format, or hold pickled code.
+    """
+    path = Path(path)
+    if not data:
         raise InputDataError(path, "empty file, not a HARPNET checkpoint")
-    if head != _ZIP_MAGIC:
+    if data[:4] != ZIP_MAGIC:
         raise InputDataError(path, "not a PyTorch checkpoint (not a torch.save zip file)")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch_load_bytes(data, device)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found or "Unsupported" in str(exc):
             what = f" ({found.group(1)})" if found else ""
             raise InputDataError(path, f"refusing to load code from a checkpoint{what}") from None
-        raise InputDataError(path, f"corrupt checkpoint: {_first_line(exc)}") from None
+        raise InputDataError(path, f"corrupt checkpoint: {first_line(exc)}") from None
     except (RuntimeError, EOFError, ValueError, KeyError, OSError) as exc:
-        raise InputDataError(path, f"corrupt or truncated checkpoint: {_first_line(exc)}") from None
+        raise InputDataError(path, f"corrupt or truncated checkpoint: {first_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputDataError(path, "a PyTorch file but not a HARPNET checkpoint (no 'format' key)")
     version = payload.get("format_version")
@@ -184,86 +388,28 @@ def _read_payload(path: Path, device: str | torch.device) -> dict[str, Any]:
     return payload
 
 
-def _keys(keys: list[str]) -> str:
-    """A short comma-separated list of state-dict keys."""
-    shown = ", ".join(keys[:_MAX_KEYS_SHOWN])
-    return shown + (f" (+{len(keys) - _MAX_KEYS_SHOWN} more)" if len(keys) > _MAX_KEYS_SHOWN else "")
-
-
-def _state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str | None:
-    """Describe missing, unexpected and wrongly shaped keys, or None when the dicts match."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [
-        f"{k} {tuple(found[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in found and getattr(found[k], "shape", None) != v.shape
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing {_keys(missing)}")
-    if unexpected:
-        parts.append(f"unexpected {_keys(unexpected)}")
-    if shapes:
-        parts.append(f"wrong shape {_keys(shapes)}")
-    return "; ".join(parts) or None
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Downscaler, dict[str, Any]]:
-    """Load a checkpoint: rebuild the model from its config alone and load the weights strictly.
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint's payload (one ``open``, ``weights_only`` loading from memory).
 
     Parameters
     ----------
     path : str or Path
         A file written by :func:`save_checkpoint`.
     device : str or torch.device
-        Where the model and any tensors in the metadata go.
+        Where the tensors go.
 
     Returns
     -------
-    model : Downscaler
-        In ``eval()`` mode, on ``device`` (channels-last weights on CPU, where that is faster),
-        float32 whatever the stored precision (``load_state_dict`` copies float16 weights, as
-        :func:`save_half_precision` writes them, into the float32 model). Call
-        :meth:`~harpnet_cli.core.model.wrapper.Downscaler.for_inference` to fold BatchNorm
-        too when it will not be trained.
-    meta : dict
-        Everything in the file except the state dict: ``format``, ``format_version``,
-        ``harpnet_version``, ``config``, ``optimizer`` (if saved) and the extra metadata.
+    dict
+        As :func:`checkpoint_payload`.
 
     Raises
     ------
     InputDataError
         If the file is missing, not a torch file, corrupt or truncated, not a HARPNET checkpoint,
-        from a newer format, holds pickled code, or its weights do not match its config.
+        from a newer format, or holds pickled code.
     """
-    import torch
-    from pydantic import ValidationError
-
-    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
-
-    path = Path(path)
-    payload = _read_payload(path, device)
-    try:
-        config = ModelConfig.model_validate(payload["config"])
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "config"
-        raise InputDataError(path, f"invalid model config in checkpoint: {where}: {err['msg']}") from None
-    model = Downscaler(config)
-    state = payload["model"]
-    problem = _state_dict_mismatch(model.state_dict(), state)
-    if problem:
-        raise InputDataError(path, f"weights do not match the saved config: {problem}")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise InputDataError(path, f"weights do not match the saved config: {_first_line(exc)}") from None
-    model.to(device).eval()
-    if model.coarse_mean.device.type == "cpu":  # measured ~1.4x faster on CPU; still trainable
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    meta = {k: v for k, v in payload.items() if k != "model"}
-    return model, meta
+    return checkpoint_payload(read_checkpoint_bytes(path), path, device)
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -293,68 +439,3 @@ def checkpoint_sha256(path: str | Path) -> str:
     except OSError as exc:
         raise InputDataError(path, f"cannot read checkpoint: {exc.strerror or exc}") from None
     return digest.hexdigest()
-
-
-def save_half_precision(src: str | Path, dst: str | Path) -> Path:
-    """Rewrite a checkpoint (or a HARPNET-E ensemble file) with float16 weights and no optimizer state.
-
-    The trainable weights (the models' parameters) are stored as float16, halving the file; the
-    buffers (normalisation statistics, BatchNorm running statistics, counters) stay as they are,
-    they are small and need the precision. :func:`load_checkpoint` (and
-    :func:`~harpnet_cli.io.ensembles.load_ensemble`) load the copy back as float32. Metadata is
-    kept, plus ``"weights_dtype": "float16"``; the optimizer state is dropped.
-
-    Parameters
-    ----------
-    src : str or Path
-        A checkpoint written by :func:`save_checkpoint`, or an ensemble file.
-    dst : str or Path
-        Destination, written atomically (may replace an existing file, but not ``src`` itself).
-
-    Returns
-    -------
-    Path
-        ``dst``.
-
-    Raises
-    ------
-    InputDataError
-        If ``src`` is not a readable checkpoint or ensemble, or a weight overflows float16
-        (magnitude above 65504).
-    ValueError
-        If ``dst`` is ``src``.
-    """
-    import torch
-
-    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
-    from harpnet_cli.io.ensembles import _read as read_ensemble
-    from harpnet_cli.io.ensembles import is_ensemble
-
-    src, dst = Path(src), Path(dst)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise ValueError(f"{dst}: write the half-precision copy to another file")
-    ensemble = is_ensemble(src)
-    payload = read_ensemble(src) if ensemble else _read_payload(src, "cpu")
-    states = [m["model"] for m in payload["members"]] if ensemble else [payload["model"]]
-    configs = [m["config"] for m in payload["members"]] if ensemble else [payload["config"]]
-    halves = []
-    for config, state in zip(configs, states, strict=True):
-        params = {name for name, _ in Downscaler(ModelConfig.model_validate(config)).named_parameters()}
-        half = {}
-        for name, value in state.items():
-            if name in params and value.is_floating_point():
-                value = value.to(torch.float16)
-                if not torch.isfinite(value).all():
-                    raise InputDataError(src, f"weight {name} does not fit in float16 (|w| > 65504)")
-            half[name] = value.contiguous()
-        halves.append(half)
-    if ensemble:
-        payload["members"] = [{**m, "model": h} for m, h in zip(payload["members"], halves, strict=True)]
-    else:
-        payload["model"] = halves[0]
-    payload.pop("optimizer", None)
-    payload["weights_dtype"] = "float16"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst, overwrite=True) as tmp:
-        torch.save(payload, tmp)
-    return dst

@@ -1,4 +1,4 @@
-"""The HARPNET-E ensemble artefact: several checkpoints' weights and configs in one file.
+"""The HARPNET-E ensemble artefact: several checkpoints' weights and configs in one file, as plain data.
 
 Layout (a ``torch.save`` dict loadable with ``torch.load(weights_only=True)``)::
 
@@ -8,29 +8,27 @@ Layout (a ``torch.save`` dict loadable with ``torch.load(weights_only=True)``)::
      "selection": {...}}   # how the members were chosen and their scores (plain data)
 
 A soup (averaged weights) is an ordinary checkpoint (:mod:`harpnet_cli.io.checkpoints`), so
-``harpnet downscale --model`` runs it directly.
+``harpnet downscale --model`` runs it directly. This module reads and writes payloads only;
+:func:`harpnet_cli.workflows.models.load_ensemble_models` builds the members' models.
 """
 
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from harpnet_cli import __version__
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.io.atomic import atomic_path
-from harpnet_cli.io.checkpoints import _plain
+from harpnet_cli.io.checkpoints import ZIP_MAGIC, file_like, plain_metadata, torch_load_bytes, write_payload
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from harpnet_cli.core.model.wrapper import Downscaler
-
 FORMAT = "harpnet-ensemble"
 FORMAT_VERSION = 1
-_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def save_ensemble(
@@ -57,11 +55,8 @@ def save_ensemble(
     -------
     Path
     """
-    import torch
-
     if not members:
         raise ValueError("an ensemble needs at least one member")
-    path = Path(path)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -70,32 +65,46 @@ def save_ensemble(
         "members": [
             {
                 "epoch": int(m["epoch"]),
-                "config": _plain(dict(m["config"]), "config"),
+                "config": plain_metadata(dict(m["config"]), "config"),
                 "model": {k: v.detach().cpu().contiguous() for k, v in m["model"].items()},
                 "test_loss": None if m.get("test_loss") is None else float(m["test_loss"]),
             }
             for m in members
         ],
-        "selection": _plain(dict(selection or {}), "selection"),
+        "selection": plain_metadata(dict(selection or {}), "selection"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return write_payload(path, payload)
 
 
-def _read(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The payload, every failure one :class:`InputDataError` line."""
-    import torch
+def ensemble_payload(data: bytes, path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The payload of an ensemble file's bytes, checked; every failure one :class:`InputDataError` line.
 
-    if not path.is_file():
-        raise InputDataError(path, "no such ensemble file")
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head != _ZIP_MAGIC:
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    path : str or Path
+        Where the bytes came from, for messages.
+    device : str or torch.device
+        Where the tensors go.
+
+    Returns
+    -------
+    dict
+        ``format``, ``format_version``, ``harpnet_version``, ``mode``, ``members`` (each with a
+        ``config`` and a ``model`` dict) and ``selection``.
+
+    Raises
+    ------
+    InputDataError
+        If the bytes are not a torch file, hold pickled code, are corrupt, not an ensemble, from a
+        newer format, or a member lacks its config or weights.
+    """
+    path = Path(path)
+    if data[:4] != ZIP_MAGIC:
         raise InputDataError(path, "not a HARPNET ensemble (not a torch.save zip file)")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch_load_bytes(data, device)
     except pickle.UnpicklingError:
         raise InputDataError(path, "refusing to load code from an ensemble file") from None
     except (RuntimeError, EOFError, ValueError, KeyError, OSError) as exc:
@@ -116,60 +125,71 @@ def _read(path: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     return payload
 
 
-def is_ensemble(path: str | Path) -> bool:
-    """Whether ``path`` is a HARPNET ensemble file (False for checkpoints and anything else)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    try:
-        import zipfile
-
-        with zipfile.ZipFile(p) as z:
-            return any(n.endswith("/data.pkl") and b"harpnet-ensemble" in z.read(n) for n in z.namelist())
-    except (OSError, zipfile.BadZipFile, KeyError):
-        return False
-
-
-def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple[list[Downscaler], str, dict[str, Any]]:
-    """Load an ensemble's members.
+def read_ensemble(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read an ensemble file's payload (one ``open``, ``weights_only`` loading from memory).
 
     Parameters
     ----------
     path : str or Path
     device : str or torch.device
+        Where the tensors go.
 
     Returns
     -------
-    members : list of Downscaler
-        In ``eval()`` mode on ``device``, in the file's order.
-    mode : str
-        ``"members"``.
-    meta : dict
-        The payload without the state dicts (``members`` keep ``epoch``, ``config``, ``test_loss``).
+    dict
+        As :func:`ensemble_payload`.
 
     Raises
     ------
     InputDataError
-        If the file is missing, not an ensemble, corrupt, or a member's weights do not match its config.
+        If the file is missing or its bytes are not a readable ensemble (:func:`ensemble_payload`).
     """
-    from pydantic import ValidationError
-
-    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
-    from harpnet_cli.io.checkpoints import _state_dict_mismatch
-
     path = Path(path)
-    payload = _read(path, device)
-    models = []
-    for i, m in enumerate(payload["members"]):
-        try:
-            model = Downscaler(ModelConfig.model_validate(m["config"]))
-        except ValidationError as exc:
-            raise InputDataError(path, f"member {i}: invalid model config: {exc.errors()[0]['msg']}") from None
-        problem = _state_dict_mismatch(model.state_dict(), m["model"])
-        if problem:
-            raise InputDataError(path, f"member {i}: weights do not match its config: {problem}")
-        model.load_state_dict(m["model"], strict=True)
-        models.append(model.to(device).eval())
-    meta = {k: v for k, v in payload.items() if k != "members"}
-    meta["members"] = [{k: v for k, v in m.items() if k != "model"} for m in payload["members"]]
-    return models, str(payload.get("mode", "members")), meta
+    if not path.is_file():
+        raise InputDataError(path, "no such ensemble file")
+    with path.open("rb") as f:
+        data = f.read()
+    return ensemble_payload(data, path, device)
+
+
+def is_ensemble_data(data: bytes) -> bool:
+    """Whether a file's bytes are a HARPNET ensemble (False for checkpoints and anything else).
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+
+    Returns
+    -------
+    bool
+        True when the zip archive's ``data.pkl`` names the ``harpnet-ensemble`` format.
+    """
+    return _names_ensemble(file_like(data))
+
+
+def is_ensemble(path: str | Path) -> bool:
+    """Whether ``path`` is a HARPNET ensemble file (False for checkpoints and anything else).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    bool
+        False too when the file is missing or unreadable.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return False
+    return _names_ensemble(p)
+
+
+def _names_ensemble(source: Path | IO[bytes]) -> bool:
+    """Whether the zip archive ``source`` has a ``data.pkl`` naming the ensemble format (no unpickling)."""
+    try:
+        with zipfile.ZipFile(source) as z:
+            return any(n.endswith("/data.pkl") and FORMAT.encode() in z.read(n) for n in z.namelist())
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False

@@ -1,7 +1,9 @@
 """GRIB2 output of downscaled precipitation, encoded with ecCodes from its ``GRIB2`` sample.
 
 One message per time step and member (step-major: every member of step 1, then step 2, …), so
-``cat`` of two files, or of a file and a stream, is again a valid GRIB2 file.
+``cat`` of two files, or of a file and a stream, is again a valid GRIB2 file. :func:`write_forecast`
+is the ``grib2`` entry of the writer registry (:data:`harpnet_cli.formats.OUTPUT_FORMATS`): a file
+or a stream, amounts or an ensemble's products (:func:`write_grib2_products`).
 
 Encoding (keys as ecCodes names them)
 -------------------------------------
@@ -67,6 +69,7 @@ Provenance
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -80,7 +83,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 
 from harpnet_cli import __version__
-from harpnet_cli.fields import FineForecast
+from harpnet_cli.fields import EnsembleProducts, FineForecast
 from harpnet_cli.io.atomic import atomic_path
 
 Packing = Literal["simple", "complex", "ccsds"]
@@ -191,6 +194,79 @@ def write_grib2(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForec
     data, products = _amount_products(fc, statistic, ensemble_size)
     return _write(path_or_stream, fc, data, products, overwrite=overwrite, packing=packing, rows=rows,
                   parameter=parameter)
+
+
+def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
+                   products: EnsembleProducts | None = None, packing: Packing = "complex") -> None:
+    """Write a forecast, or an ensemble's products, as GRIB2 (the registry's ``grib2`` writer).
+
+    Parameters
+    ----------
+    target : Path or binary stream
+        A file (written atomically) or a stream such as ``sys.stdout.buffer``.
+    fc : FineForecast
+        ``(M, T, H, W)``; with ``products`` the ensemble's members.
+    overwrite : bool
+        Replace an existing file (ignored for streams).
+    products : EnsembleProducts, optional
+        Write these (:func:`write_grib2_products`) instead of one message per row of ``fc``
+        (:func:`write_grib2`).
+    packing : {"complex", "simple", "ccsds"}
+        Data packing; see the module docstring.
+    """
+    if products is not None:
+        write_grib2_products(target, fc, products, overwrite=overwrite, packing=packing)
+    else:
+        write_grib2(target, fc, overwrite=overwrite, packing=packing)
+
+
+def write_grib2_products(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,
+                         products: EnsembleProducts, *, overwrite: bool = False,
+                         packing: Packing = "complex") -> Path | None:
+    """Write an ensemble's products, step-major: per step the members (4.11) or the mean and spread
+    (4.12, ``derivedForecast`` 0 and 4), then the probabilities (4.9, in %).
+
+    Parameters
+    ----------
+    path_or_stream : str, Path or binary stream
+        Destination, as for :func:`write_grib2`.
+    fc : FineForecast
+        The ensemble's ``M`` members ``(M, T, H, W)`` (written only with ``products.every_member``).
+    products : EnsembleProducts
+        What to write, computed before: ``mean``/``spread`` ``(T, H, W)`` and ``probabilities``
+        ``(K, T, H, W)`` as fractions (written ×100).
+    overwrite, packing
+        As for :func:`write_grib2`.
+
+    Returns
+    -------
+    Path or None
+        The written file, or None for a stream.
+    """
+    if hasattr(path_or_stream, "write"):
+        _products_messages(path_or_stream, fc, products, packing)  # type: ignore[arg-type]
+        return None
+    path = Path(path_or_stream)  # type: ignore[arg-type]
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
+        _products_messages(out, fc, products, packing)
+    return path
+
+
+def _products_messages(stream: BinaryIO, fc: FineForecast, products: EnsembleProducts, packing: Packing) -> None:
+    """Write the messages of :func:`write_grib2_products` to an open stream."""
+    n = products.size
+    for k in range(len(fc.starts)):
+        step = dataclasses.replace(fc, data=fc.data[:, [k]], starts=[fc.starts[k]], ends=[fc.ends[k]])
+        if products.every_member:
+            write_grib2(stream, step, packing=packing)
+        else:
+            assert products.mean is not None and products.spread is not None
+            for statistic, field in (("mean", products.mean), ("spread", products.spread)):
+                single = dataclasses.replace(step, data=field[None, [k]], members=[None])
+                write_grib2(stream, single, packing=packing, statistic=statistic, ensemble_size=n)
+        if products.thresholds and products.probabilities is not None:
+            percent = products.probabilities[:, [k]] * np.float32(100.0)
+            write_grib2_probabilities(stream, step, products.thresholds, probabilities=percent, packing=packing)
 
 
 def write_grib2_probabilities(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,

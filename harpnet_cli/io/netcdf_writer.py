@@ -1,16 +1,20 @@
-"""CF-1.8 NetCDF output of downscaled precipitation."""
+"""CF-1.8 NetCDF output of downscaled precipitation.
+
+:func:`write_forecast` is the ``netcdf`` entry of the writer registry
+(:data:`harpnet_cli.formats.OUTPUT_FORMATS`); NetCDF is written to files only, never streamed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from harpnet_cli.fields import FineForecast
+from harpnet_cli.fields import EnsembleProducts, FineForecast
 from harpnet_cli.io.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -130,44 +134,71 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
     return _write_dataset(path, to_dataset(fc), overwrite)
 
 
-def to_ensemble_dataset(fc: FineForecast, *, members: bool, thresholds: Sequence[float] = ()) -> xr.Dataset:
-    """Build the CF-1.8 dataset of an ensemble's products.
+def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
+                   products: EnsembleProducts | None = None) -> None:
+    """Write a forecast, or an ensemble's products, as CF-1.8 NetCDF-4 (the registry's ``netcdf`` writer).
+
+    Parameters
+    ----------
+    target : Path
+        Output file, written atomically (NetCDF cannot go to a stream).
+    fc : FineForecast
+        ``(M, T, H, W)``; with ``products`` the ensemble's members.
+    overwrite : bool
+        Replace an existing file.
+    products : EnsembleProducts, optional
+        Write these (:func:`write_ensemble_netcdf`) instead of ``fc``'s rows (:func:`write_netcdf`).
+
+    Raises
+    ------
+    TypeError
+        If ``target`` is a stream.
+    """
+    if not isinstance(target, str | os.PathLike):
+        raise TypeError("NetCDF is written to a file, not a stream")
+    if products is not None:
+        write_ensemble_netcdf(target, fc, products, overwrite=overwrite)
+    else:
+        write_netcdf(target, fc, overwrite=overwrite)
+
+
+def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts) -> xr.Dataset:
+    """Build the CF-1.8 dataset of an ensemble's products (computed before, written as given).
 
     Parameters
     ----------
     fc : FineForecast
-        ``data`` is ``(M, T, H, W)``: every member of the ensemble.
-    members : bool
-        Write the members along ``realization`` (``precipitation_amount``); otherwise the ensemble
-        mean as ``precipitation_amount`` (``cell_methods`` ``realization: mean``) and the spread as
-        ``precipitation_amount_spread`` (``realization: standard_deviation``, population).
-    thresholds : sequence of float
-        Increasing thresholds in kg m-2: adds ``probability_of_precipitation_amount_above_threshold``
-        ``(threshold, time, latitude, longitude)`` in units 1 (fraction of members strictly above),
-        with a ``threshold`` coordinate whose ``standard_name`` is ``precipitation_amount``.
+        ``data`` is ``(M, T, H, W)``: every member of the ensemble (written only with
+        ``products.every_member``); its grid, windows and attributes are written.
+    products : EnsembleProducts
+        With ``every_member`` the members go along ``realization`` (``precipitation_amount``);
+        otherwise ``products.mean`` is ``precipitation_amount`` (``cell_methods`` ``realization:
+        mean``) and ``products.spread`` ``precipitation_amount_spread`` (``realization:
+        standard_deviation``, population). ``products.probabilities`` ``(K, T, H, W)``, when
+        given, become ``probability_of_precipitation_amount_above_threshold`` ``(threshold, time,
+        latitude, longitude)`` in units 1 (fraction of members strictly above), with a
+        ``threshold`` coordinate whose ``standard_name`` is ``precipitation_amount``.
 
     Returns
     -------
     xarray.Dataset
     """
-    from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
-
-    n = fc.data.shape[0]
-    if members:
+    n = products.size
+    if products.every_member:
         ds = to_dataset(fc)
     else:
-        mean, spread = mean_and_spread(fc.data)
-        ds = to_dataset(dataclasses.replace(fc, data=mean[None], members=[None]))
+        assert products.mean is not None and products.spread is not None
+        ds = to_dataset(dataclasses.replace(fc, data=products.mean[None], members=[None]))
         var = ds["precipitation_amount"]
         var.attrs["cell_methods"] += " realization: mean"
         var.attrs["long_name"] = f"Ensemble mean ({n} members) of the precipitation amount downscaled to 0.0625 degrees"
         attrs = {k: v for k, v in var.attrs.items() if k != "standard_name"}
         attrs["long_name"] = f"Ensemble spread (standard deviation over {n} members) of the precipitation amount"
         attrs["cell_methods"] = attrs["cell_methods"].replace("realization: mean", "realization: standard_deviation")
-        ds["precipitation_amount_spread"] = (var.dims, spread, attrs)
-    if thresholds:
+        ds["precipitation_amount_spread"] = (var.dims, products.spread, attrs)
+    if products.thresholds and products.probabilities is not None:
         base = ds["precipitation_amount"].attrs
-        ds = ds.assign_coords(threshold=("threshold", np.asarray(thresholds, dtype=np.float64), {
+        ds = ds.assign_coords(threshold=("threshold", np.asarray(products.thresholds, dtype=np.float64), {
             "standard_name": "precipitation_amount", "units": "kg m-2", "long_name": "precipitation amount threshold",
             "spp__relative_to_threshold": "greater_than",
         }))
@@ -179,13 +210,12 @@ def to_ensemble_dataset(fc: FineForecast, *, members: bool, thresholds: Sequence
         }
         if "coordinates" in base:
             attrs["coordinates"] = base["coordinates"]
-        ds[PROBABILITY_VARIABLE] = (("threshold", "time", "latitude", "longitude"),
-                                    exceedance_probability(fc.data, thresholds), attrs)
+        ds[PROBABILITY_VARIABLE] = (("threshold", "time", "latitude", "longitude"), products.probabilities, attrs)
     ds.attrs["harpnet_ensemble_size"] = np.int32(n)
     return ds
 
 
-def write_ensemble_netcdf(path: str | Path, fc: FineForecast, *, members: bool, thresholds: Sequence[float] = (),
+def write_ensemble_netcdf(path: str | Path, fc: FineForecast, products: EnsembleProducts, *,
                           overwrite: bool = False) -> Path:
     """Write an ensemble's products (see :func:`to_ensemble_dataset`) as CF-1.8 NetCDF-4, atomically.
 
@@ -195,7 +225,7 @@ def write_ensemble_netcdf(path: str | Path, fc: FineForecast, *, members: bool, 
         Output file.
     fc : FineForecast
         Every member, ``(M, T, H, W)``.
-    members, thresholds
+    products : EnsembleProducts
         As for :func:`to_ensemble_dataset`.
     overwrite : bool
         Replace an existing file.
@@ -205,7 +235,7 @@ def write_ensemble_netcdf(path: str | Path, fc: FineForecast, *, members: bool, 
     Path
         The written file.
     """
-    return _write_dataset(path, to_ensemble_dataset(fc, members=members, thresholds=thresholds), overwrite)
+    return _write_dataset(path, to_ensemble_dataset(fc, products), overwrite)
 
 
 def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:

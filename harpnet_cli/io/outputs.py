@@ -2,8 +2,9 @@
 
 :func:`plan_outputs` turns ``-o`` into a list of :class:`PlannedOutput` (which steps and members go
 into which file), :func:`locked` holds the :class:`~harpnet_cli.io.pipes.OutputLock` of every file
-for the whole run, and :func:`write_output` writes one planned output as NetCDF or GRIB2 (files
-atomically; ``-`` as a GRIB2 stream on ``sys.stdout.buffer``).
+for the whole run, :func:`select` cuts a planned output's part out of the run, and
+:func:`write_output` writes it with the writer registered for the format
+(:mod:`harpnet_cli.io.writers`; files atomically, ``-`` as a stream on ``sys.stdout.buffer``).
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
-
-import numpy as np
+from typing import Any
 
 from harpnet_cli.errors import UsageError
-from harpnet_cli.fields import FineForecast
-
-Format = Literal["netcdf", "grib2"]
-Packing = Literal["complex", "simple", "ccsds"]
+from harpnet_cli.fields import EnsembleProducts, FineForecast
 
 
 @dataclass(frozen=True)
@@ -105,86 +101,68 @@ def locked(plans: Sequence[PlannedOutput], wait: bool) -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class EnsembleProducts:
-    """What to write of a model ensemble (``harpnet downscale --model ENSEMBLE``).
+def select(plan: PlannedOutput, fc: FineForecast, model_members: int = 1) -> FineForecast:
+    """The part of ``fc`` that ``plan`` holds: its steps, and the rows of its members.
 
-    The forecast then holds ``S x M`` rows, input member major (row ``i M + j`` is model member
-    ``j`` on input member ``i``); a plan's ``members`` index the S input members.
-
-    Attributes
+    Parameters
     ----------
+    plan : PlannedOutput
+        The output; ``plan.members`` index the input members.
+    fc : FineForecast
+        The whole run, ``(S M, T, H, W)``, input member major (row ``i M + j`` is model member
+        ``j`` on input member ``i``).
     model_members : int
-        ``M``, members of the model ensemble.
-    members : bool
-        Write every member (NetCDF ``realization``; GRIB2 template 4.11) instead of the mean and
-        spread (NetCDF ``precipitation_amount`` and ``precipitation_amount_spread``; GRIB2 template
-        4.12, ``derivedForecast`` 0 and 4).
-    thresholds : tuple of float
-        Increasing thresholds in kg m-2 for exceedance probabilities (NetCDF in units 1; GRIB2
-        template 4.9 in %); empty for none.
+        ``M``, members of the model ensemble (1 for a checkpoint).
+
+    Returns
+    -------
+    FineForecast
+        ``(len(plan.members) M, len(plan.steps), H, W)``.
     """
-
-    model_members: int
-    members: bool = False
-    thresholds: tuple[float, ...] = ()
-
-
-def write_output(plan: PlannedOutput, fc: FineForecast, fmt: Format, *, overwrite: bool,
-                 packing: Packing = "complex", products: EnsembleProducts | None = None) -> Path:
-    """Write the steps and members of ``plan`` from ``fc``; returns ``plan.path``.
-
-    With ``products`` the rows of ``fc`` are a model ensemble's members and the file holds the
-    ensemble products of :class:`EnsembleProducts` instead of one field per member.
-    """
-    rows = plan.members
-    if products is not None:
-        m = products.model_members
-        rows = [i * m + j for i in plan.members for j in range(m)]
-    part = dataclasses.replace(
+    rows = [i * model_members + j for i in plan.members for j in range(model_members)]
+    return dataclasses.replace(
         fc, data=fc.data[rows][:, plan.steps], starts=[fc.starts[k] for k in plan.steps],
         ends=[fc.ends[k] for k in plan.steps], members=[fc.members[r] for r in rows],
     )
-    if fmt == "netcdf":
-        if plan.to_stdout:
-            raise UsageError("NetCDF cannot be written to standard output; give a file name or --format grib2")
-        from harpnet_cli.io.netcdf_writer import write_ensemble_netcdf, write_netcdf
 
-        if products is not None:
-            return write_ensemble_netcdf(plan.path, part, members=products.members, thresholds=products.thresholds,
-                                         overwrite=overwrite)
-        return write_netcdf(plan.path, part, overwrite=overwrite)
-    from harpnet_cli.io.grib_writer import write_grib2
 
-    if products is not None:
-        if plan.to_stdout:
-            _write_grib_products(sys.stdout.buffer, part, products, packing)
-        else:
-            from harpnet_cli.io.atomic import atomic_path
+def write_output(plan: PlannedOutput, part: FineForecast, fmt: str, *, overwrite: bool,
+                 options: Mapping[str, Any] | None = None, products: EnsembleProducts | None = None) -> Path:
+    """Write one planned output with the writer registered for ``fmt``; returns ``plan.path``.
 
-            with atomic_path(plan.path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
-                _write_grib_products(out, part, products, packing)
-        return plan.path
-    write_grib2(sys.stdout.buffer if plan.to_stdout else plan.path, part, overwrite=overwrite, packing=packing)
+    Parameters
+    ----------
+    plan : PlannedOutput
+        Where to write (``-``: standard output, for a format that streams).
+    part : FineForecast
+        What it holds (:func:`select`).
+    fmt : str
+        A name in :data:`harpnet_cli.formats.OUTPUT_FORMATS`.
+    overwrite : bool
+        Replace an existing file.
+    options : mapping, optional
+        The format's writer options (GRIB2 ``packing``).
+    products : EnsembleProducts, optional
+        The rows of ``part`` are a model ensemble's members, and the file holds these products
+        (computed by the caller) instead of one field per member.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    UsageError
+        Standard output for a format that cannot be streamed.
+    """
+    from harpnet_cli.formats import stream_format
+    from harpnet_cli.io.writers import get_writer, output_format
+
+    spec = output_format(fmt)
+    if plan.to_stdout and not spec.streams:
+        raise UsageError(f"{spec.label} cannot be written to standard output; give a file name or --format "
+                         f"{stream_format()}")
+    writer = get_writer(fmt)
+    writer(sys.stdout.buffer if plan.to_stdout else plan.path, part, overwrite=overwrite, products=products,
+           **(options or {}))
     return plan.path
-
-
-def _write_grib_products(stream: BinaryIO, fc: FineForecast, products: EnsembleProducts, packing: Packing) -> None:
-    """GRIB2 messages of an ensemble's products, step-major: per step the members (4.11) or the mean
-    and spread (4.12), then the probabilities (4.9, in %)."""
-    from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
-    from harpnet_cli.io.grib_writer import write_grib2, write_grib2_probabilities
-
-    n = fc.data.shape[0]
-    for k in range(len(fc.starts)):
-        step = dataclasses.replace(fc, data=fc.data[:, [k]], starts=[fc.starts[k]], ends=[fc.ends[k]])
-        if products.members:
-            write_grib2(stream, step, packing=packing)
-        else:
-            mean, spread = mean_and_spread(step.data)
-            for statistic, field in (("mean", mean), ("spread", spread)):
-                single = dataclasses.replace(step, data=field[None], members=[None])
-                write_grib2(stream, single, packing=packing, statistic=statistic, ensemble_size=n)
-        if products.thresholds:
-            percent = exceedance_probability(step.data, products.thresholds) * np.float32(100.0)
-            write_grib2_probabilities(stream, step, products.thresholds, probabilities=percent, packing=packing)

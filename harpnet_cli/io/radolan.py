@@ -110,8 +110,8 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
 
 def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
     """One ref per field (the files are small: this decodes them once to check them)."""
-    return [FieldRef(path, "radolan", (name, variable or ""), f.end - timedelta(minutes=f.minutes), f.end, "interval", None,
-                     GRID_KEY) for name, f in _fields(path, variable, accumulation)]
+    return [FieldRef(path, "radolan", (name, variable or ""), f.end - timedelta(minutes=f.minutes), f.end,
+                     "interval", None, GRID_KEY) for name, f in _fields(path, variable, accumulation)]
 
 
 def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:

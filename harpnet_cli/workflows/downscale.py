@@ -1,4 +1,10 @@
-"""``harpnet downscale``: input files → interval series → 0.25° grid → model → CF NetCDF or GRIB2."""
+"""``harpnet downscale``: input files → interval series → 0.25° grid → model → CF NetCDF or GRIB2.
+
+The model file is read once (:class:`~harpnet_cli.io.model_files.ModelFile`): whether it is an
+ensemble, its weights and its SHA-256 all come from that read. An ensemble's statistics (mean,
+spread, probabilities) are computed here, per output, and handed to the writer registered for
+the output format (:mod:`harpnet_cli.io.writers`), which only writes them.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
     from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
     from harpnet_cli.core.remap import Regridder
+    from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import PlannedOutput
 
 #: The model's native accumulation period.
@@ -105,6 +112,7 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         Another process is writing one of the outputs and ``cfg.wait`` is False.
     """
     from harpnet_cli.io.atomic import check_writable
+    from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import is_template, locked, plan_outputs
 
     rep = reporter or NullReporter()
@@ -112,7 +120,8 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     if cfg.model is None:
         cfg = cfg.model_copy(update={"model": _default_model(rep)})
     assert cfg.model is not None
-    if (cfg.members or cfg.probabilities) and not _is_ensemble(cfg.model):
+    model_file = ModelFile(cfg.model)  # opened once, when first needed
+    if (cfg.members or cfg.probabilities) and not model_file.is_ensemble:
         raise UsageError("--members and --probabilities need an ensemble --model (made by 'harpnet ensemble')")
     if not cfg.to_stdout and not is_template(cfg.output):
         if not (cfg.skip_existing and cfg.output.exists()):
@@ -128,7 +137,7 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         todo = _pending(plans, cfg, rep)
         if not todo:
             return DownscaleResult([], [p.path for p in plans], 0, len(series), None, time.perf_counter() - t0, 1.0)
-        return _downscale(cfg, series, todo, [p.path for p in plans if p not in todo], rep, t0)
+        return _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0)
 
 
 def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[IntervalSeries]:
@@ -239,15 +248,15 @@ def _pending(plans: list[PlannedOutput], cfg: DownscaleConfig, rep: Reporter) ->
     return todo
 
 
-def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[PlannedOutput],
+def _downscale(cfg: DownscaleConfig, model_file: ModelFile, series: list[IntervalSeries], todo: list[PlannedOutput],
                skipped: list[Path], rep: Reporter, t0: float) -> DownscaleResult:
-    """Run the model over the steps ``todo`` needs and write them."""
-    from harpnet_cli.io.checkpoints import checkpoint_sha256
-    from harpnet_cli.io.outputs import EnsembleProducts, write_output
+    """Run the model of ``model_file`` over the steps ``todo`` needs and write them."""
+    from harpnet_cli.core.ensemble_stats import ensemble_products
+    from harpnet_cli.io.outputs import select, write_output
     from harpnet_cli.io.terrain import load_terrain
 
     assert cfg.model is not None
-    runner = _ModelRunner.load(cfg)
+    runner = _ModelRunner.load(cfg, model_file)
     n = runner.members
     if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:
         raise UsageError(f"--members with an ensemble input ({len(series)} members) and an ensemble model ({n} "
@@ -277,7 +286,7 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
                 coarse_sum += float(coarse[1:-1, 1:-1][valid].sum()) * n
                 fine_sum += float(np.nansum(out[m * n:(m + 1) * n, k])) / RATIO**2
 
-    sha = checkpoint_sha256(cfg.model)
+    sha = model_file.sha256
     fc = FineForecast(
         data=out, lat=spec.fine_lat(), lon=spec.fine_lon(),
         lat_bounds=spec.fine_lat_bounds(), lon_bounds=spec.fine_lon_bounds(),
@@ -285,12 +294,15 @@ def _downscale(cfg: DownscaleConfig, series: list[IntervalSeries], todo: list[Pl
         reference_time=first.reference_time,
         attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series, runner.epochs),
     )
-    products = None
-    if runner.epochs is not None:
-        products = EnsembleProducts(n, members=cfg.members, thresholds=cfg.probabilities)
     assert cfg.output_format is not None
-    written = [write_output(p, fc, cfg.output_format, overwrite=cfg.overwrite, packing=cfg.grib_packing,
-                            products=products) for p in todo]
+    written = []
+    for plan in todo:
+        part = select(plan, fc, n if runner.epochs is not None else 1)
+        products = None  # an ensemble model's products, computed here: writers only write
+        if runner.epochs is not None:
+            products = ensemble_products(part.data, every_member=cfg.members, thresholds=cfg.probabilities)
+        written.append(write_output(plan, part, cfg.output_format, overwrite=cfg.overwrite,
+                                    options=cfg.writer_options, products=products))
     if cfg.plot is not None:
         rep.info(f"wrote {_plot(cfg.plot, fc, plotted, terrain[0], n, series, overwrite=cfg.overwrite)}")
     ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
@@ -331,13 +343,6 @@ def _plot(path: Path, fc: FineForecast, coarse: dict[int, np.ndarray], terrain: 
     return plot_downscaled(path, coarse[k], fine[k], terrain, fc.lat, fc.lon, title=title, overwrite=overwrite)
 
 
-def _is_ensemble(path: Path) -> bool:
-    """Whether ``--model`` names a HARPNET-E ensemble file rather than a checkpoint."""
-    from harpnet_cli.io.ensembles import is_ensemble
-
-    return is_ensemble(path)
-
-
 def _member_numbers(series: list[IntervalSeries], n: int) -> list[int | None]:
     """Member number of each output row: the input's with one model member, else the model member's
     index (one input member), else the row index (mean and spread over input x model members only)."""
@@ -367,24 +372,24 @@ class _ModelRunner:
         return 1 if self.epochs is None else len(self.epochs)
 
     @classmethod
-    def load(cls, cfg: DownscaleConfig) -> _ModelRunner:
+    def load(cls, cfg: DownscaleConfig, model_file: ModelFile) -> _ModelRunner:
         """Pick the device, set CPU threads, load the checkpoint or ensemble and prepare it for inference."""
         from harpnet_cli.core.model.ensemble import EnsembleDownscaler
         from harpnet_cli.devices import configure_cpu_threads, select_device
-        from harpnet_cli.io.checkpoints import load_checkpoint
-        from harpnet_cli.io.ensembles import load_ensemble
+        from harpnet_cli.workflows.models import load_models
 
         assert cfg.model is not None
         device = select_device(cfg.device)
         if device.type == "cpu":
             configure_cpu_threads(cfg.threads)
         channels_last = device.type == "cpu"
-        if not _is_ensemble(cfg.model):
-            model, _meta = load_checkpoint(cfg.model, device=device)
+        loaded = load_models(model_file, device=device)
+        if not loaded.ensemble:
+            model = loaded.models[0]
             _check_inputs(model.config)
             return cls(model.for_inference(channels_last=channels_last), model.config, device, cfg.batch_size,
                        cfg.bf16)
-        models, _mode, meta = load_ensemble(cfg.model, device=device)
+        models, meta = loaded.models, loaded.meta
         for m in models:
             _check_inputs(m.config)
         try:

@@ -186,11 +186,11 @@ def load_candidates(runs: Path | Sequence[Path], device: torch.device, epochs: s
     InputDataError
         If a path is missing, a folder has no checkpoints or a checkpoint cannot be loaded.
     """
-    from harpnet_cli.io.checkpoints import load_checkpoint
+    from harpnet_cli.workflows.models import load_model
 
     out = []
     for order, (run, epoch, path, history) in enumerate(_sources(runs, epochs)):
-        model, meta = load_checkpoint(path, device)
+        model, meta = load_model(path, device)
         if epoch is None:
             epoch = _file_epoch(path, meta)
         loss = meta.get("test_loss", None if epoch is None else history.get(epoch))

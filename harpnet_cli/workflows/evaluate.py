@@ -157,7 +157,7 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     """
     import torch
 
-    from harpnet_cli.io.batches import to_tensors
+    from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)
     with torch.inference_mode():
@@ -420,11 +420,11 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
         If nothing loadable is there.
     """
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
-    from harpnet_cli.io.checkpoints import load_checkpoint
-    from harpnet_cli.io.ensembles import is_ensemble, load_ensemble
+    from harpnet_cli.io.ensembles import is_ensemble
+    from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
     def one(name: str, p: Path) -> Scored:
-        model, _ = load_checkpoint(p, device)
+        model, _ = load_model(p, device)
         cfg = model.config
         return Scored(name, model.for_inference(), input_columns(cfg.coarse_inputs, store.state_names, store.path),
                       bool(cfg.static_inputs))
@@ -435,7 +435,7 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
             raise InputDataError(path, "a folder without checkpoints/epoch_NNN.pt (not a training run)")
         return [one(f"epoch_{e:03d}", p) for e, p in files]
     if is_ensemble(path):
-        members, _, meta = load_ensemble(path, device)
+        members, _, meta = load_ensemble_models(path, device)
         names = [f"member_e{int(m.get('epoch', i)):03d}" for i, m in enumerate(meta["members"])]
         if len(set(names)) < len(names):
             names = [f"member_{i:02d}" for i in range(len(names))]

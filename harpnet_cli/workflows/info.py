@@ -141,23 +141,21 @@ def describe_model(path: Path, source: str) -> ModelInfo:
     InputDataError
         If the file or its card cannot be read.
     """
-    from harpnet_cli.io.checkpoints import checkpoint_sha256, load_checkpoint
     from harpnet_cli.io.default_model import read_card
-    from harpnet_cli.io.ensembles import is_ensemble, load_ensemble
+    from harpnet_cli.io.model_files import ModelFile
+    from harpnet_cli.workflows.models import load_models
 
     path = Path(path)
     card = read_card(path)
-    if is_ensemble(path):
-        models, _mode, meta = load_ensemble(path)
-        kind, members = "ensemble", len(models)
-    else:
-        model, meta = load_checkpoint(path)
-        models, kind, members = [model], "checkpoint", None
+    model_file = ModelFile(path)  # one read: kind, weights and hash
+    loaded = load_models(model_file)
+    models, meta = loaded.models, loaded.meta
+    kind, members = ("ensemble", len(models)) if loaded.ensemble else ("checkpoint", None)
     first = models[0]
     parameters = sum(p.numel() for p in first.parameters() if p.requires_grad)
     built = card.get("built_with") or []
     return ModelInfo(
-        path=str(path), source=source, sha256=checkpoint_sha256(path), kind=kind,
+        path=str(path), source=source, sha256=model_file.sha256, kind=kind,
         preset=first.config.preset, parameters=int(parameters), members=members,
         weights_dtype=str(meta.get("weights_dtype", "float32")),
         name=_text(card.get("name")), trained_on=card.get("trained_on"), created=_text(card.get("created")),

@@ -107,7 +107,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
     cfg : TrainConfig
     store : TrainingStore
     columns : list of int
-        State columns of the extra coarse inputs (from :func:`harpnet_cli.io.batches.state_columns`).
+        State columns of the extra coarse inputs (from :func:`harpnet_cli.workflows.batches.state_columns`).
 
     Returns
     -------
@@ -407,10 +407,11 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
         seed_everything,
         set_rng_state,
     )
-    from harpnet_cli.io.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
-    from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint
+    from harpnet_cli.io.checkpoints import save_checkpoint
     from harpnet_cli.io.store import SAMPLE_CHUNK
     from harpnet_cli.splits import TEST
+    from harpnet_cli.workflows.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
+    from harpnet_cli.workflows.models import load_model
 
     t_start = time.perf_counter()
     store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
@@ -420,7 +421,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     model_cfg = model_config_for(cfg, store, columns)
     init_model = None
     if cfg.init is not None:
-        init_model, _ = load_checkpoint(cfg.init, "cpu")
+        init_model, _ = load_model(cfg.init, "cpu")
         if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
             raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
                              f"this run {model_cfg.coarse_inputs}")
@@ -438,7 +439,7 @@ def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # 
     first_epoch = 1
     meta: dict[str, Any] = {}
     if resume_from is not None:
-        model, meta = load_checkpoint(resume_from[1], "cpu")
+        model, meta = load_model(resume_from[1], "cpu")
         want = model_cfg.model_dump(exclude={"grid"})
         if model.config.model_dump(exclude={"grid"}) != want:
             raise UsageError(f"{resume_from[1]} was trained with another model or store; use a new -o")
@@ -587,9 +588,9 @@ def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore,
     InputDataError
         If the store is incomplete, lacks the extra inputs' state, or has no training samples.
     """
-    from harpnet_cli.io.batches import state_columns
     from harpnet_cli.io.store import TrainingStore
     from harpnet_cli.splits import TRAIN
+    from harpnet_cli.workflows.batches import state_columns
 
     store = TrainingStore.open(path)
     if not store.is_complete:

@@ -9,11 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
-from harpnet_cli.io.checkpoints import checkpoint_sha256, save_half_precision
+from harpnet_cli.io.checkpoints import checkpoint_sha256
 from harpnet_cli.io.default_model import ENV_VAR
 from harpnet_cli.io.ensembles import save_ensemble
 from harpnet_cli.testing.models import make_random_checkpoint
 from harpnet_cli.workflows.info import score_tables
+from harpnet_cli.workflows.models import save_half_precision
 
 runner = CliRunner()
 SMALL = {"channels": [4, 8], "bridge": 16}

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
-from harpnet_cli.io.checkpoints import load_checkpoint
 from harpnet_cli.io.default_model import DEFAULT_MODEL_DIR, ENV_VAR, default_model_path, read_card
+from harpnet_cli.workflows.models import load_model
 
 runner = CliRunner()
 BUNDLED = DEFAULT_MODEL_DIR / "model.pt"
@@ -29,7 +29,7 @@ def _bundled(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_package_ships_a_small_lite_model_with_its_card() -> None:
     assert default_model_path() == BUNDLED
     assert BUNDLED.stat().st_size < 4 * 2**20
-    model, meta = load_checkpoint(BUNDLED)
+    model, meta = load_model(BUNDLED)
     assert model.config.preset == "lite" and model.config.conserve
     assert "optimizer" not in meta
     card = read_card(BUNDLED)

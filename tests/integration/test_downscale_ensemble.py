@@ -6,10 +6,10 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
-from harpnet_cli.io.checkpoints import load_checkpoint
 from harpnet_cli.io.ensembles import save_ensemble
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib, write_gfs_sequence
 from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.workflows.models import load_model
 
 runner = CliRunner()
 BOX = "31,33,-99,-96"
@@ -30,7 +30,7 @@ def make_ensemble(path, n=M, **overrides):
     members = []
     for i in range(n):
         ckpt = make_random_checkpoint(path.parent / f"m{i}.pt", seed=10 + i, **{**TINY, **overrides})
-        model, meta = load_checkpoint(ckpt)
+        model, meta = load_model(ckpt)
         members.append({"epoch": i + 1, "config": meta["config"], "model": model.state_dict(), "test_loss": None})
     return save_ensemble(path, members, {"epochs": list(range(1, n + 1))})
 

@@ -8,9 +8,8 @@ from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
 from harpnet_cli.config import EnsembleConfig
-from harpnet_cli.io.checkpoints import load_checkpoint
-from harpnet_cli.io.ensembles import load_ensemble
 from harpnet_cli.io.store import TrainingStore
+from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
 runner = CliRunner()
 BOX = "36,42,-112,-104"
@@ -42,7 +41,7 @@ def test_several_runs_make_one_members_file(seeds, tmp_path):
     d = seeds
     res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "e.pt", "--select", "all")
     assert res.exit_code == 0, res.output
-    models, mode, meta = load_ensemble(tmp_path / "e.pt")
+    models, mode, meta = load_ensemble_models(tmp_path / "e.pt")
     sel = meta["selection"]
     assert mode == "members" and len(models) == 4 == len(sel["members"])
     assert {(m["run"], m["epoch"]) for m in sel["members"]} == {(str(d / r), e) for r in "ab" for e in (1, 2)}
@@ -57,7 +56,7 @@ def test_epochs_last_with_a_checkpoint_file(seeds, tmp_path):
     res = invoke("ensemble", d / "a", d / "b", ckpt, d / "a", "--data", d / "s.zarr", "-o", tmp_path / "last.pt",
                  "--epochs", "last", "--select", "all")
     assert res.exit_code == 0, res.output
-    models, _, meta = load_ensemble(tmp_path / "last.pt")
+    models, _, meta = load_ensemble_models(tmp_path / "last.pt")
     sel = meta["selection"]
     assert len(models) == 3  # the repeated run folder counts once
     assert sorted((m["run"], m["epoch"]) for m in sel["members"]) == sorted(
@@ -74,7 +73,7 @@ def test_greedy_on_the_validation_split_never_worse_than_its_best_member(seeds, 
     res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "g.pt",
                  "--select", "greedy", "--split", "validation")
     assert res.exit_code == 0, res.output
-    _, _, meta = load_ensemble(tmp_path / "g.pt")
+    _, _, meta = load_ensemble_models(tmp_path / "g.pt")
     sel = meta["selection"]
     assert sel["split"] == "validation" and sel["ranked_by"] == "validation_mae"
     assert sel["n_samples"] == len(TrainingStore.open(d / "s.zarr").indices("validation")) > 0
@@ -94,7 +93,7 @@ def test_empty_split_needs_select_all(seeds, tmp_path):
     res = invoke("ensemble", d / "a", d / "b", "--data", store, "-o", tmp_path / "u.pt", "--epochs", "last",
                  "--select", "all")
     assert res.exit_code == 0, res.output
-    models, _, meta = load_ensemble(tmp_path / "u.pt")
+    models, _, meta = load_ensemble_models(tmp_path / "u.pt")
     sel = meta["selection"]
     assert len(models) == 2 and sel["ensemble_mae"] is None and sel["member_mae"] == {} and sel["n_samples"] == 0
     assert all(m["mae"] is None for m in sel["members"])
@@ -115,10 +114,10 @@ def test_soup_of_runs_needs_one_architecture(seeds, tmp_path):
     res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "soup.pt", "--mode", "soup",
                  "--epochs", "last", "--select", "all")
     assert res.exit_code == 0, res.output
-    model, meta = load_checkpoint(tmp_path / "soup.pt")
+    model, meta = load_model(tmp_path / "soup.pt")
     assert meta["soup_members"] == [{"run": m["run"], "epoch": 2} for m in meta["selection"]["members"]]
-    a, _ = load_checkpoint(d / "a" / "checkpoints" / "epoch_002.pt")
-    b, _ = load_checkpoint(d / "b" / "checkpoints" / "epoch_002.pt")
+    a, _ = load_model(d / "a" / "checkpoints" / "epoch_002.pt")
+    b, _ = load_model(d / "b" / "checkpoints" / "epoch_002.pt")
     k = next(n for n, v in model.state_dict().items() if v.is_floating_point() and v.ndim == 4)
     torch.testing.assert_close(model.state_dict()[k], (a.state_dict()[k] + b.state_dict()[k]) / 2)
 

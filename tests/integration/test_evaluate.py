@@ -10,9 +10,9 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
-from harpnet_cli.io.checkpoints import load_checkpoint
-from harpnet_cli.io.ensembles import is_ensemble, load_ensemble
+from harpnet_cli.io.ensembles import is_ensemble
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
+from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
 runner = CliRunner()
 BOX = "36,42,-112,-104"
@@ -77,7 +77,7 @@ def test_ensemble_members_greedy_and_all(run, tmp_path):
     res = invoke("ensemble", rd, "--data", store, "-o", tmp_path / "greedy.pt", "--select", "greedy")
     assert res.exit_code == 0, res.output
     assert is_ensemble(tmp_path / "greedy.pt") and not is_ensemble(rd / "checkpoints" / "epoch_001.pt")
-    members, mode, meta = load_ensemble(tmp_path / "greedy.pt")
+    members, mode, meta = load_ensemble_models(tmp_path / "greedy.pt")
     assert mode == "members" and len(members) == len(meta["selection"]["epochs"]) >= 1
     raw = torch.load(tmp_path / "greedy.pt", weights_only=True)
     assert raw["format"] == "harpnet-ensemble" and raw["format_version"] == 1
@@ -109,10 +109,10 @@ def test_soup_is_a_checkpoint_downscale_runs(run, tmp_path):
     store, rd = run
     res = invoke("ensemble", rd, "--data", store, "-o", tmp_path / "soup.pt", "--select", "best-2", "--mode", "soup")
     assert res.exit_code == 0, res.output
-    model, meta = load_checkpoint(tmp_path / "soup.pt")
+    model, meta = load_model(tmp_path / "soup.pt")
     assert len(meta["soup_epochs"]) == 2
-    a, _ = load_checkpoint(rd / "checkpoints" / f"epoch_{meta['soup_epochs'][0]:03d}.pt")
-    b, _ = load_checkpoint(rd / "checkpoints" / f"epoch_{meta['soup_epochs'][1]:03d}.pt")
+    a, _ = load_model(rd / "checkpoints" / f"epoch_{meta['soup_epochs'][0]:03d}.pt")
+    b, _ = load_model(rd / "checkpoints" / f"epoch_{meta['soup_epochs'][1]:03d}.pt")
     k = next(n for n, v in model.state_dict().items() if v.is_floating_point() and v.ndim == 4)
     torch.testing.assert_close(model.state_dict()[k], (a.state_dict()[k] + b.state_dict()[k]) / 2)
     grib = write_gfs_grib(tmp_path / "gfs.f003", synthetic_hourly(3, seed=2), [(0, 3)])

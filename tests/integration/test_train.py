@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from harpnet_cli.cli import app
 from harpnet_cli.core.training import state_dict_digest
-from harpnet_cli.io.checkpoints import load_checkpoint
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
+from harpnet_cli.workflows.models import load_model
 
 runner = CliRunner()
 BOX = "36,42,-112,-104"
@@ -38,7 +38,7 @@ def store(tmp_path_factory):
 
 
 def weights(path):
-    model, meta = load_checkpoint(path)
+    model, meta = load_model(path)
     return model.state_dict(), meta
 
 
@@ -245,6 +245,6 @@ def test_ddp_two_processes_gloo(store, tmp_path):
     assert [r["epoch"] for r in lines] == [1, 2]
     assert all(r["world_size"] == 2 and r["ranks_in_sync"] for r in lines)
     assert lines[0]["train_samples"] == 2 * -(-lines[0]["train_samples"] // 2)  # padded like DistributedSampler
-    model, _ = load_checkpoint(run / "checkpoints" / "epoch_002.pt")
+    model, _ = load_model(run / "checkpoints" / "epoch_002.pt")
     assert state_dict_digest(model) == lines[-1]["weights_sha256"]  # rank 0's file = the weights all ranks hold
     assert proc.stdout.count("epochs 1-2") == 1  # only rank 0 prints

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harpnet_cli.core.augment import N_TRANSFORMS, augment_batch, draw_codes, transform
-from harpnet_cli.io.batches import StoreBatches, vector_channels
+from harpnet_cli.workflows.batches import StoreBatches, vector_channels
 
 
 def nested_sample(rng, wind=False):

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
+from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig, ModelStateError
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.io import checkpoints
-from harpnet_cli.io.checkpoints import checkpoint_sha256, load_checkpoint, save_checkpoint
+from harpnet_cli.io.checkpoints import checkpoint_sha256, save_checkpoint
 from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.workflows.models import load_model
 
 SMALL = {"channels": [4, 8], "bridge": 16}
 
@@ -50,7 +51,7 @@ def _payload(path: Path) -> dict:
 
 def _expect_bad(path: Path, match: str) -> InputDataError:
     with pytest.raises(InputDataError, match=match) as info:
-        load_checkpoint(path)
+        load_model(path)
     assert str(path) in str(info.value) and info.value.path == path
     assert "\n" not in str(info.value)
     return info.value
@@ -73,7 +74,7 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path, small_model: Downsca
         data=tmp_path / "corpus",
         history={"val": (1.0, 0.5)},
     )
-    model, meta = load_checkpoint(path)
+    model, meta = load_model(path)
     assert not model.training
     for key, value in small_model.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
@@ -104,16 +105,16 @@ def test_saved_config_follows_the_normalisation_buffers(tmp_path: Path, small_mo
     small_model.coarse_mean.fill_(0.7)
     small_model.static_std.fill_(650.0)
     path = save_checkpoint(tmp_path / "m.pt", small_model)
-    model, meta = load_checkpoint(path)
+    model, meta = load_model(path)
     assert meta["config"]["coarse_mean"] == pytest.approx([0.7])
     assert model.config.static_std == pytest.approx([650.0])
     assert float(model.static_std) == pytest.approx(650.0)
 
 
 def test_random_checkpoints_are_reproducible(tmp_path: Path) -> None:
-    a, _ = load_checkpoint(make_random_checkpoint(tmp_path / "a.pt", seed=5, **SMALL))
-    b, _ = load_checkpoint(make_random_checkpoint(tmp_path / "b.pt", seed=5, **SMALL))
-    c, _ = load_checkpoint(make_random_checkpoint(tmp_path / "c.pt", seed=6, **SMALL))
+    a, _ = load_model(make_random_checkpoint(tmp_path / "a.pt", seed=5, **SMALL))
+    b, _ = load_model(make_random_checkpoint(tmp_path / "b.pt", seed=5, **SMALL))
+    c, _ = load_model(make_random_checkpoint(tmp_path / "c.pt", seed=6, **SMALL))
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key])
     assert not all(torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
@@ -256,12 +257,12 @@ def test_pickled_numpy_scalar_is_refused(good_file: Path) -> None:
 
 
 def test_load_to_explicit_device(good_file: Path) -> None:
-    model, _ = load_checkpoint(good_file, device=torch.device("cpu"))
+    model, _ = load_model(good_file, device=torch.device("cpu"))
     assert all(p.device.type == "cpu" for p in model.parameters())
 
 
 def test_loaded_model_is_channels_last_on_cpu(good_file: Path) -> None:
-    model, _ = load_checkpoint(good_file)
+    model, _ = load_model(good_file)
     weight = model.net.encoder[0].conv1.weight
     assert weight.is_contiguous(memory_format=torch.channels_last)
 
@@ -270,3 +271,67 @@ def test_inference_only_model_cannot_be_saved(tmp_path: Path, small_model: Downs
     small_model.for_inference()
     with pytest.raises(ValueError, match="for_inference"):
         save_checkpoint(tmp_path / "m.pt", small_model)
+
+
+# -- plain payloads, the model built outside io ----------------------------------------------------
+
+
+def test_read_checkpoint_is_plain_data(good_file: Path) -> None:
+    payload = checkpoints.read_checkpoint(good_file)
+    assert payload["format"] == "harpnet-checkpoint" and isinstance(payload["config"], dict)
+    assert all(isinstance(v, torch.Tensor) for v in payload["model"].values())
+    model = Downscaler.from_state(payload["config"], payload["model"])
+    for key, value in load_model(good_file)[0].state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_write_checkpoint_from_plain_parts(tmp_path: Path, small_model: Downscaler) -> None:
+    config = small_model.current_config().model_dump(mode="json")
+    path = checkpoints.write_checkpoint(tmp_path / "plain.pt", config, small_model.state_dict(), None, epoch=3,
+                                        config_note="a meta key that only starts like a parameter")
+    model, meta = load_model(path)
+    assert meta["epoch"] == 3 and meta["config"] == config and "optimizer" not in meta
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in small_model.state_dict().items())
+    with pytest.raises(ValueError, match="reserved"):
+        checkpoints.write_checkpoint(tmp_path / "x.pt", config, small_model.state_dict(), None, config={})
+
+
+def test_from_state_names_what_is_wrong(good_file: Path) -> None:
+    payload = _payload(good_file)
+    with pytest.raises(ModelStateError) as info:
+        Downscaler.from_state({**payload["config"], "tile": 62}, payload["model"])
+    assert info.value.part == "config" and info.value.where == "config"
+    with pytest.raises(ModelStateError) as info:
+        Downscaler.from_state({**payload["config"], "dropout_top": 2.0}, payload["model"])
+    assert info.value.part == "config" and info.value.where == "dropout_top"
+    state = dict(payload["model"])
+    del state["net.head.weight"]
+    with pytest.raises(ModelStateError) as info:
+        Downscaler.from_state(payload["config"], state)
+    assert info.value.part == "weights" and info.value.reason == "missing net.head.weight"
+
+
+def test_model_file_reads_once_and_knows_kind_and_hash(good_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harpnet_cli.io.model_files import ModelFile
+
+    reads = []
+    real = checkpoints.read_checkpoint_bytes
+    monkeypatch.setattr("harpnet_cli.io.model_files.read_checkpoint_bytes", lambda p: reads.append(p) or real(p))
+    f = ModelFile(good_file)
+    assert not reads  # nothing read until asked
+    assert not f.is_ensemble and f.sha256 == checkpoint_sha256(good_file)
+    assert f.payload()["format"] == "harpnet-checkpoint"
+    assert reads == [good_file]
+    with pytest.raises(RuntimeError, match="already"):
+        f.payload()
+
+
+def test_model_file_that_cannot_be_read_is_no_ensemble_and_a_checkpoint_error(tmp_path: Path) -> None:
+    from harpnet_cli.io.model_files import ModelFile
+
+    f = ModelFile(tmp_path / "missing.pt")
+    assert not f.is_ensemble
+    with pytest.raises(InputDataError, match="no such checkpoint file"):
+        f.payload()
+    with pytest.raises(InputDataError, match="no such checkpoint file"):
+        f.sha256  # noqa: B018

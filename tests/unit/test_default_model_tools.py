@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harpnet_cli.io.checkpoints import load_checkpoint
 from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.workflows.models import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_bundle_default_writes_fp16_weights_and_a_card(evals, tmp_path):
     assert table["harpnet (this model)"]["MAE (mm)"] == pytest.approx(0.14)
     assert table["bilinear_conservative"]["MAE (mm)"] == pytest.approx(0.16)
     assert card["scores"]["variants table"] == {"syn": {"MAE (mm)": 0.14}}
-    model, _ = load_checkpoint(out / "model.pt")
+    model, _ = load_model(out / "model.pt")
     assert model.config.preset == "lite"
     assert (out / "model.pt").stat().st_size < 0.6 * ckpt.stat().st_size  # half precision, no optimizer
 
@@ -118,7 +118,7 @@ def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path
     harpnet("ensemble", tmp_path / "ft1", tmp_path / "ft2", "--data", store, "--epochs", "last", "--select", "all",
             "--mode", "soup", "-o", soup)
 
-    facts = bundle_tool.training_facts(soup, load_checkpoint(soup)[1])
+    facts = bundle_tool.training_facts(soup, load_model(soup)[1])
     assert facts["seeds"] == 2 and facts["soup"] and facts["epochs"] == 2 and facts["lr_schedule"] == "cosine"
     assert facts["init"]["epoch"] == 1 and facts["init"]["units"] == 3 and facts["real"]["kind"] == "synthetic"
     text = bundle_tool.describe_training(facts)
@@ -126,5 +126,5 @@ def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path
     assert "2 epochs, batch 4, learning rate 0.0005 on a cosine schedule, 2 seeds whose weights are averaged" in text
     assert "randomly flipped or transposed" in text
     single = tmp_path / "ft1" / "checkpoints" / "epoch_002.pt"  # a plain checkpoint: its own run
-    facts = bundle_tool.training_facts(single, load_checkpoint(single)[1])
+    facts = bundle_tool.training_facts(single, load_model(single)[1])
     assert facts["seeds"] == 1 and not facts["soup"] and "1 seed" in bundle_tool.describe_training(facts)

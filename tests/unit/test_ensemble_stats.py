@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from harpnet_cli.core.ensemble_stats import exceedance_probability, mean_and_spread
+from harpnet_cli.core.ensemble_stats import ensemble_products, exceedance_probability, mean_and_spread
 from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
 from harpnet_cli.core.model.ensemble import EnsembleDownscaler
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
@@ -25,6 +25,20 @@ def test_exceedance_fraction_strict_monotone_nan():
     np.testing.assert_allclose(p[:, 0], [0.75, 0.5, 0.0])
     np.testing.assert_allclose(p[:, 1], [0.75, 0.75, 0.0])  # strictly above: 10 is not > 10
     assert np.isnan(p[:, 2]).all() and (np.diff(p[:, :2], axis=0) <= 0).all()
+
+
+def test_products_gather_mean_spread_and_probabilities():
+    x = np.random.default_rng(1).gamma(0.5, 2.0, (4, 2, 3, 5)).astype(np.float32)
+    x[1, 0, 0, 0] = np.nan
+    p = ensemble_products(x, thresholds=(0.5, 2.0))
+    mean, spread = mean_and_spread(x)
+    assert p.size == 4 and not p.every_member and p.thresholds == (0.5, 2.0)
+    np.testing.assert_array_equal(p.mean, mean)
+    np.testing.assert_array_equal(p.spread, spread)
+    np.testing.assert_array_equal(p.probabilities, exceedance_probability(x, [0.5, 2.0]))
+    assert p.probabilities.shape == (2, 2, 3, 5) and np.isnan(p.mean[0, 0, 0])
+    members = ensemble_products(x, every_member=True)
+    assert members.mean is None and members.spread is None and members.probabilities is None and members.size == 4
 
 
 @pytest.mark.parametrize("batch_size", [3, 64])

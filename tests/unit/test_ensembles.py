@@ -6,7 +6,8 @@ import torch
 from harpnet_cli.core.model.ensemble import EnsembleDownscaler, average_state_dicts
 from harpnet_cli.core.model.wrapper import Downscaler
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.io.ensembles import is_ensemble, load_ensemble, save_ensemble
+from harpnet_cli.io.ensembles import is_ensemble, save_ensemble
+from harpnet_cli.workflows.models import load_ensemble_models
 
 CFG = {"channels": [4, 8], "bridge": 8}
 
@@ -27,7 +28,7 @@ def test_round_trip_weights_only_and_forward(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "harpnet-ensemble" and raw["mode"] == "members" and raw["selection"]["method"] == "all"
     assert is_ensemble(path)
-    models, mode, meta = load_ensemble(path)
+    models, mode, meta = load_ensemble_models(path)
     assert mode == "members" and [m["epoch"] for m in meta["members"]] == [1, 2]
     for loaded, orig in zip(models, (a, b), strict=True):
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in orig.state_dict().items())
@@ -63,5 +64,5 @@ def test_bad_file_one_line(tmp_path, content):
         path.write_bytes(content)
     assert not is_ensemble(path)
     with pytest.raises(InputDataError) as err:
-        load_ensemble(path)
+        load_ensemble_models(path)
     assert "\n" not in str(err.value)

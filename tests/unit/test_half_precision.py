@@ -9,9 +9,10 @@ import torch
 
 from harpnet_cli.core.model.wrapper import Downscaler
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.io.checkpoints import load_checkpoint, save_checkpoint, save_half_precision
-from harpnet_cli.io.ensembles import is_ensemble, load_ensemble, save_ensemble
+from harpnet_cli.io.checkpoints import save_checkpoint
+from harpnet_cli.io.ensembles import is_ensemble, save_ensemble
 from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.workflows.models import load_ensemble_models, load_model, save_half_precision
 
 SMALL = {"channels": [4, 8], "bridge": 16}
 
@@ -34,12 +35,12 @@ def test_half_copy_is_smaller_loads_as_float32_and_agrees_within_1e_2(tmp_path: 
     assert dst.stat().st_size < 0.6 * src.stat().st_size
     raw = torch.load(dst, weights_only=True)
     assert raw["weights_dtype"] == "float16" and "optimizer" not in raw
-    full, _ = load_checkpoint(src)
+    full, _ = load_model(src)
     params = {n for n, _ in full.named_parameters()}
     for name, value in raw["model"].items():
         if value.is_floating_point():
             assert value.dtype == (torch.float16 if name in params else torch.float32), name
-    half, meta = load_checkpoint(dst)
+    half, meta = load_model(dst)
     assert meta["weights_dtype"] == "float16" and meta["seed"] == 3  # metadata kept
     assert all(t.dtype == torch.float32 for t in (*half.parameters(), *half.buffers()) if t.is_floating_point())
     coarse, static = inputs()
@@ -64,9 +65,9 @@ def test_a_fully_float16_state_dict_loads_as_float32(tmp_path: Path) -> None:
     raw = torch.load(src, weights_only=True)
     raw["model"] = {k: v.half() if v.is_floating_point() else v for k, v in raw["model"].items()}
     torch.save(raw, tmp_path / "all16.pt")
-    model, _ = load_checkpoint(tmp_path / "all16.pt")
+    model, _ = load_model(tmp_path / "all16.pt")
     assert {t.dtype for t in model.state_dict().values() if t.is_floating_point()} == {torch.float32}
-    full, _ = load_checkpoint(src)
+    full, _ = load_model(src)
     with torch.no_grad():
         assert relative_error(model(*inputs(1)), full(*inputs(1))) < 1e-2
 
@@ -81,8 +82,8 @@ def test_ensemble_members_are_halved_too(tmp_path: Path) -> None:
     src = save_ensemble(tmp_path / "e.pt", members)
     dst = save_half_precision(src, tmp_path / "e16.pt")
     assert is_ensemble(dst)
-    full, _, _ = load_ensemble(src)
-    half, _, meta = load_ensemble(dst)
+    full, _, _ = load_ensemble_models(src)
+    half, _, meta = load_ensemble_models(dst)
     assert meta["weights_dtype"] == "float16" and [m["epoch"] for m in meta["members"]] == [1, 2]
     coarse, static = inputs(2)
     with torch.no_grad():

@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 from harpnet_cli.errors import UsageError
-from harpnet_cli.fields import FineForecast
+from harpnet_cli.fields import EnsembleProducts, FineForecast
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.io.atomic import atomic_path
-from harpnet_cli.io.netcdf_writer import write_netcdf
+from harpnet_cli.io.netcdf_writer import write_ensemble_netcdf, write_netcdf
 
 
 def forecast(members=(None,), steps=2, hours=3) -> FineForecast:
@@ -90,3 +90,17 @@ def test_ncdump_reads_the_header(tmp_path):
     out = write_netcdf(tmp_path / "o.nc", forecast())
     text = subprocess.run(["ncdump", "-h", str(out)], capture_output=True, text=True, check=True).stdout
     assert 'precipitation_amount:standard_name = "precipitation_amount"' in text
+
+
+def test_ensemble_products_are_written_as_given(tmp_path):
+    """The writer computes nothing: the mean, spread and probabilities in the file are the ones passed."""
+    fc = forecast(members=(0, 1, 2))
+    shape = fc.data.shape[1:]
+    mean, spread = np.full(shape, 7.0, np.float32), np.full(shape, 0.5, np.float32)
+    probabilities = np.full((1, *shape), 0.25, np.float32)
+    products = EnsembleProducts(size=3, mean=mean, spread=spread, thresholds=(1.0,), probabilities=probabilities)
+    ds = xr.open_dataset(write_ensemble_netcdf(tmp_path / "e.nc", fc, products), engine="netcdf4")
+    np.testing.assert_array_equal(ds["precipitation_amount"].values, mean)
+    np.testing.assert_array_equal(ds["precipitation_amount_spread"].values, spread)
+    np.testing.assert_array_equal(ds["probability_of_precipitation_amount_above_threshold"].values, probabilities)
+    assert int(ds.attrs["harpnet_ensemble_size"]) == 3 and "realization" not in ds.dims

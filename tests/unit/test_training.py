@@ -133,7 +133,7 @@ def test_train_step_micro_batches_give_the_same_gradient():
 
 
 def test_mixed_batches_interleave_every_batch_once(tmp_path):
-    from harpnet_cli.io.batches import BatchSequence, MixedBatches
+    from harpnet_cli.workflows.batches import BatchSequence, MixedBatches
 
     class Numbered(BatchSequence):
         def __init__(self, tag: float, n: int) -> None:

@@ -3,8 +3,9 @@
 :class:`ModelConfig` is everything needed to rebuild a model (it is stored in checkpoints);
 :class:`Downscaler` wraps an :class:`~harpnet_cli.core.model.unet.AttentionResUNet` with the
 input normalisation (as buffers), the coarse→fine interpolation of the buffered coarse tile,
-the positive output map and the optional conservation layer. Checkpoint files are handled in
-:mod:`harpnet_cli.io.checkpoints`.
+the positive output map and the optional conservation layer. :meth:`Downscaler.from_state` builds a
+model from the plain config dict and state dict a checkpoint holds (files are read and written in
+:mod:`harpnet_cli.io.checkpoints`; :mod:`harpnet_cli.workflows.models` joins the two).
 
 Tile geometry (``tile=64, buffer=1, ratio=4``): the coarse input is ``(tile/ratio + 2 buffer)``
 cells square (18×18); coarse cell ``(j, i)`` with ``1 <= j, i <= 16`` covers fine pixels
@@ -13,12 +14,13 @@ cells square (18×18); coarse cell ``(j, i)`` with ``1 <= j, i <= 16`` covers fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor, nn
 
 from harpnet_cli.core.model.blocks import NormKind, fold_batchnorm
@@ -36,6 +38,69 @@ CONSERVE_EPS = 1e-12
 WEIGHT_FLOOR = 1e-6
 #: Bound on the log-correction of ``bilinear-residual`` models (exp(±20) cannot overflow float32).
 MAX_LOG_CORRECTION = 20.0
+#: State-dict keys named in a mismatch message before "(+N more)".
+MAX_KEYS_SHOWN = 5
+
+
+class ModelStateError(ValueError):
+    """A saved config or state dict that does not make a :class:`Downscaler`.
+
+    The message names no file; the caller (which knows the file) words the one-line error.
+
+    Parameters
+    ----------
+    part : {"config", "weights"}
+        What is wrong: the config does not validate, or the weights do not fit the config.
+    reason : str
+        The problem, in one line (the first validation error, or the mismatching keys).
+    where : str
+        The config field at fault, dotted (``"config"`` for the config as a whole); ``""`` for weights.
+    """
+
+    def __init__(self, part: Literal["config", "weights"], reason: str, where: str = "") -> None:
+        self.part = part
+        self.reason = reason
+        self.where = where
+        super().__init__(f"{where}: {reason}" if where else reason)
+
+
+def _keys(keys: list[str]) -> str:
+    """A short comma-separated list of state-dict keys."""
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f" (+{len(keys) - MAX_KEYS_SHOWN} more)" if len(keys) > MAX_KEYS_SHOWN else "")
+
+
+def state_dict_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str | None:
+    """Describe missing, unexpected and wrongly shaped keys of a state dict.
+
+    Parameters
+    ----------
+    expected : mapping
+        The model's own state dict (name -> tensor).
+    found : mapping
+        The state dict to load (name -> tensor of any shape).
+
+    Returns
+    -------
+    str or None
+        ``"missing a, b; unexpected c; wrong shape d (1, 2) != (2, 2)"`` (at most
+        :data:`MAX_KEYS_SHOWN` keys of each kind), or None when the dicts match.
+    """
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {tuple(found[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in found and getattr(found[k], "shape", None) != v.shape
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing {_keys(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_keys(unexpected)}")
+    if shapes:
+        parts.append(f"wrong shape {_keys(shapes)}")
+    return "; ".join(parts) or None
 
 
 class ModelConfig(BaseModel):
@@ -255,6 +320,61 @@ class Downscaler(nn.Module):
             config = ModelConfig.model_validate(config)
         return cls(config)
 
+    @classmethod
+    def from_state(cls, config: Mapping[str, Any], state: Mapping[str, Tensor]) -> Downscaler:
+        """Build a model from a saved config dict and load a saved state dict into it, strictly.
+
+        Parameters
+        ----------
+        config : mapping
+            The plain config a checkpoint stores (``ModelConfig.model_dump(mode="json")``).
+        state : mapping
+            The state dict (name -> tensor, on any device, float16 weights allowed: they are copied
+            into the float32 model).
+
+        Returns
+        -------
+        Downscaler
+            On the CPU, in training mode (as constructed); move it and call ``eval()`` as needed.
+
+        Raises
+        ------
+        ModelStateError
+            ``part="config"`` when the config does not validate (``where`` names the field, the
+            reason is pydantic's first message), ``part="weights"`` when keys are missing,
+            unexpected or of the wrong shape.
+        RuntimeError
+            From ``load_state_dict`` for any other mismatch.
+        """
+        try:
+            validated = ModelConfig.model_validate(config)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            raise ModelStateError("config", str(err["msg"]), where) from None
+        model = cls(validated)
+        problem = state_dict_mismatch(model.state_dict(), state)
+        if problem:
+            raise ModelStateError("weights", problem)
+        model.load_state_dict(state, strict=True)
+        return model
+
+    @classmethod
+    def parameter_names(cls, config: Mapping[str, Any]) -> set[str]:
+        """Names of the trainable parameters (not the buffers) of a model built from ``config``.
+
+        Parameters
+        ----------
+        config : mapping
+            A saved config dict.
+
+        Returns
+        -------
+        set of str
+            State-dict keys that are parameters (weights and biases of the network).
+        """
+        return {name for name, _ in cls(ModelConfig.model_validate(config)).named_parameters()}
+
     def param_count(self, trainable_only: bool = False) -> int:
         """Number of parameters (buffers excluded).
 
@@ -304,7 +424,7 @@ class Downscaler(nn.Module):
         Returns
         -------
         ModelConfig
-            What :func:`harpnet_cli.io.checkpoints.save_checkpoint` stores.
+            What :func:`harpnet_cli.io.checkpoints.save_checkpoint` stores (as ``model_dump(mode="json")``).
         """
         stats = {}
         for name in ("coarse_mean", "coarse_std", "static_mean", "static_std"):

@@ -5,6 +5,9 @@ cut to this rank's share); this module only reads it in batches: in the calling 
 ``workers`` DataLoader processes that each open the store themselves and take every
 ``workers``-th batch (the DataLoader returns them round-robin, so the order is kept). Memory
 holds about ``2 * workers + 1`` batches at a time.
+
+It joins the store (``io``) and the augmentation (``core``) for the train and evaluate workflows,
+so it lives in ``workflows/``.
 """
 
 from __future__ import annotations

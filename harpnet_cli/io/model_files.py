@@ -1,0 +1,112 @@
+"""A model file (a checkpoint or a HARPNET-E ensemble) read once: kind, SHA-256 and payload from one read.
+
+``harpnet downscale`` and ``harpnet info`` need to know whether ``--model`` is an ensemble, its
+SHA-256 and its weights. :class:`ModelFile` opens the file once, when first asked, and answers all
+three from those bytes; a file that cannot be read is reported with the same one-line errors as
+:func:`~harpnet_cli.io.checkpoints.read_checkpoint` (and is "not an ensemble" until then, as
+:func:`~harpnet_cli.io.ensembles.is_ensemble` says of it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harpnet_cli.errors import InputDataError
+from harpnet_cli.io.checkpoints import checkpoint_payload, read_checkpoint_bytes
+from harpnet_cli.io.ensembles import ensemble_payload, is_ensemble_data
+
+if TYPE_CHECKING:
+    import torch
+
+
+class ModelFile:
+    """A checkpoint or ensemble file whose bytes are read at most once, on first use.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; nothing is read until an attribute needs it.
+
+    Attributes
+    ----------
+    path : Path
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._data: bytes | None = None
+        self._error: InputDataError | None = None
+        self._sha256: str | None = None
+        self._ensemble: bool | None = None
+
+    def _read(self) -> bytes:
+        """The file's bytes (read now if not yet); a failed read is remembered and raised again."""
+        if self._data is None:
+            if self._error is not None:
+                raise self._error
+            try:
+                data = read_checkpoint_bytes(self.path)
+            except InputDataError as exc:
+                self._error = exc
+                raise
+            self._data = data
+            self._sha256 = hashlib.sha256(data).hexdigest()
+            self._ensemble = is_ensemble_data(data)
+        return self._data
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the file is a HARPNET-E ensemble (False for a checkpoint, or a file that cannot be read)."""
+        if self._ensemble is None:
+            try:
+                self._read()
+            except InputDataError:
+                return False
+        return bool(self._ensemble)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file, as 64 hex digits.
+
+        Raises
+        ------
+        InputDataError
+            If the file cannot be read.
+        """
+        if self._sha256 is None:
+            self._read()
+        assert self._sha256 is not None
+        return self._sha256
+
+    def payload(self, device: str | torch.device = "cpu") -> dict[str, Any]:
+        """The checked payload of the checkpoint or ensemble, loaded from the bytes read.
+
+        The bytes are let go afterwards (kind and hash are kept); call it once.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Where the tensors go.
+
+        Returns
+        -------
+        dict
+            A checkpoint's payload (:func:`~harpnet_cli.io.checkpoints.checkpoint_payload`) or an
+            ensemble's (:func:`~harpnet_cli.io.ensembles.ensemble_payload`), after :attr:`is_ensemble`.
+
+        Raises
+        ------
+        InputDataError
+            If the file cannot be read or is not a readable checkpoint or ensemble.
+        RuntimeError
+            If the payload was loaded already.
+        """
+        if self._sha256 is not None and self._data is None:
+            raise RuntimeError(f"{self.path}: the model file's payload was loaded already")
+        data = self._read()
+        self._data = None
+        if self._ensemble:
+            return ensemble_payload(data, self.path, device)
+        return checkpoint_payload(data, self.path, device)
