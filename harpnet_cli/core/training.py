@@ -270,6 +270,60 @@ def train_step(
     return total
 
 
+class AdaptiveStep:
+    """:func:`train_step` that halves its micro-batch after a CUDA out-of-memory error, and keeps it.
+
+    The batch that ran out of memory is retried at once in micro-batches of half the size (its
+    gradient is the same, see :func:`train_step`); later batches start from the reduced size.
+
+    Parameters
+    ----------
+    on_halve : callable, optional
+        Called as ``on_halve(micro_batch, batch_size)`` after every halving (e.g. to warn).
+
+    Attributes
+    ----------
+    micro_batch : int or None
+        The micro-batch size in use; None (the whole batch) until the first out-of-memory error.
+    """
+
+    def __init__(self, on_halve: Callable[[int, int], None] | None = None) -> None:
+        self.micro_batch: int | None = None
+        self.on_halve = on_halve
+
+    def __call__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: LossFn,
+        coarse: Tensor,
+        static: Tensor,
+        target: Tensor,
+        *,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> float:
+        """One optimisation step on one batch (shapes as :func:`train_step`); the batch's mean loss.
+
+        Raises
+        ------
+        torch.cuda.OutOfMemoryError
+            If even a micro-batch of one sample does not fit.
+        """
+        while True:
+            try:
+                return train_step(model, optimizer, loss_fn, coarse, static, target, micro_batch=self.micro_batch,
+                                  autocast_dtype=autocast_dtype)
+            except torch.cuda.OutOfMemoryError:
+                current = self.micro_batch or coarse.shape[0]
+                if current <= 1:
+                    raise
+                self.micro_batch = current // 2
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                if self.on_halve is not None:
+                    self.on_halve(self.micro_batch, coarse.shape[0])
+
+
 def _autocast(device_type: str, dtype: torch.dtype | None) -> Any:
     """An autocast context for ``dtype``, or a disabled one for None."""
     return torch.autocast(device_type=device_type, dtype=dtype, enabled=dtype is not None)
