@@ -445,6 +445,7 @@ def evaluate(
     from rich.table import Table
 
     from harpnet_cli.config import EvaluateConfig
+    from harpnet_cli.core.metrics.summary import SUMMARY_COLUMNS, TABLE_THRESHOLD
     from harpnet_cli.workflows.evaluate import run_evaluate
 
     cfg = EvaluateConfig.model_validate({
@@ -457,21 +458,17 @@ def evaluate(
         return
     p90 = _pct(res.fss_p90_threshold_mm)
     table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h); p90 of wet truth = {p90}")
-    heads = ["row", "MAE", "RMSE", "bias", "r", "CSI@2.54", "ETS@2.54", "FSS@2.54/9", "FSS@p90/1", "spec hi",
-             "mass err", "MSE vs bilinear", "MSE vs ratio"]
-    keys = ["mae", "rmse", "bias", "pearson_r", "csi_2p54", "ets_2p54", "fss_2p54_w9", "fss_p90_w1",
-            "spectral_ratio_high", "mass_error"]
-    for h in heads:
-        table.add_column(h, justify="left" if h == "row" else "right")
+    table.add_column("row", justify="left")
+    for column in SUMMARY_COLUMNS:
+        table.add_column(column.heading, justify="right")
     for name, s in res.summary.items():
-        table.add_row(escape(name), *(_pct(s[k]) for k in keys), _pct(s["mse_gain_vs_bilinear"], True),
-                      _pct(s["mse_gain_vs_ratio"], True))
+        table.add_row(escape(name), *(_pct(s[c.key], c.signed) for c in SUMMARY_COLUMNS))
     stdout.print(table)
     if res.ensemble:
         e = res.ensemble
+        brier = next((b["brier_score"] for b in e["brier"] if b["threshold_mm"] == TABLE_THRESHOLD), None)
         stdout.print(escape(f"ensemble: {e['n_members']} members, CRPS {_pct(e['crps'])}, spread/skill "
-                            f"{_pct(e['spread_skill_ratio'])}, Brier@2.54 "
-                            f"{_pct(next((b['brier_score'] for b in e['brier'] if b['threshold_mm'] == 2.54), None))}"),
+                            f"{_pct(e['spread_skill_ratio'])}, Brier@{TABLE_THRESHOLD:g} {_pct(brier)}"),
                      soft_wrap=True)
     for p in res.outputs:
         stdout.print(escape(f"wrote {p}"), soft_wrap=True)
