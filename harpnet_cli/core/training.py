@@ -18,23 +18,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-LossName = Literal["mse", "mae", "mse_log1p"]
-#: Loss names and what they compare. ``mse`` (the default) is the seed's plain mean squared error
-#: on amounts in mm per 3 h; it weights heavy rain, where errors matter most for hazards.
-#: ``mse_log1p`` compares ``log1p`` amounts (balances light and heavy rain, and the dry/wet
-#: edge); ``mae`` is the mean absolute error in mm (less sensitive to outliers in the truth).
-LOSSES: dict[str, str] = {
-    "mse": "mean squared error of amounts (mm per 3 h)",
-    "mae": "mean absolute error of amounts (mm per 3 h)",
-    "mse_log1p": "mean squared error of log1p(amount)",
-}
-DEFAULT_LOSS: LossName = "mse"
+from harpnet_cli.registry import DEFAULT_LOSS as DEFAULT_LOSS  # re-exported: the loss without --loss
+from harpnet_cli.registry import LOSSES, LR_SCHEDULES
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -45,7 +36,7 @@ def get_loss(name: str) -> LossFn:
     Parameters
     ----------
     name : str
-        A key of :data:`LOSSES`.
+        A key of :data:`harpnet_cli.registry.LOSSES`.
 
     Returns
     -------
@@ -89,14 +80,15 @@ def _observed_mean(error: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
 def epoch_lr(lr: float, epoch: int, epochs: int, schedule: str) -> float:
     """The learning rate of ``epoch`` (1-based) of ``epochs`` under ``schedule``.
 
-    ``constant``: ``lr``. ``cosine``: ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, from ``lr``
-    in the first epoch to nearly 0 in the last, a pure function of the epoch number.
+    The schedules are those of :data:`harpnet_cli.registry.LR_SCHEDULES`. ``constant``: ``lr``.
+    ``cosine``: ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, from ``lr`` in the first epoch
+    to nearly 0 in the last, a pure function of the epoch number.
     """
     if schedule == "constant":
         return lr
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {', '.join(LR_SCHEDULES)}")
 
 
 def seed_everything(seed: int) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         coarse_inputs=["precip", *names],
         log1p_inputs=["precip"],
         static_inputs=["terrain"],
-        derived_inputs=cfg.derived_inputs,
+        derived_inputs=cast("list[Any]", cfg.derived_inputs),  # names checked by TrainConfig (registry.DERIVED_INPUTS)
         coarse_mean=[float(stats["coarse_log1p_mean"]), *(float(stats["state_mean"][c]) for c in columns)],
         coarse_std=[std(stats["coarse_log1p_std"]), *(std(stats["state_std"][c]) for c in columns)],
         static_mean=[float(stats["terrain_mean"])],
