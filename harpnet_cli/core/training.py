@@ -1,4 +1,5 @@
-"""Pure training pieces: losses, one optimisation step, evaluation, seeding and the data order.
+"""Pure training pieces: losses, one optimisation step (:func:`train_step`; :class:`AdaptiveStep`
+halves its micro-batch after a CUDA out-of-memory error), evaluation, seeding and the data order.
 
 Nothing here touches files or prints: the workflow (:mod:`harpnet_cli.workflows.train`) wires
 these to the store, the checkpoints and the reporter.

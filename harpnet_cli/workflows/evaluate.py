@@ -9,6 +9,11 @@ climatology taken from a PRISM normal instead, see :mod:`harpnet_cli.core.climat
 A run directory gives one row per epoch (``epoch_NNN``); an ensemble file gives a row per member
 (``member_eNNN``), the ensemble mean (``ensemble_mean``) and probabilistic scores.
 
+The scores are computed in :mod:`harpnet_cli.core.metrics` (the accumulators, and the table's
+numbers by :func:`~harpnet_cli.core.metrics.summary.summarise`), the baselines in
+:mod:`harpnet_cli.core.baselines` and the files written by :mod:`harpnet_cli.io.scores`; this
+module wires the store, the models and the baselines to them.
+
 ``--bbox S,N,W,E`` scores only the samples of tiles whose centre (the middle of the 64 x 64
 fine tile) lies in the box, edges included; the ratio baseline is then fitted on those tiles only
 (it is per tile, so their ratios are unchanged).

@@ -120,6 +120,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
     )
 
 
+# -- the stores and the model --------------------------------------------------------------------
 @dataclass
 class _Data:
     """The stores of a run: what the epochs read."""
@@ -129,8 +130,8 @@ class _Data:
     """State columns of the extra coarse inputs in ``store``."""
     train_idx: np.ndarray
     test_idx: np.ndarray
-    vectors: Any
-    """Vector channels of the extra inputs (turned with the tile by ``--augment``)."""
+    vectors: list[tuple[int, int]]
+    """Coarse channels of the vector extra inputs, (east, north) pairs (turned with the tile by ``--augment``)."""
     mix: tuple[Path, np.ndarray, list[int]] | None
     """``--mix``: the second store's path, TRAIN indices and state columns."""
 
