@@ -1,7 +1,9 @@
 """The ``harpnet`` command line: options → config → one workflow call → report.
 
 Heavy libraries (torch, xarray, ecCodes) are imported inside the commands, so ``harpnet --help``
-and ``harpnet --version`` start fast and work without them.
+and ``harpnet --version`` start fast and work without them. The options' defaults are the config
+models' field defaults (:mod:`harpnet_cli.config`) and their choices the registries' names
+(:mod:`harpnet_cli.registry`), both light to import.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +24,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from harpnet_cli import __version__
+from harpnet_cli.config import EnsembleConfig, EvaluateConfig, PrepareConfig, TrainConfig, field_choices
 from harpnet_cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -31,9 +34,38 @@ from harpnet_cli.errors import (
     Terminated,
 )
 from harpnet_cli.formats import OUTPUT_FORMATS, option_choices, output_help, spoken
+from harpnet_cli.grids import DOMAINS
+from harpnet_cli.registry import (
+    DERIVED_INPUTS,
+    EXTRA_INPUTS,
+    LOSSES,
+    LR_SCHEDULES,
+    PRESETS,
+    REMAP_METHODS,
+    SCORED_SPLITS,
+    one_of,
+)
 
 #: GRIB2 packings (the registry's ``grib2`` ``packing`` option), the first the default.
 GRIB_PACKINGS = option_choices("grib2", "packing")
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    """The default of a config field: what leaving its option out means."""
+    return model.model_fields[name].default
+
+
+def _shown(model: type[BaseModel], name: str) -> str:
+    """`` [default: X]`` for the help of an option that is None when not given (so ``--config`` can set it).
+
+    Escaped, so that the help's Rich markup shows it instead of taking it for a style tag.
+    """
+    value = _default(model, name)
+    return escape(f" [default: {('on' if value else 'off') if isinstance(value, bool) else value}]")
+
 
 EXIT_CODES_HELP = ("Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 bad input data, "
                    "4 output locked by another harpnet process, 130 Ctrl-C, 143 SIGTERM.")
@@ -204,8 +236,8 @@ def downscale(
                                                            "0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
                                                       metavar="T1,T2,...")] = None,
     bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
-    domain: Annotated[str | None, typer.Option(help="Named domain: conus. Default: conus when the input "
-                                                    "covers it, else the input's extent.")] = None,
+    domain: Annotated[str | None, typer.Option(help=f"Named domain: {one_of(sorted(DOMAINS))}. Default: conus when "
+                                                    "the input covers it, else the input's extent.")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA → MPS → CPU), cpu, cuda, cuda:N or mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Tiles per model call.")] = 64,
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: usable cores).")] = None,
@@ -260,29 +292,37 @@ def prepare(
                                                       "GRIB or NetCDF files, or the word 'synthetic'.",
                                                  metavar="SOURCE", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The training store (a Zarr directory).")],
-    source: Annotated[str, typer.Option("--source", help="auto, files or synthetic.")] = "auto",
-    samples: Annotated[int, typer.Option(help="Synthetic samples (full-domain 3-hour fields).")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of splits, dry-tile sampling and the synthetic world.")] = 42,
+    source: Annotated[str, typer.Option("--source", help=f"{one_of(field_choices(PrepareConfig, 'source_kind'))}.")
+                      ] = _default(PrepareConfig, "source_kind"),
+    samples: Annotated[int, typer.Option(help="Synthetic samples (full-domain 3-hour fields).")
+                       ] = _default(PrepareConfig, "samples"),
+    seed: Annotated[int, typer.Option(help="Seed of splits, dry-tile sampling and the synthetic world.")
+                    ] = _default(PrepareConfig, "seed"),
     bbox: Annotated[str | None, typer.Option(help="Area S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
-    domain: Annotated[str, typer.Option(help="Named domain when no --bbox: conus.")] = "conus",
-    remap: Annotated[str, typer.Option(help="conservative (area-weighted) or interpolate (bilinear, "
-                                            "as the seed).")] = "conservative",
-    keep_dry: Annotated[float, typer.Option(help="Fraction of all-dry tiles kept.")] = 0.1,
-    test_fraction: Annotated[float, typer.Option(help="Fraction of time stamps in the test split.")] = 0.2,
+    domain: Annotated[str, typer.Option(help=f"Named domain when no --bbox: {one_of(sorted(DOMAINS))}.")
+                      ] = _default(PrepareConfig, "domain"),
+    remap: Annotated[str, typer.Option(help=one_of(f"{k} ({v})" for k, v in REMAP_METHODS.items()) + ".")
+                     ] = _default(PrepareConfig, "remap"),
+    keep_dry: Annotated[float, typer.Option(help="Fraction of all-dry tiles kept.")
+                        ] = _default(PrepareConfig, "keep_dry"),
+    test_fraction: Annotated[float, typer.Option(help="Fraction of time stamps in the test split.")
+                             ] = _default(PrepareConfig, "test_fraction"),
     validation_start: Annotated[str | None, typer.Option(help="Validation from this date (YYYY-MM-DD); "
                                                               "default: the last water year.")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = _default(PrepareConfig, "workers"),
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (a cluster) instead of "
                                                        "local workers.")] = None,
     variable: Annotated[str | None, typer.Option(help="NetCDF precipitation variable.")] = None,
     accumulation: Annotated[str | None, typer.Option(help="Accumulation period of files that do not state "
                                                           "it, e.g. 1h.")] = None,
     max_3h: Annotated[float, typer.Option(help="Quality control: 3-hour amounts (mm) above this are "
-                                               "artefacts; their tiles are dropped.")] = 300.0,
+                                               "artefacts; their tiles are dropped.")] = _default(PrepareConfig,
+                                                                                                   "max_3h_mm"),
     overlap: Annotated[int, typer.Option(help="Overlap of neighbouring tiles in fine cells (multiple of 4); 32 "
-                                              "cuts about twice as many tiles.")] = 16,
+                                              "cuts about twice as many tiles.")] = _default(PrepareConfig, "overlap"),
     max_missing: Annotated[float, typer.Option(help="Keep training tiles with up to this fraction of fine "
-                                                    "cells unobserved (ignored by the loss); 0 drops them.")] = 0.0,
+                                                    "cells unobserved (ignored by the loss); 0 drops them.")
+                           ] = _default(PrepareConfig, "max_missing"),
     plot: Annotated[Path | None, typer.Option(help="Write PNG plots of a few samples to this folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start again instead of resuming.")] = False,
 ) -> None:
@@ -291,7 +331,6 @@ def prepare(
     A killed run resumes where it stopped when run again with the same options.
     Example: harpnet prepare synthetic -o corpus.zarr --samples 500
     """
-    from harpnet_cli.config import PrepareConfig
     from harpnet_cli.workflows.prepare import run_prepare
 
     resolved = [s if s.lower() == "synthetic" else str(Path(s).resolve()) for s in sources]
@@ -354,32 +393,37 @@ def train(
     store: Annotated[Path, typer.Argument(help="Training store from harpnet prepare.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder: checkpoints, history.jsonl, "
                                                                 "config.toml.")],
-    preset: Annotated[str | None, typer.Option(help="lite, compact or harpnet-v1. [default: lite]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs in all (with --resume: up to this). [default: 20]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Samples per step per process. [default: 64]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate. [default: 1e-3]")] = None,
-    lr_schedule: Annotated[str | None, typer.Option(help="constant or cosine (from --lr towards 0 over the "
-                                                         "epochs). [default: constant]")] = None,
-    loss: Annotated[str | None, typer.Option(help="mse (mm, as the seed), mae (mm) or mse_log1p. "
-                                                  "[default: mse]")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of weights, dropout and data order. [default: 42]")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps. [default: auto]")] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes. [default: 0]")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"{one_of(PRESETS)}.{_shown(TrainConfig, 'preset')}")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs in all (with --resume: up to this)."
+                                                    + _shown(TrainConfig, "epochs"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Samples per step per process."
+                                                        + _shown(TrainConfig, "batch_size"))] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate." + _shown(TrainConfig, "lr"))] = None,
+    lr_schedule: Annotated[str | None, typer.Option(help=f"{one_of(LR_SCHEDULES)} (from --lr towards 0 over the "
+                                                         f"epochs).{_shown(TrainConfig, 'lr_schedule')}")] = None,
+    loss: Annotated[str | None, typer.Option(help=f"Training loss: {one_of(LOSSES)}.{_shown(TrainConfig, 'loss')}")
+                    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, dropout and data order."
+                                                  + _shown(TrainConfig, "seed"))] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps."
+                                                    + _shown(TrainConfig, "device"))] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes."
+                                                     + _shown(TrainConfig, "workers"))] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in -o.")] = False,
     init: Annotated[Path | None, typer.Option("--init", help="Fine-tune: start from this checkpoint's weights "
                                                              "(its architecture and input statistics).")] = None,
     mix: Annotated[Path | None, typer.Option("--mix", help="A second store whose training samples are mixed "
                                                            "into every epoch.")] = None,
-    mix_ratio: Annotated[float | None, typer.Option(help="Samples from --mix per training sample of STORE. "
-                                                         "[default: 1.0]")] = None,
+    mix_ratio: Annotated[float | None, typer.Option(help="Samples from --mix per training sample of STORE."
+                                                         + _shown(TrainConfig, "mix_ratio"))] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Turn each training tile by a "
-                       "random flip/transpose (terrain and wind with it). [default: off]")] = None,
-    extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: "
-                                                                                  "wind (u, v).")] = None,
+                       "random flip/transpose (terrain and wind with it)." + _shown(TrainConfig, "augment"))] = None,
+    extra_inputs: Annotated[list[str] | None, typer.Option("--extra-inputs", help="Extra coarse inputs: " + one_of(
+                            f"{k} ({', '.join(v)})" for k, v in EXTRA_INPUTS.items()) + ".")] = None,
     derived_inputs: Annotated[list[str] | None, typer.Option("--derived-inputs", help="Channels computed from "
-                              "the inputs: precip_nearest, terrain_anomaly (repeat or a,b).")] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast. [default: on CUDA "
-                                                                     "only]")] = None,
+                              f"the inputs: {', '.join(DERIVED_INPUTS)} (repeat or a,b).")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast."
+                                                                     + escape(" [default: on CUDA only]"))] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="TOML file of options (e.g. a run's "
                                                                  "config.toml); options given here win.")] = None,
@@ -392,7 +436,6 @@ def train(
     Ctrl-C keeps the finished epochs; --resume continues. Under torchrun it trains with DDP.
     Example: harpnet train corpus.zarr -o runs/compact --epochs 20
     """
-    from harpnet_cli.config import TrainConfig
     from harpnet_cli.workflows.train import run_train
 
     cfg = TrainConfig.from_sources(config, {
@@ -425,14 +468,15 @@ def evaluate(
                                                "ensemble file.", show_default=False)],
     data: Annotated[Path, typer.Option("--data", help="The training store (its TRAIN split fits the ratio "
                                                       "baseline).")],
-    split: Annotated[str, typer.Option(help="test or validation.")] = "test",
+    split: Annotated[str, typer.Option(help=f"{one_of(SCORED_SPLITS)}.")] = _default(EvaluateConfig, "split"),
     json_path: Annotated[Path | None, typer.Option("--json", help="Write scores as JSON "
                                                                   "(harpnet-evaluate/1).")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-tile MAE/MSE as CSV.")] = None,
     plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")
+                          ] = _default(EvaluateConfig, "batch_size"),
     max_samples: Annotated[int | None, typer.Option(help="Score at most this many samples.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = _default(EvaluateConfig, "device"),
     bbox: Annotated[str | None, typer.Option(help="Score only tiles whose centre lies in S,N,W,E "
                                                   "(degrees).")] = None,
     climatology: Annotated[Path | None, typer.Option(help="A PRISM normal (..._bil.zip): adds the "
@@ -447,7 +491,7 @@ def evaluate(
     """
     from rich.table import Table
 
-    from harpnet_cli.config import EvaluateConfig
+    from harpnet_cli.core.metrics.summary import SUMMARY_COLUMNS, TABLE_THRESHOLD
     from harpnet_cli.workflows.evaluate import run_evaluate
 
     cfg = EvaluateConfig.model_validate({
@@ -460,21 +504,17 @@ def evaluate(
         return
     p90 = _pct(res.fss_p90_threshold_mm)
     table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h); p90 of wet truth = {p90}")
-    heads = ["row", "MAE", "RMSE", "bias", "r", "CSI@2.54", "ETS@2.54", "FSS@2.54/9", "FSS@p90/1", "spec hi",
-             "mass err", "MSE vs bilinear", "MSE vs ratio"]
-    keys = ["mae", "rmse", "bias", "pearson_r", "csi_2p54", "ets_2p54", "fss_2p54_w9", "fss_p90_w1",
-            "spectral_ratio_high", "mass_error"]
-    for h in heads:
-        table.add_column(h, justify="left" if h == "row" else "right")
+    table.add_column("row", justify="left")
+    for column in SUMMARY_COLUMNS:
+        table.add_column(column.heading, justify="right")
     for name, s in res.summary.items():
-        table.add_row(escape(name), *(_pct(s[k]) for k in keys), _pct(s["mse_gain_vs_bilinear"], True),
-                      _pct(s["mse_gain_vs_ratio"], True))
+        table.add_row(escape(name), *(_pct(s[c.key], c.signed) for c in SUMMARY_COLUMNS))
     stdout.print(table)
     if res.ensemble:
         e = res.ensemble
+        brier = next((b["brier_score"] for b in e["brier"] if b["threshold_mm"] == TABLE_THRESHOLD), None)
         stdout.print(escape(f"ensemble: {e['n_members']} members, CRPS {_pct(e['crps'])}, spread/skill "
-                            f"{_pct(e['spread_skill_ratio'])}, Brier@2.54 "
-                            f"{_pct(next((b['brier_score'] for b in e['brier'] if b['threshold_mm'] == 2.54), None))}"),
+                            f"{_pct(e['spread_skill_ratio'])}, Brier@{TABLE_THRESHOLD:g} {_pct(brier)}"),
                      soft_wrap=True)
     for p in res.outputs:
         stdout.print(escape(f"wrote {p}"), soft_wrap=True)
@@ -488,23 +528,25 @@ def ensemble(
     data: Annotated[Path, typer.Option("--data", help="The training store (--split scores the selection).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Ensemble file (members) or checkpoint "
                                                                 "(soup).")],
-    select: Annotated[str, typer.Option(help="all, greedy or best-N.")] = "greedy",
+    select: Annotated[str, typer.Option(help="all, greedy or best-N.")] = _default(EnsembleConfig, "select"),
     mode: Annotated[str, typer.Option(help="members (HARPNET-E, one file) or soup (averaged weights, "
-                                           "a checkpoint; one architecture).")] = "members",
+                                           "a checkpoint; one architecture).")] = _default(EnsembleConfig, "mode"),
     epochs: Annotated[str, typer.Option(help="all (every epoch checkpoint of each run) or last (a seed "
-                                             "ensemble).")] = "all",
-    split: Annotated[str, typer.Option(help="Store split that scores the selection: test, validation or "
-                                            "train.")] = "test",
-    max_samples: Annotated[int, typer.Option(help="Samples of --split used to score the selection.")] = 2048,
-    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+                                             "ensemble).")] = _default(EnsembleConfig, "epochs"),
+    split: Annotated[str, typer.Option(help="Store split that scores the selection: "
+                                            f"{one_of(field_choices(EnsembleConfig, 'split'))}.")
+                     ] = _default(EnsembleConfig, "split"),
+    max_samples: Annotated[int, typer.Option(help="Samples of --split used to score the selection.")
+                           ] = _default(EnsembleConfig, "max_samples"),
+    batch_size: Annotated[int, typer.Option(help="Samples per read and model call.")
+                          ] = _default(EnsembleConfig, "batch_size"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = _default(EnsembleConfig, "device"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Combine checkpoints of one or more runs into an ensemble (members) or a weight soup.
 
     Example: harpnet ensemble runs/s1 runs/s2 --epochs last --select all --data corpus.zarr -o seeds.pt
     """
-    from harpnet_cli.config import EnsembleConfig
     from harpnet_cli.workflows.ensemble import run_ensemble
 
     cfg = EnsembleConfig.model_validate({

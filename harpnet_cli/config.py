@@ -4,17 +4,47 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harpnet_cli.formats import OUTPUT_FORMATS, format_for, option_choices, spoken, stream_format
 from harpnet_cli.grids import DOMAINS, parse_bbox
+from harpnet_cli.registry import (
+    DEFAULT_LOSS,
+    DERIVED_INPUTS,
+    EXTRA_INPUTS,
+    LOSSES,
+    LR_SCHEDULES,
+    PRESETS,
+    REMAP_METHODS,
+    SCORED_SPLITS,
+    one_of,
+)
 
 #: GRIB2 data packings (the ``grib2`` format's ``packing`` option), the first the default.
 GRIB_PACKINGS = option_choices("grib2", "packing")
 #: Writer options of :data:`~harpnet_cli.formats.OUTPUT_FORMATS` -> the DownscaleConfig field holding each.
 OPTION_FIELDS = {"packing": "grib_packing"}
+
+# The choices of the registries (harpnet_cli.registry) as Literal types: pydantic validates against
+# them and names them in its messages; the type checkers see plain strings.
+if TYPE_CHECKING:
+    PresetName: TypeAlias = str
+    LossName: TypeAlias = str
+    ScheduleName: TypeAlias = str
+    ExtraInput: TypeAlias = str
+    DerivedInput: TypeAlias = str
+    RemapMethod: TypeAlias = str
+    ScoredSplit: TypeAlias = str
+else:
+    PresetName = Literal[PRESETS]
+    LossName = Literal[tuple(LOSSES)]
+    ScheduleName = Literal[tuple(LR_SCHEDULES)]
+    ExtraInput = Literal[tuple(EXTRA_INPUTS)]
+    DerivedInput = Literal[tuple(DERIVED_INPUTS)]
+    RemapMethod = Literal[tuple(REMAP_METHODS)]
+    ScoredSplit = Literal[SCORED_SPLITS]
 
 
 def parse_duration(text: str) -> timedelta:
@@ -36,6 +66,28 @@ def parse_duration(text: str) -> timedelta:
     if hours <= 0:
         raise ValueError(f"duration {text!r} must be positive")
     return timedelta(hours=hours)
+
+
+def field_choices(model: type[BaseModel], name: str) -> tuple[str, ...]:
+    """The values a ``Literal`` field of a config model accepts, in order (e.g. ``("all", "last")``).
+
+    Parameters
+    ----------
+    model : type of BaseModel
+        A config model, e.g. :class:`EnsembleConfig`.
+    name : str
+        One of its fields, typed as a ``Literal`` or a union of them.
+
+    Returns
+    -------
+    tuple of str
+    """
+
+    def values(annotation: object) -> tuple[str, ...]:
+        args = get_args(annotation)
+        return tuple(a for arg in args for a in (values(arg) if get_args(arg) else (arg,)))
+
+    return values(model.model_fields[name].annotation)
 
 
 class _ReadsInputs(BaseModel):
@@ -202,7 +254,7 @@ class PrepareConfig(_ReadsInputs):
     """Area (south, north, west, east); None means ``domain``."""
     domain: str = "conus"
     """Named domain used when no bbox is given."""
-    remap: Literal["conservative", "interpolate"] = "conservative"
+    remap: RemapMethod = "conservative"
     """Area-weighted remapping, or the seed's bilinear interpolation."""
     keep_dry: float = Field(default=0.1, ge=0.0, le=1.0)
     """Fraction of all-dry tiles kept (the rest are dropped): enough dry examples for the
@@ -289,7 +341,7 @@ class TrainConfig(BaseModel):
     """The training store written by ``harpnet prepare``."""
     run_dir: Path
     """Run folder: ``config.toml``, ``history.jsonl`` and ``checkpoints/epoch_NNN.pt``."""
-    preset: Literal["lite", "compact", "harpnet-v1"] = "lite"
+    preset: PresetName = "lite"
     """U-Net size: ``lite`` (0.52 M parameters, the default), ``compact`` (2.1 M) or ``harpnet-v1``
     (the seed, 134 M)."""
     channels: list[int] | None = None
@@ -302,11 +354,11 @@ class TrainConfig(BaseModel):
     """Samples per optimisation step per process (DDP: the global batch is this times the ranks)."""
     lr: float = Field(default=1e-3, gt=0)
     """Adam learning rate (of the first epoch under ``lr_schedule`` cosine)."""
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: ScheduleName = "constant"
     """``constant`` (the seed's) or ``cosine``: the rate falls from ``lr`` towards 0 along half a
     cosine over ``epochs``, set at the start of each epoch from its number (a resumed run sees the
     same rates; resuming with more epochs stretches the rest of the curve)."""
-    loss: Literal["mse", "mae", "mse_log1p"] = "mse"
+    loss: LossName = DEFAULT_LOSS
     """``mse`` (seed: squared error in mm), ``mae`` (absolute error in mm) or ``mse_log1p``."""
     seed: int = 42
     """Seeds weight initialisation, dropout and the per-epoch data order."""
@@ -329,9 +381,9 @@ class TrainConfig(BaseModel):
     augment: bool = False
     """Turn each training sample by a random one of the tile's eight symmetries (flips and
     transposes of coarse patch, terrain and target together; wind turned with them)."""
-    extra_inputs: list[Literal["wind"]] = Field(default_factory=list)
+    extra_inputs: list[ExtraInput] = Field(default_factory=list)
     """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
-    derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)
+    derived_inputs: list[DerivedInput] = Field(default_factory=list)
     """Channels the model derives from its inputs (see ``ModelConfig.derived_inputs``)."""
     amp: bool | None = None
     """bfloat16 autocast; None: on for CUDA, off elsewhere."""
@@ -407,7 +459,7 @@ class EvaluateConfig(_ReadsInputs):
     """A checkpoint, a run directory (every epoch is scored) or an ensemble file."""
     data: Path
     """The training store whose split is scored (its TRAIN split fits the ratio baseline)."""
-    split: Literal["test", "validation"] = "test"
+    split: ScoredSplit = "test"
     """The split scored."""
     json_path: Path | None = None
     """Write the scores as JSON (schema ``harpnet-evaluate/1``)."""
@@ -440,7 +492,7 @@ class EnsembleConfig(BaseModel):
     """The training store whose ``split`` scores the selection."""
     epochs: Literal["all", "last"] = "all"
     """Candidates from each run folder: every epoch checkpoint, or only the last (a seed ensemble)."""
-    split: Literal["test", "validation", "train"] = "test"
+    split: ScoredSplit | Literal["train"] = "test"
     """The store split that scores the selection (greedy ranking, member and ensemble MAE)."""
     output: Path
     """The ensemble file (``members``) or checkpoint (``soup``)."""
@@ -475,9 +527,9 @@ class EnsembleConfig(BaseModel):
     @classmethod
     def _check_choice(cls, v: object, info: ValidationInfo) -> object:
         """A one-line message naming the option and its choices (``--epochs``, ``--split``)."""
-        choices = {"epochs": ("all", "last"), "split": ("test", "validation", "train")}[info.field_name or ""]
+        choices = field_choices(cls, info.field_name or "")
         if v not in choices:
-            raise ValueError(f"--{info.field_name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {v!r}")
+            raise ValueError(f"--{info.field_name} must be {one_of(choices)}, got {v!r}")
         return v
 
     @field_validator("select")

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-import harpnet_cli.core.synthetic as syn
 from harpnet_cli.core.metrics import TerrainLock
+from harpnet_cli.core.synthetic import constants as syn
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.io.terrain import load_terrain
 
 #: (spectral slope range, orographic efficiency) variants tried; the first is the current setting.
-#: Variants tried, as values of the knobs of :mod:`harpnet_cli.core.synthetic`; the first is the
-#: current setting. Keys: slope (``SPECTRAL_SLOPE_RANGE``), efficiency (``OROGRAPHIC_EFFICIENCY``),
+#: Variants tried, as values of the knobs of :mod:`harpnet_cli.core.synthetic.constants`; the first
+#: is the current setting. Keys: slope (``SPECTRAL_SLOPE_RANGE``), efficiency (``OROGRAPHIC_EFFICIENCY``),
 #: embedded (``EMBEDDED_CONVECTION``), preference (``CELL_SLOPE_PREFERENCE``).
 KNOBS = {"slope": "SPECTRAL_SLOPE_RANGE", "efficiency": "OROGRAPHIC_EFFICIENCY",
          "embedded": "EMBEDDED_CONVECTION", "preference": "CELL_SLOPE_PREFERENCE"}

@@ -1,4 +1,5 @@
-"""Pure training pieces: losses, one optimisation step, evaluation, seeding and the data order.
+"""Pure training pieces: losses, one optimisation step (:func:`train_step`; :class:`AdaptiveStep`
+halves its micro-batch after a CUDA out-of-memory error), evaluation, seeding and the data order.
 
 Nothing here touches files or prints: the workflow (:mod:`harpnet_cli.workflows.train`) wires
 these to the store, the checkpoints and the reporter.
@@ -18,23 +19,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-LossName = Literal["mse", "mae", "mse_log1p"]
-#: Loss names and what they compare. ``mse`` (the default) is the seed's plain mean squared error
-#: on amounts in mm per 3 h; it weights heavy rain, where errors matter most for hazards.
-#: ``mse_log1p`` compares ``log1p`` amounts (balances light and heavy rain, and the dry/wet
-#: edge); ``mae`` is the mean absolute error in mm (less sensitive to outliers in the truth).
-LOSSES: dict[str, str] = {
-    "mse": "mean squared error of amounts (mm per 3 h)",
-    "mae": "mean absolute error of amounts (mm per 3 h)",
-    "mse_log1p": "mean squared error of log1p(amount)",
-}
-DEFAULT_LOSS: LossName = "mse"
+from harpnet_cli.registry import DEFAULT_LOSS as DEFAULT_LOSS  # re-exported: the loss without --loss
+from harpnet_cli.registry import LOSSES, LR_SCHEDULES
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -45,7 +37,7 @@ def get_loss(name: str) -> LossFn:
     Parameters
     ----------
     name : str
-        A key of :data:`LOSSES`.
+        A key of :data:`harpnet_cli.registry.LOSSES`.
 
     Returns
     -------
@@ -89,14 +81,15 @@ def _observed_mean(error: Callable[[Tensor, Tensor], Tensor]) -> LossFn:
 def epoch_lr(lr: float, epoch: int, epochs: int, schedule: str) -> float:
     """The learning rate of ``epoch`` (1-based) of ``epochs`` under ``schedule``.
 
-    ``constant``: ``lr``. ``cosine``: ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, from ``lr``
-    in the first epoch to nearly 0 in the last, a pure function of the epoch number.
+    The schedules are those of :data:`harpnet_cli.registry.LR_SCHEDULES`. ``constant``: ``lr``.
+    ``cosine``: ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2``, from ``lr`` in the first epoch
+    to nearly 0 in the last, a pure function of the epoch number.
     """
     if schedule == "constant":
         return lr
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {', '.join(LR_SCHEDULES)}")
 
 
 def seed_everything(seed: int) -> None:
@@ -268,6 +261,60 @@ def train_step(
         total += float(loss.detach()) * weight
     optimizer.step()
     return total
+
+
+class AdaptiveStep:
+    """:func:`train_step` that halves its micro-batch after a CUDA out-of-memory error, and keeps it.
+
+    The batch that ran out of memory is retried at once in micro-batches of half the size (its
+    gradient is the same, see :func:`train_step`); later batches start from the reduced size.
+
+    Parameters
+    ----------
+    on_halve : callable, optional
+        Called as ``on_halve(micro_batch, batch_size)`` after every halving (e.g. to warn).
+
+    Attributes
+    ----------
+    micro_batch : int or None
+        The micro-batch size in use; None (the whole batch) until the first out-of-memory error.
+    """
+
+    def __init__(self, on_halve: Callable[[int, int], None] | None = None) -> None:
+        self.micro_batch: int | None = None
+        self.on_halve = on_halve
+
+    def __call__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: LossFn,
+        coarse: Tensor,
+        static: Tensor,
+        target: Tensor,
+        *,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> float:
+        """One optimisation step on one batch (shapes as :func:`train_step`); the batch's mean loss.
+
+        Raises
+        ------
+        torch.cuda.OutOfMemoryError
+            If even a micro-batch of one sample does not fit.
+        """
+        while True:
+            try:
+                return train_step(model, optimizer, loss_fn, coarse, static, target, micro_batch=self.micro_batch,
+                                  autocast_dtype=autocast_dtype)
+            except torch.cuda.OutOfMemoryError:
+                current = self.micro_batch or coarse.shape[0]
+                if current <= 1:
+                    raise
+                self.micro_batch = current // 2
+                optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                if self.on_halve is not None:
+                    self.on_halve(self.micro_batch, coarse.shape[0])
 
 
 def _autocast(device_type: str, dtype: torch.dtype | None) -> Any:

@@ -28,7 +28,6 @@ with ``harpnet evaluate --split validation`` (or select with ``split="validation
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -39,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harpnet_cli.errors import InputDataError, UsageError
-from harpnet_cli.workflows.evaluate import _epoch_files, chunks, input_columns, predict, spaced_subset
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
+from harpnet_cli.workflows.scoring import chunks, input_columns, predict, spaced_subset
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -110,21 +109,6 @@ class EnsembleResult:
                 f"(members: {members}), {self.seconds:.1f} s")
 
 
-def _history_losses(run_dir: Path) -> dict[int, float]:
-    """Epoch → test loss from ``history.jsonl`` (empty when missing)."""
-    out: dict[int, float] = {}
-    path = run_dir / "history.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("test_loss") is not None:
-                out[int(rec["epoch"])] = float(rec["test_loss"])
-    return out
-
-
 def _file_epoch(path: Path, meta: dict[str, Any]) -> int | None:
     """Epoch of a checkpoint file: its metadata, else an ``epoch_NNN`` name, else None."""
     epoch = meta.get("epoch")
@@ -142,20 +126,22 @@ def _sources(runs: Path | Sequence[Path], epochs: str) -> list[tuple[str, int | 
     InputDataError
         If a path is missing or a folder has no checkpoints.
     """
+    from harpnet_cli.io.runs import epoch_checkpoints, history_losses
+
     out: list[tuple[str, int | None, Path, dict[int, float]]] = []
     seen: set[Path] = set()
     for src in [runs] if isinstance(runs, Path) else runs:
         src = Path(src)
         if src.is_dir():
-            files = _epoch_files(src)
+            files = epoch_checkpoints(src)
             if not files:
                 raise InputDataError(src, "no checkpoints/epoch_NNN.pt (not a training run)")
-            history = _history_losses(src)
+            history = history_losses(src)
             found: list[tuple[str, int | None, Path, dict[int, float]]] = [
                 (str(src), e, p, history) for e, p in (files[-1:] if epochs == "last" else files)]
         elif src.is_file():
             run_dir = src.parent.parent if src.parent.name == "checkpoints" else None
-            found = [(str(src), None, src, {} if run_dir is None else _history_losses(run_dir))]
+            found = [(str(src), None, src, {} if run_dir is None else history_losses(run_dir))]
         else:
             raise InputDataError(src, "no such run folder or checkpoint file")
         for item in found:

@@ -9,6 +9,11 @@ climatology taken from a PRISM normal instead, see :mod:`harpnet_cli.core.climat
 A run directory gives one row per epoch (``epoch_NNN``); an ensemble file gives a row per member
 (``member_eNNN``), the ensemble mean (``ensemble_mean``) and probabilistic scores.
 
+The scores are computed in :mod:`harpnet_cli.core.metrics` (the accumulators, and the table's
+numbers by :func:`~harpnet_cli.core.metrics.summary.summarise`), the baselines in
+:mod:`harpnet_cli.core.baselines` and the files written by :mod:`harpnet_cli.io.scores`; this
+module wires the store, the models and the baselines to them.
+
 ``--bbox S,N,W,E`` scores only the samples of tiles whose centre (the middle of the 64 x 64
 fine tile) lies in the box, edges included; the ratio baseline is then fitted on those tiles only
 (it is per tile, so their ratios are unchanged).
@@ -50,12 +55,13 @@ Keys are stable; new keys may be added. Undefined numbers are ``null``.
     threshold of ``fss_p90_w1``; null when no value is wet.
 ``rows`` (object)
     Row name → :meth:`ScoreAccumulator.to_dict` output (schema ``harpnet-scores/1``, see
-    :mod:`harpnet_cli.core.metrics`) plus ``fss_p90_w1`` (float or null: FSS at
+    :mod:`harpnet_cli.core.metrics.accumulators`) plus ``fss_p90_w1`` (float or null: FSS at
     ``fss_p90_threshold_mm``, window 1). Baseline rows are always ``bilinear``,
     ``bilinear_conservative`` (bilinear, then each 4×4 block scaled so its mean equals its coarse
     cell), ``bicubic`` and ``ratio``, and ``ratio_prism`` with ``--climatology``.
 ``summary`` (object)
-    Row name → the table's numbers: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
+    Row name → the table's numbers, keyed as the columns of
+    :data:`~harpnet_cli.core.metrics.summary.SUMMARY_COLUMNS`: ``mae``, ``rmse``, ``bias``, ``pearson_r``, ``csi_2p54``,
     ``ets_2p54``, ``fss_2p54_w9``, ``fss_p90_w1``, ``spectral_ratio_high`` (mean power ratio over
     the top quarter of wavenumbers), ``mass_error`` (``mass.abs_rel_error``),
     ``mse_gain_vs_bilinear`` and ``mse_gain_vs_ratio`` (``1 − MSE / MSE_ref``, as fractions).
@@ -69,32 +75,27 @@ Keys are stable; new keys may be added. Undefined numbers are ``null``.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harpnet_cli.core.metrics import (
-    DEFAULT_THRESHOLDS,
-    FssAccumulator,
-    ScoreAccumulator,
-    WetQuantile,
-    crps_ensemble,
-)
+from harpnet_cli.core.metrics import EnsembleAccumulator, FssAccumulator, ScoreAccumulator, WetQuantile
+from harpnet_cli.core.metrics.summary import GAIN_REFERENCES, TABLE_THRESHOLD, pick, summarise
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
+from harpnet_cli.workflows.scoring import chunks, input_columns, predict, spaced_subset
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from harpnet_cli.config import EvaluateConfig
+    from harpnet_cli.core.baselines import RatioClimatology
     from harpnet_cli.io.store import TrainingStore
 
 SCHEMA = "harpnet-evaluate/1"
@@ -106,65 +107,44 @@ RELATIVE_QUANTILE = 0.9
 RELATIVE_WINDOW = 1
 #: PRISM daily normals (mm per day) → mm per 3 h.
 PER_3H = 8.0
-#: The threshold (mm per 3 h, 0.1 inch) and FSS window (fine cells) of the table.
-TABLE_THRESHOLD = 2.54
-TABLE_WINDOW = 9
 #: Case panels kept for ``--plots``.
 N_CASES = 3
 
 
-# -- streaming helpers ----------------------------------------------------------------------------
-def spaced_subset(indices: np.ndarray, max_samples: int | None) -> np.ndarray:
-    """At most ``max_samples`` of sorted ``indices``, evenly spaced, still sorted."""
-    if max_samples is None or len(indices) <= max_samples:
-        return indices
-    pick = np.unique(np.linspace(0, len(indices) - 1, max_samples).round().astype(np.int64))
-    return indices[pick]
-
-
-def chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    """Consecutive pieces of ``size`` sorted indices (contiguous store reads)."""
-    ordered = np.sort(indices)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
-
-
-def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], where: Path | str) -> list[int]:
-    """State columns feeding the coarse channels after precipitation (e.g. ``u``, ``v``).
-
-    Raises
-    ------
-    InputDataError
-        If the store lacks one.
-    """
-    cols = []
-    for name in coarse_inputs[1:]:
-        if name not in state_names:
-            raise InputDataError(where, f"the model needs coarse input {name!r}, the store's state has "
-                                        f"{', '.join(state_names) or 'no columns'}")
-        cols.append(list(state_names).index(name))
-    return cols
-
-
-def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Sequence[int],
-            static: bool, device: torch.device) -> np.ndarray:
-    """Run a model (``(B,1,H,W)`` out) or an ensemble (``(M,B,1,H,W)``) on a store batch.
+# -- the samples scored ---------------------------------------------------------------------------
+def scored_samples(cfg: EvaluateConfig, store: TrainingStore) -> tuple[np.ndarray, np.ndarray | None]:
+    """The store indices scored: the split, inside ``--bbox``, at most ``--max-samples`` of them.
 
     Returns
     -------
-    numpy.ndarray
-        ``(B, 64, 64)`` or ``(M, B, 64, 64)`` float32, mm per 3 h.
+    idx : numpy.ndarray
+        ``(n,)`` sorted store indices, ``n >= 1``.
+    in_box : numpy.ndarray or None
+        ``(T,)`` bool: the tiles inside ``--bbox`` (None without one).
+
+    Raises
+    ------
+    UsageError
+        If the split is empty, or has no sample in the box.
     """
-    import torch
+    idx = store.indices(cfg.split)
+    in_box = None
+    if cfg.bbox is not None:
+        in_box = tiles_in_bbox(np.asarray(store.tile_origin[:]), store_grid(store), cfg.bbox)
+        box = ",".join(f"{v:g}" for v in cfg.bbox)
+        if not in_box.any():
+            raise UsageError(f"--bbox {box}: no tile of {cfg.data} has its centre in the box")
+        idx = idx[in_box[np.asarray(store.tile[idx], dtype=np.int64)]]
+        if not len(idx):
+            raise UsageError(f"--bbox {box}: the {cfg.split} split of {cfg.data} has no sample in the box "
+                             f"({int(in_box.sum())} tiles)")
+    idx = spaced_subset(idx, cfg.max_samples)
+    if not len(idx):
+        raise UsageError(f"{cfg.data}: the {cfg.split} split is empty")
+    return idx, in_box
 
-    from harpnet_cli.workflows.batches import to_tensors
 
-    coarse, terrain, _ = to_tensors(sample, columns)
-    with torch.inference_mode():
-        out = module(coarse.to(device), terrain.to(device) if static else None)
-    return out.float().cpu().numpy()[..., 0, :, :]
-
-
+# -- baselines and thresholds fitted on the store -------------------------------------------------
 def fit_ratio(store: TrainingStore, batch_size: int, reporter: Reporter, tiles: np.ndarray | None = None) -> Any:
     """The ratio baseline fitted by streaming over the store's TRAIN split.
 
@@ -317,77 +297,7 @@ def relative_threshold(store: TrainingStore, idx: np.ndarray, batch_size: int, w
     return wq.value()
 
 
-# -- ensemble scores ------------------------------------------------------------------------------
-class EnsembleAccumulator:
-    """Streaming probabilistic scores of an ensemble: CRPS, spread/skill, rank histogram, Brier.
-
-    Parameters
-    ----------
-    n_members : int
-    thresholds : sequence of float
-        Brier-score event thresholds, mm per 3 h.
-    """
-
-    def __init__(self, n_members: int, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
-        self.m = int(n_members)
-        self.thresholds = tuple(float(t) for t in sorted(thresholds))
-        self.n = 0
-        self.crps_sum = self.crps_fair_sum = self.var_sum = self.sq_sum = 0.0
-        self.ranks = np.zeros(self.m + 1)
-        self.brier_sum = np.zeros(len(self.thresholds))
-        self.events = np.zeros(len(self.thresholds))
-
-    def add(self, members: np.ndarray, truth: np.ndarray) -> None:
-        """Accumulate ``members (M, n, H, W)`` against ``truth (n, H, W)``; NaN points are skipped."""
-        from harpnet_cli.core.metrics import rank_histogram
-
-        x = np.asarray(members, dtype=np.float64)
-        y = np.asarray(truth, dtype=np.float64)
-        ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
-        xv, yv = x[:, ok], y[ok]
-        if not yv.size:
-            return
-        self.n += yv.size
-        self.crps_sum += float(crps_ensemble(xv, yv).sum())
-        if self.m >= 2:
-            self.crps_fair_sum += float(crps_ensemble(xv, yv, fair=True).sum())
-            self.var_sum += float(xv.var(axis=0, ddof=1).sum())
-        self.sq_sum += float(((xv.mean(axis=0) - yv) ** 2).sum())
-        self.ranks += rank_histogram(xv, yv)
-        for i, thr in enumerate(self.thresholds):
-            p = (xv >= thr).mean(axis=0)
-            o = (yv >= thr).astype(np.float64)
-            self.brier_sum[i] += float(((p - o) ** 2).sum())
-            self.events[i] += float(o.sum())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Scores as plain JSON-ready data (undefined values None); see the module docstring."""
-        n = self.n
-
-        def val(x: float) -> float | None:
-            return None if not n or not math.isfinite(x) else x
-
-        spread = math.sqrt(self.var_sum / n) if n and self.m >= 2 else math.nan
-        rmse = math.sqrt(self.sq_sum / n) if n else math.nan
-        factor = math.sqrt((self.m + 1) / self.m)
-        return {
-            "n_members": self.m,
-            "n_values": n,
-            "crps": val(self.crps_sum / n if n else math.nan),
-            "crps_fair": val(self.crps_fair_sum / n if n and self.m >= 2 else math.nan),
-            "spread": val(spread),
-            "rmse_mean": val(rmse),
-            "spread_skill_ratio": val(factor * spread / rmse if rmse > 0 else math.nan),
-            "rank_histogram": [float(v) for v in (self.ranks / n if n else self.ranks)],
-            "brier": [
-                {"threshold_mm": t, "brier_score": val(self.brier_sum[i] / n if n else math.nan),
-                 "base_rate": val(self.events[i] / n if n else math.nan)}
-                for i, t in enumerate(self.thresholds)
-            ],
-        }
-
-
-# -- what is scored -------------------------------------------------------------------------------
+# -- the models scored ---------------------------------------------------------------------------
 @dataclass
 class Scored:
     """One model or ensemble to run: its rows and how to feed it."""
@@ -400,17 +310,6 @@ class Scored:
     """Row names of the members (ensembles only; the mean is ``name``)."""
 
 
-def _epoch_files(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of ``RUN_DIR/checkpoints/epoch_NNN.pt``, by epoch."""
-    found = []
-    for p in (run_dir / "checkpoints").glob("epoch_*.pt"):
-        try:
-            found.append((int(p.stem.split("_", 1)[1]), p))
-        except ValueError:
-            continue
-    return sorted(found)
-
-
 def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[Scored]:
     """Resolve MODEL: a run directory, an ensemble file or a checkpoint.
 
@@ -421,6 +320,7 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
     """
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
     from harpnet_cli.io.ensembles import is_ensemble
+    from harpnet_cli.io.runs import epoch_checkpoints
     from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
     def one(name: str, p: Path) -> Scored:
@@ -430,7 +330,7 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
                       bool(cfg.static_inputs))
 
     if path.is_dir():
-        files = _epoch_files(path)
+        files = epoch_checkpoints(path)
         if not files:
             raise InputDataError(path, "a folder without checkpoints/epoch_NNN.pt (not a training run)")
         return [one(f"epoch_{e:03d}", p) for e, p in files]
@@ -445,6 +345,79 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
                        bool(cfg.static_inputs), names)]
     reserved = (*BASELINES, EXTERNAL_RATIO)
     return [one(path.stem if path.stem not in reserved else f"model_{path.stem}", path)]
+
+
+# -- scoring -------------------------------------------------------------------------------------
+class Scoring:
+    """The accumulators of every row: its scores, its FSS at the relative threshold and, for an
+    ensemble, the probabilistic scores of its members.
+
+    Parameters
+    ----------
+    scored : list of Scored
+        The models (their member rows come before their own).
+    external : bool
+        Whether the ``ratio_prism`` row is scored.
+    threshold : float
+        Event threshold of ``fss_p90_w1`` (mm per 3 h; NaN when no truth value is wet).
+    """
+
+    def __init__(self, scored: list[Scored], external: bool, threshold: float) -> None:
+        self.model_rows = [n for s in scored for n in (*s.members, s.name)]
+        names = self.model_rows + list(BASELINES) + ([EXTERNAL_RATIO] if external else [])
+        self.scores = {n: ScoreAccumulator(n) for n in names}
+        self.relative = {n: FssAccumulator(threshold, RELATIVE_WINDOW) for n in names}
+        self.ensembles = {s.name: EnsembleAccumulator(len(s.members)) for s in scored if s.members}
+
+    def add(self, preds: dict[str, np.ndarray], sample: dict[str, np.ndarray]) -> None:
+        """Score one batch: ``preds`` row name → ``(B, 64, 64)`` against the batch's truth."""
+        coarse, truth, tiles = sample["coarse"][:, 0], sample["fine"][:, 0], sample["tile"]
+        for n, p in preds.items():
+            self.scores[n].add(p, truth, coarse=coarse, tile_ids=tiles)
+            self.relative[n].add(p, truth)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """Row name → ``harpnet-scores/1`` row with ``fss_p90_w1`` added."""
+        rows = {n: a.to_dict() for n, a in self.scores.items()}
+        for n, r in rows.items():
+            value = self.relative[n].value()
+            r["fss_p90_w1"] = value if math.isfinite(value) else None
+        return rows
+
+    def ensemble(self) -> dict[str, Any] | None:
+        """The probabilistic scores of the ensemble (None when no ensemble is scored)."""
+        return next(iter(self.ensembles.values())).to_dict() if self.ensembles else None
+
+
+def model_predictions(scored: list[Scored], sample: dict[str, np.ndarray], device: torch.device,
+                      scoring: Scoring) -> dict[str, np.ndarray]:
+    """Row name → ``(B, 64, 64)`` prediction of every model (and member) on one store batch.
+
+    An ensemble's members are scored for the probabilistic scores on the way; its row is their mean.
+    """
+    truth = sample["fine"][:, 0]
+    preds: dict[str, np.ndarray] = {}
+    for s in scored:
+        p = predict(s.module, sample, s.columns, s.static, device)
+        if s.members:
+            preds.update(zip(s.members, p, strict=True))
+            scoring.ensembles[s.name].add(p, truth)
+            p = p.mean(axis=0)
+        preds[s.name] = p
+    return preds
+
+
+def baseline_predictions(sample: dict[str, np.ndarray], clim: RatioClimatology,
+                         external: RatioClimatology | None) -> dict[str, np.ndarray]:
+    """Row name → ``(B, 64, 64)`` prediction of every baseline (:data:`BASELINES`, ``ratio_prism``)."""
+    from harpnet_cli.core.baselines import bicubic, bilinear
+
+    coarse, tiles = sample["coarse"][:, 0], sample["tile"]
+    preds = {"bilinear": bilinear(coarse), "bilinear_conservative": bilinear(coarse, mass_conserving=True),
+             "bicubic": bicubic(coarse), "ratio": clim.apply(tiles, coarse)}
+    if external is not None:
+        preds[EXTERNAL_RATIO] = external.apply(tiles, coarse)
+    return preds
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -479,50 +452,6 @@ class EvaluateResult:
                 "ensemble": self.ensemble}
 
 
-def _pick(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    """The first row whose keys equal ``match`` (floats compared to 1e-9)."""
-    for r in rows:
-        if all(abs(float(r[k]) - float(v)) < 1e-9 for k, v in match.items()):
-            return r
-    return None
-
-
-def summarise(row: dict[str, Any], refs: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """The table's numbers of one ``harpnet-scores/1`` row (see ``summary`` in the module docstring).
-
-    Parameters
-    ----------
-    row : dict
-        :meth:`ScoreAccumulator.to_dict` output.
-    refs : dict
-        ``bilinear`` and ``ratio`` rows, for the MSE gains.
-    """
-    cont = row["continuous"]
-    cat = _pick(row["categorical"], threshold_mm=TABLE_THRESHOLD) or {}
-    fss = _pick(row["fss"], threshold_mm=TABLE_THRESHOLD, window=TABLE_WINDOW) or {}
-    spec = row.get("spectrum")
-    high = None
-    if spec:
-        k = np.asarray(spec["wavenumber"], dtype=float)
-        r = np.asarray([np.nan if v is None else v for v in spec["ratio"]], dtype=float)
-        sel = (k >= 0.75 * k.max()) & np.isfinite(r)
-        high = float(r[sel].mean()) if sel.any() else None
-
-    def gain(ref: str) -> float | None:
-        mine, theirs = cont["rmse"], refs.get(ref, {}).get("continuous", {}).get("rmse")
-        if mine is None or not theirs:
-            return None
-        return 1.0 - (mine / theirs) ** 2
-
-    return {
-        "mae": cont["mae"], "rmse": cont["rmse"], "bias": cont["bias"], "pearson_r": cont["pearson_r"],
-        "csi_2p54": cat.get("csi"), "ets_2p54": cat.get("ets"), "fss_2p54_w9": fss.get("fss"),
-        "fss_p90_w1": row.get("fss_p90_w1"),
-        "spectral_ratio_high": high, "mass_error": (row.get("mass") or {}).get("abs_rel_error"),
-        "mse_gain_vs_bilinear": gain("bilinear"), "mse_gain_vs_ratio": gain("ratio"),
-    }
-
-
 def _keep_cases(cases: list[dict[str, Any]], sample: dict[str, np.ndarray], preds: dict[str, np.ndarray]) -> None:
     """Keep the ``N_CASES`` wettest samples seen so far (by truth total)."""
     totals = np.nansum(sample["fine"][:, 0], axis=(1, 2))
@@ -553,8 +482,8 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
     UsageError
         If the split is empty, or has no sample in ``cfg.bbox``.
     """
-    from harpnet_cli.core.baselines import bicubic, bilinear
     from harpnet_cli.devices import select_device
+    from harpnet_cli.io.scores import write_csv, write_json
     from harpnet_cli.io.store import WET_THRESHOLD_MM, TrainingStore
 
     rep = reporter or NullReporter()
@@ -563,20 +492,7 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
         if out is not None and not out.parent.exists():
             raise UsageError(f"{out.parent} does not exist (folder of {out.name})")
     store = TrainingStore.open(cfg.data)
-    idx = store.indices(cfg.split)
-    in_box = None
-    if cfg.bbox is not None:
-        in_box = tiles_in_bbox(np.asarray(store.tile_origin[:]), store_grid(store), cfg.bbox)
-        box = ",".join(f"{v:g}" for v in cfg.bbox)
-        if not in_box.any():
-            raise UsageError(f"--bbox {box}: no tile of {cfg.data} has its centre in the box")
-        idx = idx[in_box[np.asarray(store.tile[idx], dtype=np.int64)]]
-        if not len(idx):
-            raise UsageError(f"--bbox {box}: the {cfg.split} split of {cfg.data} has no sample in the box "
-                             f"({int(in_box.sum())} tiles)")
-    idx = spaced_subset(idx, cfg.max_samples)
-    if not len(idx):
-        raise UsageError(f"{cfg.data}: the {cfg.split} split is empty")
+    idx, in_box = scored_samples(cfg, store)
     device = select_device(cfg.device)
     scored = load_models(cfg.model, store, device)
     external, coverage = (fit_external_ratio(cfg.climatology, store, rep) if cfg.climatology is not None
@@ -585,46 +501,22 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
     wet_mm = float(store.stats.get("wet_threshold_mm", WET_THRESHOLD_MM))
     threshold = relative_threshold(store, idx, cfg.batch_size, wet_mm, rep)
 
-    names = [n for s in scored for n in (*s.members, s.name)] + list(BASELINES)
-    if external is not None:
-        names.append(EXTERNAL_RATIO)
-    acc = {n: ScoreAccumulator(n) for n in names}
-    rel = {n: FssAccumulator(threshold, RELATIVE_WINDOW) for n in names}
-    ens = {s.name: EnsembleAccumulator(len(s.members)) for s in scored if s.members}
+    scoring = Scoring(scored, external is not None, threshold)
     cases: list[dict[str, Any]] = []
     with rep.progress(f"scoring {cfg.split}", len(idx)) as advance:
         for block in chunks(idx, cfg.batch_size):
             sample = store.read(block)
-            coarse, truth, tiles = sample["coarse"][:, 0], sample["fine"][:, 0], sample["tile"]
-            preds: dict[str, np.ndarray] = {}
-            for s in scored:
-                p = predict(s.module, sample, s.columns, s.static, device)
-                if s.members:
-                    preds.update(zip(s.members, p, strict=True))
-                    ens[s.name].add(p, truth)
-                    p = p.mean(axis=0)
-                preds[s.name] = p
-            preds["bilinear"] = bilinear(coarse)
-            preds["bilinear_conservative"] = bilinear(coarse, mass_conserving=True)
-            preds["bicubic"] = bicubic(coarse)
-            preds["ratio"] = clim.apply(tiles, coarse)
-            if external is not None:
-                preds[EXTERNAL_RATIO] = external.apply(tiles, coarse)
-            for n, p in preds.items():
-                acc[n].add(p, truth, coarse=coarse, tile_ids=tiles)
-                rel[n].add(p, truth)
+            preds = model_predictions(scored, sample, device, scoring)
+            preds.update(baseline_predictions(sample, clim, external))
+            scoring.add(preds, sample)
             _keep_cases(cases, sample, preds)
             advance(len(block))
 
-    rows = {n: a.to_dict() for n, a in acc.items()}
-    for n, r in rows.items():
-        value = rel[n].value()
-        r["fss_p90_w1"] = value if math.isfinite(value) else None
-    refs = {k: rows[k] for k in ("bilinear", "ratio")}
-    model_rows = [n for s in scored for n in (*s.members, s.name)]
-    ensemble = next(iter(ens.values())).to_dict() if ens else None
+    rows = scoring.rows()
+    refs = {k: rows[k] for k in GAIN_REFERENCES}
     result = EvaluateResult(cfg.split, len(idx), rows, {n: summarise(r, refs) for n, r in rows.items()},
-                            ensemble, model_rows, n_tiles=len(np.unique(np.asarray(store.tile[idx]))),
+                            scoring.ensemble(), scoring.model_rows,
+                            n_tiles=len(np.unique(np.asarray(store.tile[idx]))),
                             bbox=cfg.bbox, climatology=cfg.climatology, climatology_coverage=coverage,
                             wet_threshold_mm=wet_mm,
                             fss_p90_threshold_mm=threshold if math.isfinite(threshold) else None)
@@ -642,28 +534,6 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
 
 
 # -- outputs --------------------------------------------------------------------------------------
-def write_json(path: Path, doc: dict[str, Any]) -> None:
-    """Write strict JSON (no NaN) atomically."""
-    from harpnet_cli.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-
-
-def write_csv(path: Path, rows: dict[str, dict[str, Any]], origins: np.ndarray) -> None:
-    """Per-tile errors, long format: ``row,tile,y0,x0,n_values,mae,mse``."""
-    from harpnet_cli.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["row", "tile", "y0", "x0", "n_values", "mae", "mse"])
-        for name, row in rows.items():
-            pt = row["per_tile"]
-            for t, n, a, s in zip(pt["tile"], pt["n_values"], pt["mae"], pt["mse"], strict=True):
-                y0, x0 = (int(v) for v in origins[t])
-                w.writerow([name, t, y0, x0, n, "" if a is None else f"{a:.6g}", "" if s is None else f"{s:.6g}"])
-
-
 def _tile_mse(row: dict[str, Any], n_tiles: int) -> np.ndarray:
     """``(T,)`` per-tile MSE of a row (NaN for unseen tiles)."""
     out = np.full(n_tiles, np.nan)
@@ -691,7 +561,7 @@ def write_plots(folder: Path, result: EvaluateResult, origins: np.ndarray, cases
     out.append(plots.plot_spectra(folder / "spectra.png", {n: result.rows[n].get("spectrum") for n in shown}))
     points = {}
     for n in shown:
-        cat = _pick(result.rows[n]["categorical"], threshold_mm=TABLE_THRESHOLD) or {}
+        cat = pick(result.rows[n]["categorical"], threshold_mm=TABLE_THRESHOLD) or {}
         if cat.get("pod") is not None and cat.get("far") is not None:
             points[n] = (float(cat["pod"]), 1.0 - float(cat["far"]))
     out.append(plots.plot_performance_diagram(folder / "performance.png", points,

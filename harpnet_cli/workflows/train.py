@@ -11,36 +11,38 @@ Under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) the model is wra
 DistributedDataParallel (gloo on CPU, nccl on CUDA), each epoch's order is split across ranks
 like ``DistributedSampler``, BatchNorm buffers are broadcast from rank 0 after every epoch, and
 only rank 0 writes files or reports.
+
+The pieces live by job: the files of the run folder in :mod:`harpnet_cli.io.runs`, the process
+group in :mod:`harpnet_cli.workflows.distributed`, the optimisation step (with its micro-batches
+after a CUDA out-of-memory error) in :mod:`harpnet_cli.core.training`; this module wires them.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from harpnet_cli import __version__
 from harpnet_cli.config import TrainConfig
 from harpnet_cli.errors import HarpnetError, InputDataError, UsageError
+from harpnet_cli.workflows.distributed import DistEnv
 from harpnet_cli.workflows.reporting import NullReporter, Reporter, TrainingProgress, TrainingReporter
 
 if TYPE_CHECKING:
     import torch
 
     from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
+    from harpnet_cli.core.training import AdaptiveStep, LossFn
     from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.batches import MixedBatches, StoreBatches
 
-CHECKPOINT_DIR = "checkpoints"
-HISTORY = "history.jsonl"
-CONFIG = "config.toml"
 EXIT_INTERRUPTED = 130
 
 
@@ -67,35 +69,6 @@ class TrainResult:
     world_size: int
     is_main: bool = True
     """False on DDP ranks other than 0 (which should print nothing)."""
-
-
-@dataclass(frozen=True)
-class DistEnv:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 outside one)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DistEnv:
-        """Read ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE``."""
-        e = os.environ if env is None else env
-        if "RANK" not in e or "WORLD_SIZE" not in e:
-            return cls()
-        world = int(e["WORLD_SIZE"])
-        return cls(int(e["RANK"]), world, int(e.get("LOCAL_RANK", "0")), int(e.get("LOCAL_WORLD_SIZE", str(world))))
-
-    @property
-    def distributed(self) -> bool:
-        """More than one process."""
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        """Rank 0: the process that writes and reports."""
-        return self.rank == 0
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -138,7 +111,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         coarse_inputs=["precip", *names],
         log1p_inputs=["precip"],
         static_inputs=["terrain"],
-        derived_inputs=cfg.derived_inputs,
+        derived_inputs=cast("list[Any]", cfg.derived_inputs),  # names checked by TrainConfig (registry.DERIVED_INPUTS)
         coarse_mean=[float(stats["coarse_log1p_mean"]), *(float(stats["state_mean"][c]) for c in columns)],
         coarse_std=[std(stats["coarse_log1p_std"]), *(std(stats["state_std"][c]) for c in columns)],
         static_mean=[float(stats["terrain_mean"])],
@@ -147,90 +120,52 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
     )
 
 
-def _toml_value(v: Any) -> str:
-    """One TOML value (strings, numbers, booleans and lists of them)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v) if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v if x is not None) + "]"
-    if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items() if x is not None) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+# -- the stores and the model --------------------------------------------------------------------
+@dataclass
+class _Data:
+    """The stores of a run: what the epochs read."""
+
+    store: TrainingStore
+    columns: list[int]
+    """State columns of the extra coarse inputs in ``store``."""
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    vectors: list[tuple[int, int]]
+    """Coarse channels of the vector extra inputs, (east, north) pairs (turned with the tile by ``--augment``)."""
+    mix: tuple[Path, np.ndarray, list[int]] | None
+    """``--mix``: the second store's path, TRAIN indices and state columns."""
 
 
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Serialise a dict of plain values and one level of tables to TOML (None values are left out).
+def _open_data(cfg: TrainConfig) -> _Data:
+    """Open the store (and ``--mix``) and find the TRAIN and TEST samples."""
+    from harpnet_cli.splits import TEST
+    from harpnet_cli.workflows.batches import vector_channels
 
-    Parameters
-    ----------
-    data : mapping
-        Top-level keys with plain values; mapping values become ``[tables]``.
+    store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
+    vectors = vector_channels(cfg.extra_inputs)
+    return _Data(store, columns, train_idx, store.indices(TEST), vectors, _open_mix(cfg, store))
 
-    Returns
-    -------
-    str
+
+def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, Downscaler | None]:
+    """The model config, and with ``--init`` the model whose weights the run starts from.
+
+    Raises
+    ------
+    UsageError
+        If the ``--init`` checkpoint takes other coarse inputs than this run.
     """
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None and not isinstance(v, Mapping)]
-    for name, table in data.items():
-        if isinstance(table, Mapping):
-            lines += ["", f"[{name}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
-    return "\n".join(lines) + "\n"
+    from harpnet_cli.workflows.models import load_model
+
+    model_cfg = model_config_for(cfg, data.store, data.columns)
+    if cfg.init is None:
+        return model_cfg, None
+    init_model, _ = load_model(cfg.init, "cpu")
+    if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
+        raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
+                         f"this run {model_cfg.coarse_inputs}")
+    return init_model.config.model_copy(update={"grid": model_cfg.grid}), init_model
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    from harpnet_cli.io.atomic import atomic_path
-
-    with atomic_path(path, overwrite=True) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-
-# -- checkpoints and history ---------------------------------------------------------------------
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    """``RUN_DIR/checkpoints/epoch_NNN.pt``."""
-    return run_dir / CHECKPOINT_DIR / f"epoch_{epoch:03d}.pt"
-
-
-def last_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
-    """The highest-numbered ``epoch_NNN.pt`` in the run (all are complete: writes are atomic)."""
-    found = []
-    for p in (run_dir / CHECKPOINT_DIR).glob("epoch_*.pt"):
-        try:
-            found.append((int(p.stem.split("_", 1)[1]), p))
-        except ValueError:
-            continue
-    return max(found) if found else None
-
-
-def _read_history(path: Path, upto: int) -> list[dict[str, Any]]:
-    """History records with ``epoch <= upto`` (unreadable lines are dropped)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int) and rec["epoch"] <= upto:
-            out.append(rec)
-    return out
-
-
-def _append_line(path: Path, record: Mapping[str, Any]) -> None:
-    """Append one JSON line and flush it to disk."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-# -- the run -------------------------------------------------------------------------------------
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     """torch seed of one epoch on one rank (dropout masks)."""
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63 - 1)
@@ -241,50 +176,374 @@ def _augment_seed(cfg: TrainConfig, epoch: int, rank: int, part: int) -> list[in
     return [cfg.seed, epoch, rank, part] if cfg.augment else None
 
 
-def _setup_process_group(dist_env: DistEnv, device: torch.device) -> None:
-    """Join the torchrun job: nccl on CUDA, gloo otherwise."""
-    import torch.distributed as dist
+def _prepare_run_dir(cfg: TrainConfig) -> tuple[int, Path] | None:
+    """Check ``run_dir`` against ``--resume``; return the checkpoint to resume from, if any."""
+    from harpnet_cli.io.runs import last_checkpoint
 
-    if dist_env.distributed and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    run_dir = cfg.run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir} exists and is not a directory")
+    last = last_checkpoint(run_dir)
+    if last is not None and not cfg.resume:
+        raise UsageError(f"{run_dir} already has checkpoints; pass --resume to continue it or choose another -o")
+    return last if cfg.resume else None
 
 
-def _all_sum(values: list[float], dist_env: DistEnv) -> list[float]:
-    """Sum a few floats over the ranks (identity in a single process)."""
-    if not dist_env.distributed:
-        return values
+def _start_run_dir(cfg: TrainConfig, model: Downscaler, device: torch.device, threads: int, dist_env: DistEnv,
+                   amp: bool, resumed: bool, first_epoch: int, meta: dict[str, Any]) -> None:
+    """Create the run folder, write ``config.toml`` and keep the history of the saved epochs only."""
+    from harpnet_cli.io.runs import clear_history, truncate_history, write_config
+
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(cfg.run_dir, _run_config(cfg, model, device, threads, dist_env, amp))
+    if resumed:
+        truncate_history(cfg.run_dir, first_epoch - 1, meta.get("record"))
+    else:
+        clear_history(cfg.run_dir)
+
+
+def _run_config(cfg: TrainConfig, model: Downscaler, device: torch.device, threads: int, dist_env: DistEnv,
+                amp: bool) -> dict[str, Any]:
+    """What ``config.toml`` holds: the options (reusable with ``--config``), what was resolved, the model."""
     import torch
-    import torch.distributed as dist
 
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return [float(v) for v in t.tolist()]
-
-
-def _sync_buffers(model: torch.nn.Module, dist_env: DistEnv) -> None:
-    """Broadcast BatchNorm running statistics from rank 0 so every rank holds the same state."""
-    if not dist_env.distributed:
-        return
-    import torch.distributed as dist
-
-    for buf in model.buffers():
-        dist.broadcast(buf.data, 0)
+    options = cfg.model_dump(mode="json")
+    resolved = {"device": str(device), "threads": threads, "world_size": dist_env.world_size, "amp": amp,
+                "parameters": model.param_count(), "harpnet_version": __version__, "torch_version": torch.__version__}
+    model_dump = model.current_config().model_dump(mode="json")
+    grid = model_dump.pop("grid", None)
+    return {**options, "resolved": resolved, "model": model_dump, "grid": grid}
 
 
-def _rank_digests(model: torch.nn.Module, dist_env: DistEnv) -> list[str]:
-    """The state-dict SHA-256 of every rank (rank order)."""
-    from harpnet_cli.core.training import state_dict_digest
+# -- the run -------------------------------------------------------------------------------------
+def run_train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
+    """Train a downscaler on a store; see the module docstring.
 
-    digest = state_dict_digest(model)
-    if not dist_env.distributed:
-        return [digest]
-    import torch.distributed as dist
+    Parameters
+    ----------
+    cfg : TrainConfig
+    reporter : Reporter, optional
+        Progress and messages (rank 0 only); :class:`~harpnet_cli.workflows.reporting.NullReporter`
+        by default. A :class:`~harpnet_cli.workflows.reporting.TrainingReporter` gets epoch and
+        batch bars with loss and speed.
 
-    out: list[Any] = [None] * dist_env.world_size
-    dist.all_gather_object(out, digest)
-    return [str(d) for d in out]
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (exit code 130); completed epochs are saved and the message says how to resume.
+    UsageError, InputDataError
+        For impossible options or an unusable store.
+    """
+    from harpnet_cli.workflows.distributed import close_process_group
+
+    dist_env = DistEnv.from_env()
+    rep = reporter if reporter is not None and dist_env.main else NullReporter()
+    try:
+        return _run(cfg, rep, dist_env)
+    finally:
+        close_process_group(dist_env)
 
 
+def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:
+    """The body of :func:`run_train` (after the process-group bookkeeping): set up, then train epoch by epoch."""
+    import torch
+
+    from harpnet_cli.core.training import AdaptiveStep, get_loss
+    from harpnet_cli.workflows.distributed import barrier, select_device, setup_process_group, wrap_model
+
+    t_start = time.perf_counter()
+    data = _open_data(cfg)
+    model_cfg, init_model = _initial_model_config(cfg, data)
+    resume_from = _prepare_run_dir(cfg)
+
+    device, threads = select_device(cfg.device, cfg.threads, dist_env)
+    setup_process_group(dist_env, device)
+    amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+    loss_fn = get_loss(cfg.loss)
+    model, optimizer, first_epoch, meta = _build(cfg, model_cfg, init_model, resume_from, device)
+    net = wrap_model(model, dist_env, device)
+    if cfg.compile:
+        net = torch.compile(net)
+    if dist_env.main:
+        _start_run_dir(cfg, model, device, threads, dist_env, amp, resume_from is not None, first_epoch, meta)
+    what = f"resuming at epoch {first_epoch}" if resume_from is not None else "starting"
+    rep.info(f"{what}: {model.param_count():,} parameters, {len(data.train_idx)} train / {len(data.test_idx)} test "
+             f"samples, {device} ({threads} threads), {dist_env.world_size} process(es), loss {cfg.loss}")
+
+    def halved(micro: int, batch: int) -> None:
+        rep.warning(f"CUDA out of memory: batch size halved to {micro} (gradients accumulated to {batch}); "
+                    "retrying the batch")
+
+    epochs = _Epochs(cfg, dist_env, data, model, net, optimizer, loss_fn, AdaptiveStep(halved), device,
+                     channels_last=device.type == "cuda", amp_dtype=torch.bfloat16 if amp else None)
+    result = TrainResult(cfg.run_dir, first_epoch, first_epoch - 1, None, None, None, 0.0, 0.0, model.param_count(),
+                         str(device), dist_env.world_size, dist_env.main)
+    if first_epoch > cfg.epochs:
+        rep.warning(f"nothing to do: {cfg.run_dir} already has {first_epoch - 1} of {cfg.epochs} epochs")
+    saved = first_epoch - 1
+    epoch = first_epoch
+    try:
+        with _training_progress(rep, first_epoch, cfg.epochs) as bars:
+            for epoch in range(first_epoch, cfg.epochs + 1):
+                epochs.run(epoch, bars, rep, result)
+                saved = epoch
+    except KeyboardInterrupt:
+        done = f"epochs up to {saved} are saved" if saved >= 1 else "no epoch was completed"
+        raise TrainingInterrupted(
+            f"interrupted in epoch {epoch}; {done}; resume with: harpnet train {cfg.store} -o {cfg.run_dir} --resume"
+        ) from None
+    barrier(dist_env)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _build(cfg: TrainConfig, model_cfg: ModelConfig, init_model: Downscaler | None,
+           resume_from: tuple[int, Path] | None, device: torch.device,
+           ) -> tuple[Downscaler, torch.optim.Optimizer, int, dict[str, Any]]:
+    """The model on ``device`` and its Adam optimizer: fresh, from ``--init`` or from the checkpoint resumed.
+
+    Seeds everything from ``cfg.seed`` first; a resumed run restores the optimizer and RNG state.
+
+    Returns
+    -------
+    model : Downscaler
+        In ``train()`` mode, channels-last on CUDA.
+    optimizer : torch.optim.Optimizer
+    first_epoch : int
+        1, or the epoch after the checkpoint resumed.
+    meta : dict
+        The resumed checkpoint's metadata (empty otherwise).
+
+    Raises
+    ------
+    UsageError
+        If the checkpoint resumed was trained with another model or store.
+    """
+    import torch
+
+    from harpnet_cli.core.model.wrapper import Downscaler
+    from harpnet_cli.core.training import seed_everything, set_rng_state
+    from harpnet_cli.workflows.models import load_model
+
+    seed_everything(cfg.seed)
+    first_epoch = 1
+    meta: dict[str, Any] = {}
+    if resume_from is not None:
+        model, meta = load_model(resume_from[1], "cpu")
+        want = model_cfg.model_dump(exclude={"grid"})
+        if model.config.model_dump(exclude={"grid"}) != want:
+            raise UsageError(f"{resume_from[1]} was trained with another model or store; use a new -o")
+        model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        first_epoch = int(meta.get("epoch", resume_from[0])) + 1
+    elif init_model is not None:
+        model = Downscaler(model_cfg)
+        model.load_state_dict(init_model.state_dict())
+    else:
+        model = Downscaler(model_cfg)
+    model.to(device).train()
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if resume_from is not None:
+        if "optimizer" in meta:
+            optimizer.load_state_dict(meta["optimizer"])
+        if isinstance(meta.get("rng"), dict):
+            set_rng_state(meta["rng"])
+    return model, optimizer, first_epoch, meta
+
+
+@dataclass
+class _Epochs:
+    """Everything an epoch uses, and the epoch itself: train, test, checkpoint, history, report."""
+
+    cfg: TrainConfig
+    dist_env: DistEnv
+    data: _Data
+    model: Downscaler
+    net: Any
+    """``model``, possibly in DistributedDataParallel and ``torch.compile``."""
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFn
+    step: AdaptiveStep
+    device: torch.device
+    channels_last: bool
+    amp_dtype: torch.dtype | None
+
+    def run(self, epoch: int, bars: TrainingProgress, rep: Reporter, result: TrainResult) -> None:
+        """Train and test one epoch; on rank 0 save its checkpoint and history line; report; update ``result``."""
+        from harpnet_cli.core.training import rng_state
+        from harpnet_cli.io.checkpoints import save_checkpoint
+        from harpnet_cli.io.runs import append_history, checkpoint_path
+        from harpnet_cli.workflows.distributed import rank_digests
+
+        cfg, dist_env = self.cfg, self.dist_env
+        t0 = time.perf_counter()
+        train_loss, train_samples, train_time = self.train(epoch, bars, t0)
+        test_loss = self.test()
+        digests = rank_digests(self.model, dist_env)
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "test_loss": test_loss,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "samples_per_s": train_samples / max(train_time, 1e-9),
+            "seconds": 0.0,
+            "train_samples": int(train_samples),
+            "batch_size": cfg.batch_size,
+            "micro_batch": self.step.micro_batch,
+            "world_size": dist_env.world_size,
+            "weights_sha256": digests[0],
+            "ranks_in_sync": len(set(digests)) == 1,
+        }
+        if not record["ranks_in_sync"]:
+            rep.warning(f"epoch {epoch}: the DDP ranks hold different weights")
+        if dist_env.main:
+            ckpt = checkpoint_path(cfg.run_dir, epoch)
+            record["seconds"] = time.perf_counter() - t0
+            save_checkpoint(ckpt, self.model, self.optimizer, epoch=epoch, train_loss=train_loss,
+                            test_loss=test_loss, rng=rng_state(), record=record, seed=cfg.seed, loss=cfg.loss,
+                            store=str(cfg.store), train_samples=len(self.data.train_idx),
+                            mix=None if self.data.mix is None else str(self.data.mix[0]))
+            append_history(cfg.run_dir, record)
+            result.checkpoint = ckpt
+        test_txt = "n/a" if test_loss is None else f"{test_loss:.4g}"
+        _log_epoch(rep, f"epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4g}, test loss {test_txt}, "
+                        f"{record['samples_per_s']:.1f} samples/s, {time.perf_counter() - t0:.1f} s")
+        result.last_epoch, result.train_loss, result.test_loss = epoch, train_loss, test_loss
+        result.samples_per_s = float(record["samples_per_s"])
+
+    def batches(self, epoch: int) -> StoreBatches | MixedBatches:
+        """This rank's training batches of ``epoch`` (with ``--mix``, both stores' batches interleaved)."""
+        from harpnet_cli.core.training import epoch_order, rank_share
+        from harpnet_cli.io.store import SAMPLE_CHUNK
+        from harpnet_cli.workflows.batches import MixedBatches, StoreBatches
+
+        cfg, rank, world, data = self.cfg, self.dist_env.rank, self.dist_env.world_size, self.data
+        order = epoch_order(data.train_idx, seed=cfg.seed, epoch=epoch, chunk=SAMPLE_CHUNK,
+                            buffer_chunks=cfg.shuffle_chunks)
+        mine = rank_share(order, rank, world)
+        own = StoreBatches(cfg.store, mine, cfg.batch_size, data.columns, cfg.max_batches,
+                           _augment_seed(cfg, epoch, rank, 0), data.vectors)
+        if data.mix is None:
+            return own
+        mix_path, mix_idx, mix_columns = data.mix
+        n_mix = max(1, round(cfg.mix_ratio * len(order)))
+        mix_order = np.resize(epoch_order(mix_idx, seed=cfg.seed + 1, epoch=epoch, chunk=SAMPLE_CHUNK,
+                                          buffer_chunks=cfg.shuffle_chunks), n_mix)
+        mix_mine = rank_share(mix_order, rank, world)
+        mixed = StoreBatches(mix_path, mix_mine, cfg.batch_size, mix_columns, cfg.max_batches,
+                             _augment_seed(cfg, epoch, rank, 1), data.vectors)
+        return MixedBatches([own, mixed], seed=cfg.seed * 1000 + epoch)
+
+    def train(self, epoch: int, bars: TrainingProgress, t0: float) -> tuple[float, float, float]:
+        """One pass over this rank's batches of ``epoch``, one optimiser step each (the epoch began at ``t0``).
+
+        Returns
+        -------
+        (float, float, float)
+            The mean training loss and the number of samples, both over all ranks, and this rank's
+            seconds since ``t0``.
+        """
+        import torch
+
+        from harpnet_cli.core.training import epoch_lr
+        from harpnet_cli.workflows.batches import iterate_batches
+        from harpnet_cli.workflows.distributed import all_sum, sync_buffers
+
+        cfg, dist_env = self.cfg, self.dist_env
+        for group in self.optimizer.param_groups:
+            group["lr"] = epoch_lr(cfg.lr, epoch, cfg.epochs, cfg.lr_schedule)
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist_env.rank))
+        data = self.batches(epoch)
+        bars.start_epoch(epoch, len(data))
+        self.net.train()
+        loss_sum, seen = 0.0, 0
+        for coarse, static, target in iterate_batches(data, cfg.workers, seed=cfg.seed + epoch):
+            coarse, static, target = (self.to_device(x) for x in (coarse, static, target))
+            try:
+                loss = self.step(self.net, self.optimizer, self.loss_fn, coarse, static, target,
+                                 autocast_dtype=self.amp_dtype)
+            except torch.cuda.OutOfMemoryError:
+                raise HarpnetError("CUDA out of memory even with a batch of 1; use a smaller --preset") from None
+            loss_sum += loss * coarse.shape[0]
+            seen += coarse.shape[0]
+            speed = seen * dist_env.world_size / max(time.perf_counter() - t0, 1e-9)
+            bars.advance(1, loss_sum / seen, speed)
+        train_time = time.perf_counter() - t0
+        sync_buffers(self.model, dist_env)
+        tot_loss, tot_seen = all_sum([loss_sum, float(seen)], dist_env)
+        return tot_loss / max(tot_seen, 1.0), tot_seen, train_time
+
+    def test(self) -> float | None:
+        """The mean loss over the TEST split (shared among the ranks); None when it is empty."""
+        from harpnet_cli.core.training import evaluate
+        from harpnet_cli.workflows.batches import StoreBatches, iterate_batches
+        from harpnet_cli.workflows.distributed import all_sum
+
+        cfg, dist_env = self.cfg, self.dist_env
+        test_rows = self.data.test_idx[dist_env.rank :: dist_env.world_size]
+        test_data = StoreBatches(cfg.store, test_rows, cfg.batch_size, self.data.columns)
+        batches = (tuple(self.to_device(x) for x in b) for b in iterate_batches(test_data, cfg.workers))
+        t_sum, t_n = evaluate(self.model, self.loss_fn, batches, autocast_dtype=self.amp_dtype)  # type: ignore[arg-type]
+        t_sum, t_count = all_sum([t_sum, float(t_n)], dist_env)
+        return t_sum / t_count if t_count else None
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """Move a batch tensor to the device (channels-last 4-D tensors on CUDA)."""
+        import torch
+
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+# -- stores --------------------------------------------------------------------------------------
+def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore, list[int], np.ndarray]:
+    """A finished training store, the state columns of ``extra_inputs`` and its TRAIN indices.
+
+    Raises
+    ------
+    InputDataError
+        If the store is incomplete, lacks the extra inputs' state, or has no training samples.
+    """
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.splits import TRAIN
+    from harpnet_cli.workflows.batches import state_columns
+
+    store = TrainingStore.open(path)
+    if not store.is_complete:
+        raise InputDataError(path, "store is not complete; finish it with harpnet prepare")
+    columns = state_columns(store.state_names, extra_inputs, path)
+    train_idx = store.indices(TRAIN)
+    if len(train_idx) == 0:
+        raise InputDataError(path, "store has no training samples")
+    return store, columns, train_idx
+
+
+def _open_mix(cfg: TrainConfig, store: TrainingStore) -> tuple[Path, np.ndarray, list[int]] | None:
+    """``--mix``: the second store's path, TRAIN indices and extra-input state columns (the same
+    states as the main store's, possibly in other columns).
+
+    Raises
+    ------
+    InputDataError
+        As :func:`_open_store`, or if its tiles differ in shape from the main store's.
+    """
+    if cfg.mix is None:
+        return None
+    other, columns, idx = _open_store(cfg.mix, cfg.extra_inputs)
+    shapes = [(s.coarse.shape[1:], s.fine.shape[1:], s.terrain.shape[1:]) for s in (store, other)]
+    if shapes[0] != shapes[1]:
+        raise InputDataError(cfg.mix, f"tiles of shape {shapes[1]} cannot be mixed with {cfg.store}'s {shapes[0]}")
+    return Path(cfg.mix), idx, columns
+
+
+# -- progress ------------------------------------------------------------------------------------
 class _PlainProgress:
     """:class:`TrainingProgress` on a plain :class:`Reporter`: one ``progress`` bar per epoch."""
 
@@ -332,350 +591,4 @@ def _log_epoch(reporter: Reporter, line: str) -> None:
     else:
         reporter.info(line)
 
-
-def _prepare_run_dir(cfg: TrainConfig) -> tuple[int, Path] | None:
-    """Check ``run_dir`` against ``--resume``; return the checkpoint to resume from, if any."""
-    run_dir = cfg.run_dir
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"{run_dir} exists and is not a directory")
-    last = last_checkpoint(run_dir)
-    if last is not None and not cfg.resume:
-        raise UsageError(f"{run_dir} already has checkpoints; pass --resume to continue it or choose another -o")
-    return last if cfg.resume else None
-
-
-def run_train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
-    """Train a downscaler on a store; see the module docstring.
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-    reporter : Reporter, optional
-        Progress and messages (rank 0 only); :class:`~harpnet_cli.workflows.reporting.NullReporter`
-        by default. A :class:`~harpnet_cli.workflows.reporting.TrainingReporter` gets epoch and
-        batch bars with loss and speed.
-
-    Returns
-    -------
-    TrainResult
-
-    Raises
-    ------
-    TrainingInterrupted
-        On Ctrl-C (exit code 130); completed epochs are saved and the message says how to resume.
-    UsageError, InputDataError
-        For impossible options or an unusable store.
-    """
-    dist_env = DistEnv.from_env()
-    rep = reporter if reporter is not None and dist_env.main else NullReporter()
-    try:
-        return _run(cfg, rep, dist_env)
-    finally:
-        if dist_env.distributed:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
-def _select(cfg: TrainConfig, dist_env: DistEnv) -> tuple[torch.device, int]:
-    """Device (the local rank's GPU under DDP) and CPU threads."""
-    import torch
-
-    from harpnet_cli.devices import configure_cpu_threads, select_device, usable_cpu_count
-
-    device = select_device(cfg.device)
-    if device.type == "cuda" and dist_env.distributed:
-        device = torch.device("cuda", dist_env.local_rank)
-        torch.cuda.set_device(device)
-    threads = cfg.threads or max(1, usable_cpu_count() // max(1, dist_env.local_world_size))
-    return device, configure_cpu_threads(threads)
-
-
-def _run(cfg: TrainConfig, rep: Reporter, dist_env: DistEnv) -> TrainResult:  # noqa: C901
-    """The body of :func:`run_train` (after the process-group bookkeeping)."""
-    import torch
-
-    from harpnet_cli.core.model.wrapper import Downscaler
-    from harpnet_cli.core.training import (
-        epoch_lr,
-        epoch_order,
-        evaluate,
-        get_loss,
-        rank_share,
-        rng_state,
-        seed_everything,
-        set_rng_state,
-    )
-    from harpnet_cli.io.checkpoints import save_checkpoint
-    from harpnet_cli.io.store import SAMPLE_CHUNK
-    from harpnet_cli.splits import TEST
-    from harpnet_cli.workflows.batches import MixedBatches, StoreBatches, iterate_batches, vector_channels
-    from harpnet_cli.workflows.models import load_model
-
-    t_start = time.perf_counter()
-    store, columns, train_idx = _open_store(cfg.store, cfg.extra_inputs)
-    vectors = vector_channels(cfg.extra_inputs)
-    test_idx = store.indices(TEST)
-    mix = _open_mix(cfg, store)
-    model_cfg = model_config_for(cfg, store, columns)
-    init_model = None
-    if cfg.init is not None:
-        init_model, _ = load_model(cfg.init, "cpu")
-        if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
-            raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
-                             f"this run {model_cfg.coarse_inputs}")
-        model_cfg = init_model.config.model_copy(update={"grid": model_cfg.grid})
-    resume_from = _prepare_run_dir(cfg)
-
-    device, threads = _select(cfg, dist_env)
-    _setup_process_group(dist_env, device)
-    amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp else None
-    channels_last = device.type == "cuda"
-    loss_fn = get_loss(cfg.loss)
-
-    seed_everything(cfg.seed)
-    first_epoch = 1
-    meta: dict[str, Any] = {}
-    if resume_from is not None:
-        model, meta = load_model(resume_from[1], "cpu")
-        want = model_cfg.model_dump(exclude={"grid"})
-        if model.config.model_dump(exclude={"grid"}) != want:
-            raise UsageError(f"{resume_from[1]} was trained with another model or store; use a new -o")
-        model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-        first_epoch = int(meta.get("epoch", resume_from[0])) + 1
-    elif init_model is not None:
-        model = Downscaler(model_cfg)
-        model.load_state_dict(init_model.state_dict())
-    else:
-        model = Downscaler(model_cfg)
-    model.to(device).train()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    if resume_from is not None:
-        if "optimizer" in meta:
-            optimizer.load_state_dict(meta["optimizer"])
-        if isinstance(meta.get("rng"), dict):
-            set_rng_state(meta["rng"])
-
-    net: Any = model
-    if dist_env.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
-
-    run_dir = cfg.run_dir
-    history_path = run_dir / HISTORY
-    if dist_env.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(cfg, model, device, threads, dist_env, amp)
-        if resume_from is not None:  # keep the history of the saved epochs only, completing the last
-            records = _read_history(history_path, first_epoch - 1)
-            if isinstance(meta.get("record"), dict) and all(r["epoch"] != first_epoch - 1 for r in records):
-                records.append(meta["record"])
-            _write_text_atomic(history_path, "".join(json.dumps(r) + "\n" for r in records))
-        elif history_path.exists():
-            history_path.unlink()
-    what = f"resuming at epoch {first_epoch}" if resume_from is not None else "starting"
-    rep.info(f"{what}: {model.param_count():,} parameters, {len(train_idx)} train / {len(test_idx)} test samples, "
-             f"{device} ({threads} threads), {dist_env.world_size} process(es), loss {cfg.loss}")
-
-    result = TrainResult(run_dir, first_epoch, first_epoch - 1, None, None, None, 0.0, 0.0, model.param_count(),
-                         str(device), dist_env.world_size, dist_env.main)
-    if first_epoch > cfg.epochs:
-        rep.warning(f"nothing to do: {run_dir} already has {first_epoch - 1} of {cfg.epochs} epochs")
-    micro: list[int | None] = [None]
-    saved = first_epoch - 1
-    epoch = first_epoch
-    try:
-        with _training_progress(rep, first_epoch, cfg.epochs) as bars:
-            for epoch in range(first_epoch, cfg.epochs + 1):
-                t0 = time.perf_counter()
-                for group in optimizer.param_groups:
-                    group["lr"] = epoch_lr(cfg.lr, epoch, cfg.epochs, cfg.lr_schedule)
-                torch.manual_seed(_epoch_seed(cfg.seed, epoch, dist_env.rank))
-                order = epoch_order(train_idx, seed=cfg.seed, epoch=epoch, chunk=SAMPLE_CHUNK,
-                                    buffer_chunks=cfg.shuffle_chunks)
-                mine = rank_share(order, dist_env.rank, dist_env.world_size)
-                own = StoreBatches(cfg.store, mine, cfg.batch_size, columns, cfg.max_batches,
-                                   _augment_seed(cfg, epoch, dist_env.rank, 0), vectors)
-                data: StoreBatches | MixedBatches = own
-                if mix is not None:
-                    n_mix = max(1, round(cfg.mix_ratio * len(order)))
-                    mix_order = np.resize(epoch_order(mix[1], seed=cfg.seed + 1, epoch=epoch, chunk=SAMPLE_CHUNK,
-                                                      buffer_chunks=cfg.shuffle_chunks), n_mix)
-                    mix_mine = rank_share(mix_order, dist_env.rank, dist_env.world_size)
-                    mixed = StoreBatches(mix[0], mix_mine, cfg.batch_size, mix[2], cfg.max_batches,
-                                         _augment_seed(cfg, epoch, dist_env.rank, 1), vectors)
-                    data = MixedBatches([own, mixed], seed=cfg.seed * 1000 + epoch)
-                bars.start_epoch(epoch, len(data))
-                net.train()
-                loss_sum, seen = 0.0, 0
-                for coarse, static, target in iterate_batches(data, cfg.workers, seed=cfg.seed + epoch):
-                    coarse, static, target = (_to(x, device, channels_last) for x in (coarse, static, target))
-                    loss = _step(net, optimizer, loss_fn, coarse, static, target, micro, amp_dtype, rep)
-                    loss_sum += loss * coarse.shape[0]
-                    seen += coarse.shape[0]
-                    speed = seen * dist_env.world_size / max(time.perf_counter() - t0, 1e-9)
-                    bars.advance(1, loss_sum / seen, speed)
-                train_time = time.perf_counter() - t0
-                _sync_buffers(model, dist_env)
-                tot_loss, tot_seen = _all_sum([loss_sum, float(seen)], dist_env)
-                train_loss = tot_loss / max(tot_seen, 1.0)
-
-                test_rows = test_idx[dist_env.rank :: dist_env.world_size]
-                test_data = StoreBatches(cfg.store, test_rows, cfg.batch_size, columns)
-                batches = (tuple(_to(x, device, channels_last) for x in b)
-                           for b in iterate_batches(test_data, cfg.workers))
-                t_sum, t_n = evaluate(model, loss_fn, batches, autocast_dtype=amp_dtype)  # type: ignore[arg-type]
-                t_sum, t_count = _all_sum([t_sum, float(t_n)], dist_env)
-                test_loss = t_sum / t_count if t_count else None
-
-                digests = _rank_digests(model, dist_env)
-                record: dict[str, Any] = {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "test_loss": test_loss,
-                    "lr": float(optimizer.param_groups[0]["lr"]),
-                    "samples_per_s": tot_seen / max(train_time, 1e-9),
-                    "seconds": 0.0,
-                    "train_samples": int(tot_seen),
-                    "batch_size": cfg.batch_size,
-                    "micro_batch": micro[0],
-                    "world_size": dist_env.world_size,
-                    "weights_sha256": digests[0],
-                    "ranks_in_sync": len(set(digests)) == 1,
-                }
-                if not record["ranks_in_sync"]:
-                    rep.warning(f"epoch {epoch}: the DDP ranks hold different weights")
-                if dist_env.main:
-                    ckpt = checkpoint_path(run_dir, epoch)
-                    record["seconds"] = time.perf_counter() - t0
-                    save_checkpoint(ckpt, model, optimizer, epoch=epoch, train_loss=train_loss, test_loss=test_loss,
-                                    rng=rng_state(), record=record, seed=cfg.seed, loss=cfg.loss,
-                                    store=str(cfg.store), train_samples=len(train_idx),
-                                    mix=None if mix is None else str(mix[0]))
-                    _append_line(history_path, record)
-                    result.checkpoint = ckpt
-                saved = epoch
-                test_txt = "n/a" if test_loss is None else f"{test_loss:.4g}"
-                _log_epoch(rep, f"epoch {epoch}/{cfg.epochs}: train loss {train_loss:.4g}, test loss {test_txt}, "
-                                f"{record['samples_per_s']:.1f} samples/s, {time.perf_counter() - t0:.1f} s")
-                result.last_epoch, result.train_loss, result.test_loss = epoch, train_loss, test_loss
-                result.samples_per_s = float(record["samples_per_s"])
-    except KeyboardInterrupt:
-        done = f"epochs up to {saved} are saved" if saved >= 1 else "no epoch was completed"
-        raise TrainingInterrupted(
-            f"interrupted in epoch {epoch}; {done}; resume with: harpnet train {cfg.store} -o {run_dir} --resume"
-        ) from None
-    if dist_env.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
-    result.seconds = time.perf_counter() - t_start
-    return result
-
-
-def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore, list[int], np.ndarray]:
-    """A finished training store, the state columns of ``extra_inputs`` and its TRAIN indices.
-
-    Raises
-    ------
-    InputDataError
-        If the store is incomplete, lacks the extra inputs' state, or has no training samples.
-    """
-    from harpnet_cli.io.store import TrainingStore
-    from harpnet_cli.splits import TRAIN
-    from harpnet_cli.workflows.batches import state_columns
-
-    store = TrainingStore.open(path)
-    if not store.is_complete:
-        raise InputDataError(path, "store is not complete; finish it with harpnet prepare")
-    columns = state_columns(store.state_names, extra_inputs, path)
-    train_idx = store.indices(TRAIN)
-    if len(train_idx) == 0:
-        raise InputDataError(path, "store has no training samples")
-    return store, columns, train_idx
-
-
-def _open_mix(cfg: TrainConfig, store: TrainingStore) -> tuple[Path, np.ndarray, list[int]] | None:
-    """``--mix``: the second store's path, TRAIN indices and extra-input state columns (the same
-    states as the main store's, possibly in other columns).
-
-    Raises
-    ------
-    InputDataError
-        As :func:`_open_store`, or if its tiles differ in shape from the main store's.
-    """
-    if cfg.mix is None:
-        return None
-    other, columns, idx = _open_store(cfg.mix, cfg.extra_inputs)
-    shapes = [(s.coarse.shape[1:], s.fine.shape[1:], s.terrain.shape[1:]) for s in (store, other)]
-    if shapes[0] != shapes[1]:
-        raise InputDataError(cfg.mix, f"tiles of shape {shapes[1]} cannot be mixed with {cfg.store}'s {shapes[0]}")
-    return Path(cfg.mix), idx, columns
-
-
-def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Move a batch tensor to the device (channels-last 4-D tensors on CUDA)."""
-    import torch
-
-    x = x.to(device, non_blocking=True)
-    if channels_last and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-def _step(
-    net: Any,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    coarse: torch.Tensor,
-    static: torch.Tensor,
-    target: torch.Tensor,
-    micro: list[int | None],
-    amp_dtype: torch.dtype | None,
-    rep: Reporter,
-) -> float:
-    """:func:`~harpnet_cli.core.training.train_step`, halving the micro-batch on CUDA out-of-memory.
-
-    ``micro[0]`` holds the current micro-batch size (None: the whole batch) across calls.
-    """
-    import torch
-
-    from harpnet_cli.core.training import train_step
-
-    while True:
-        try:
-            return train_step(net, optimizer, loss_fn, coarse, static, target, micro_batch=micro[0],
-                              autocast_dtype=amp_dtype)
-        except torch.cuda.OutOfMemoryError:
-            current = micro[0] or coarse.shape[0]
-            if current <= 1:
-                raise HarpnetError("CUDA out of memory even with a batch of 1; use a smaller --preset") from None
-            micro[0] = current // 2
-            optimizer.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
-            rep.warning(f"CUDA out of memory: batch size halved to {micro[0]} (gradients accumulated to "
-                        f"{coarse.shape[0]}); retrying the batch")
-
-
-def _write_config(cfg: TrainConfig, model: Downscaler, device: torch.device, threads: int, dist_env: DistEnv,
-                  amp: bool) -> None:
-    """``RUN_DIR/config.toml``: the options (reusable with ``--config``), what was resolved, the model."""
-    import torch
-
-    options = cfg.model_dump(mode="json")
-    resolved = {"device": str(device), "threads": threads, "world_size": dist_env.world_size, "amp": amp,
-                "parameters": model.param_count(), "harpnet_version": __version__, "torch_version": torch.__version__}
-    model_dump = model.current_config().model_dump(mode="json")
-    grid = model_dump.pop("grid", None)
-    text = to_toml({**options, "resolved": resolved, "model": model_dump, "grid": grid})
-    _write_text_atomic(cfg.run_dir / CONFIG, text)
-
-
-__all__ = ["DistEnv", "TrainResult", "TrainingInterrupted", "run_train", "model_config_for", "to_toml"]
+__all__ = ["DistEnv", "TrainResult", "TrainingInterrupted", "run_train", "model_config_for"]

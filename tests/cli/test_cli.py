@@ -36,6 +36,18 @@ def test_every_command_has_help(name):
     assert command.callback.__doc__, f"{name} has no help text"
 
 
+def test_train_help_shows_the_config_defaults_and_registry_choices():
+    from harpnet_cli.config import TrainConfig
+    from harpnet_cli.registry import LOSSES, PRESETS, one_of
+
+    res = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"{one_of(PRESETS)}. [default: {TrainConfig.model_fields['preset'].default}]" in text
+    assert f"{one_of(LOSSES)}. [default: {TrainConfig.model_fields['loss'].default}]" in text
+    assert f"[default: {TrainConfig.model_fields['epochs'].default}]" in text and "[default: off]" in text
+
+
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys\n"

@@ -12,8 +12,6 @@ from harpnet_cli.io.store import TrainingStore
 from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
 runner = CliRunner()
-BOX = "36,42,-112,-104"
-TINY = 'channels = [8, 16]\nbridge = 16\ndevice = "cpu"\nthreads = 1\n'
 OTHER = 'channels = [4, 8]\nbridge = 8\ndevice = "cpu"\nthreads = 1\n'
 
 
@@ -22,24 +20,23 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def seeds(tmp_path_factory):
-    """A store, the same store without a test split, two seeds of one architecture and a third of another."""
+def seeds(tmp_path_factory, tiny_store, tiny_store_options, tiny_config):
+    """The same store as ``tiny_store`` without a test split, and on ``tiny_store`` two seeds of one
+    architecture and a third of another."""
     d = tmp_path_factory.mktemp("seeds")
-    for name, extra in (("s.zarr", ()), ("no_test.zarr", ("--test-fraction", 0))):
-        res = invoke("prepare", "synthetic", "-o", d / name, "--samples", 12, "--bbox", BOX, "--seed", 3, *extra)
-        assert res.exit_code == 0, res.output
-    (d / "tiny.toml").write_text(TINY)
+    res = invoke("prepare", *tiny_store_options, "-o", d / "no_test.zarr", "--test-fraction", 0)
+    assert res.exit_code == 0, res.output
     (d / "other.toml").write_text(OTHER)
-    for run, seed, epochs, config in (("a", 1, 2, "tiny"), ("b", 2, 2, "tiny"), ("c", 3, 1, "other")):
-        res = invoke("train", d / "s.zarr", "-o", d / run, "--epochs", epochs, "--seed", seed,
-                     "--config", d / f"{config}.toml")
+    other = d / "other.toml"
+    for run, seed, epochs, config in (("a", 1, 2, tiny_config), ("b", 2, 2, tiny_config), ("c", 3, 1, other)):
+        res = invoke("train", tiny_store, "-o", d / run, "--epochs", epochs, "--seed", seed, "--config", config)
         assert res.exit_code == 0, res.output
     return d
 
 
-def test_several_runs_make_one_members_file(seeds, tmp_path):
+def test_several_runs_make_one_members_file(seeds, tiny_store, tmp_path):
     d = seeds
-    res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "e.pt", "--select", "all")
+    res = invoke("ensemble", d / "a", d / "b", "--data", tiny_store, "-o", tmp_path / "e.pt", "--select", "all")
     assert res.exit_code == 0, res.output
     models, mode, meta = load_ensemble_models(tmp_path / "e.pt")
     sel = meta["selection"]
@@ -50,10 +47,10 @@ def test_several_runs_make_one_members_file(seeds, tmp_path):
     assert f"{d / 'a'}@e1" in res.output and f"{d / 'b'}@e2" in res.output and "test MAE" in res.output
 
 
-def test_epochs_last_with_a_checkpoint_file(seeds, tmp_path):
+def test_epochs_last_with_a_checkpoint_file(seeds, tiny_store, tmp_path):
     d = seeds
     ckpt = d / "c" / "checkpoints" / "epoch_001.pt"
-    res = invoke("ensemble", d / "a", d / "b", ckpt, d / "a", "--data", d / "s.zarr", "-o", tmp_path / "last.pt",
+    res = invoke("ensemble", d / "a", d / "b", ckpt, d / "a", "--data", tiny_store, "-o", tmp_path / "last.pt",
                  "--epochs", "last", "--select", "all")
     assert res.exit_code == 0, res.output
     models, _, meta = load_ensemble_models(tmp_path / "last.pt")
@@ -62,21 +59,21 @@ def test_epochs_last_with_a_checkpoint_file(seeds, tmp_path):
     assert sorted((m["run"], m["epoch"]) for m in sel["members"]) == sorted(
         [(str(d / "a"), 2), (str(d / "b"), 2), (str(ckpt), 1)])
     assert sel["candidate_epochs"] == "last"
-    res = invoke("evaluate", tmp_path / "last.pt", "--data", d / "s.zarr", "--json", tmp_path / "ev.json",
+    res = invoke("evaluate", tmp_path / "last.pt", "--data", tiny_store, "--json", tmp_path / "ev.json",
                  "--max-samples", 4)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "ev.json").read_text())["ensemble"]["n_members"] == 3
 
 
-def test_greedy_on_the_validation_split_never_worse_than_its_best_member(seeds, tmp_path):
+def test_greedy_on_the_validation_split_never_worse_than_its_best_member(seeds, tiny_store, tmp_path):
     d = seeds
-    res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "g.pt",
+    res = invoke("ensemble", d / "a", d / "b", "--data", tiny_store, "-o", tmp_path / "g.pt",
                  "--select", "greedy", "--split", "validation")
     assert res.exit_code == 0, res.output
     _, _, meta = load_ensemble_models(tmp_path / "g.pt")
     sel = meta["selection"]
     assert sel["split"] == "validation" and sel["ranked_by"] == "validation_mae"
-    assert sel["n_samples"] == len(TrainingStore.open(d / "s.zarr").indices("validation")) > 0
+    assert sel["n_samples"] == len(TrainingStore.open(tiny_store).indices("validation")) > 0
     steps = sel["steps"]
     assert len(steps) == 4 and steps[0]["accepted"]
     assert all({"run", "epoch", "mae", "accepted"} <= set(s) for s in steps)
@@ -104,14 +101,14 @@ def test_empty_split_needs_select_all(seeds, tmp_path):
     assert "test split is empty" in res.output and not (tmp_path / "g.pt").exists()
 
 
-def test_soup_of_runs_needs_one_architecture(seeds, tmp_path):
+def test_soup_of_runs_needs_one_architecture(seeds, tiny_store, tmp_path):
     d = seeds
-    res = invoke("ensemble", d / "a", d / "c", "--data", d / "s.zarr", "-o", tmp_path / "bad.pt", "--mode", "soup",
+    res = invoke("ensemble", d / "a", d / "c", "--data", tiny_store, "-o", tmp_path / "bad.pt", "--mode", "soup",
                  "--select", "all")
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
     assert "architecture" in res.output and "channels" in res.output and not (tmp_path / "bad.pt").exists()
 
-    res = invoke("ensemble", d / "a", d / "b", "--data", d / "s.zarr", "-o", tmp_path / "soup.pt", "--mode", "soup",
+    res = invoke("ensemble", d / "a", d / "b", "--data", tiny_store, "-o", tmp_path / "soup.pt", "--mode", "soup",
                  "--epochs", "last", "--select", "all")
     assert res.exit_code == 0, res.output
     model, meta = load_model(tmp_path / "soup.pt")

@@ -15,8 +15,6 @@ from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
 from harpnet_cli.workflows.models import load_ensemble_models, load_model
 
 runner = CliRunner()
-BOX = "36,42,-112,-104"
-TINY = 'channels = [8, 16]\nbridge = 16\ndevice = "cpu"\nthreads = 1\n'
 
 
 def invoke(*args):
@@ -24,14 +22,12 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, tiny_store, tiny_config):
+    """The shared tiny store and a 3-epoch run of the tiny model on it."""
     d = tmp_path_factory.mktemp("evaluate")
-    res = invoke("prepare", "synthetic", "-o", d / "s.zarr", "--samples", 12, "--bbox", BOX, "--seed", 3)
+    res = invoke("train", tiny_store, "-o", d / "run", "--epochs", 3, "--config", tiny_config)
     assert res.exit_code == 0, res.output
-    (d / "tiny.toml").write_text(TINY)
-    res = invoke("train", d / "s.zarr", "-o", d / "run", "--epochs", 3, "--config", d / "tiny.toml")
-    assert res.exit_code == 0, res.output
-    return d / "s.zarr", d / "run"
+    return tiny_store, d / "run"
 
 
 def test_checkpoint_table_json_csv_plots(run, tmp_path):

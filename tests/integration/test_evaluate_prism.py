@@ -19,7 +19,6 @@ from harpnet_cli.io.store import TrainingStore
 from harpnet_cli.testing.fixtures import write_prism_bil_zip
 
 runner = CliRunner()
-BOX = "36,42,-112,-104"
 PRISM = Path("train") / "prism-normal" / "PRISM_ppt_30yr_normal_4kmD1_0301_bil.zip"
 
 
@@ -28,12 +27,10 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_store):
     from harpnet_cli.testing.models import make_random_checkpoint
 
     d = tmp_path_factory.mktemp("evaluate_prism")
-    res = invoke("prepare", "synthetic", "-o", d / "s.zarr", "--samples", 12, "--bbox", BOX, "--seed", 3)
-    assert res.exit_code == 0, res.output
     ckpt = make_random_checkpoint(d / "m.pt", channels=[4, 8], bridge=8)
     lat = np.arange(34.0, 44.0, 1 / 24)[::-1]
     lon = np.arange(-114.0, -102.0, 1 / 24)
@@ -41,7 +38,7 @@ def setup(tmp_path_factory):
         np.float32)
     data[:, lon > -108.2] = np.nan  # no data over the eastern tiles (x0 = 68: 107.875 W .. 103.875 W)
     clim = write_prism_bil_zip(d / "clim.zip", data, west=float(lon[0]), north=float(lat[0]), step=1 / 24)
-    return d / "s.zarr", ckpt, clim
+    return tiny_store, ckpt, clim
 
 
 def test_climatology_row_and_p90_fss(setup, tmp_path):

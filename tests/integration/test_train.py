@@ -21,7 +21,6 @@ from harpnet_cli.workflows.models import load_model
 
 runner = CliRunner()
 BOX = "36,42,-112,-104"
-TINY = "channels = [8, 16]\nbridge = 16\ndevice = \"cpu\"\nthreads = 1\n"
 
 
 def invoke(*args):
@@ -29,12 +28,9 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    d = tmp_path_factory.mktemp("train")
-    res = invoke("prepare", "synthetic", "-o", d / "s.zarr", "--samples", 12, "--bbox", BOX, "--seed", 3)
-    assert res.exit_code == 0, res.output
-    (d / "tiny.toml").write_text(TINY)
-    return d / "s.zarr", d / "tiny.toml"
+def store(tiny_store, tiny_config):
+    """The shared tiny store (read-only) and the tiny model's config."""
+    return tiny_store, tiny_config
 
 
 def weights(path):

@@ -69,7 +69,7 @@ def test_spectrum_by_hand() -> None:
     k, p = M.radial_power_spectrum(wave)
     assert k[0] == 0 and k[-1] == h // 2
     # |FFT|² = (h²/2)² at (±3, 0); /(h²) → h²/4 each; annulus k=3 mean over its cells
-    _, idx, counts = M._radial_bins(h, h)
+    _, idx, counts = M.radial_bins(h, h)
     assert p[3] == pytest.approx(2 * h * h / 4 / counts[3])
     assert np.allclose(np.delete(p, 3), 0.0, atol=1e-20)
     k2, r = M.spectral_ratio(2 * wave, wave)
@@ -189,6 +189,25 @@ def test_accumulator_empty_is_json() -> None:
     d = M.ScoreAccumulator("empty").to_dict()
     json.dumps(d, allow_nan=False)
     assert d["continuous"]["mae"] is None and d["spectrum"] is None and d["per_tile"]["tile"] == []
+
+
+# -- the evaluation table ------------------------------------------------------------------------
+def test_summary_has_one_number_per_column_in_column_order() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.gamma(0.5, 4.0, (4, 64, 64))
+    acc = M.ScoreAccumulator("x")
+    coarse = np.pad(truth.reshape(4, 16, 4, 16, 4).mean(axis=(2, 4)), ((0, 0), (1, 1), (1, 1)))
+    acc.add(truth * 1.1, truth, coarse=coarse)
+    row = {**acc.to_dict(), "fss_p90_w1": 0.5}
+    ref = M.ScoreAccumulator("ref")
+    ref.add(truth * 1.2, truth)
+    summary = M.summarise(row, {"bilinear": row, "ratio": ref.to_dict()})
+    assert list(summary) == [c.key for c in M.SUMMARY_COLUMNS]
+    assert len({c.heading for c in M.SUMMARY_COLUMNS}) == len(M.SUMMARY_COLUMNS)
+    assert summary["mse_gain_vs_bilinear"] == pytest.approx(0.0) and summary["mse_gain_vs_ratio"] > 0
+    assert summary["fss_p90_w1"] == 0.5 and summary["mass_error"] == pytest.approx(0.1, rel=1e-6)
+    assert summary["csi_2p54"] is not None and summary["fss_2p54_w9"] is not None
+    assert [c.heading for c in M.SUMMARY_COLUMNS if c.signed] == ["MSE vs bilinear", "MSE vs ratio"]
 
 
 # -- cross-checks against the BoM ``scores`` package ---------------------------------------------

@@ -7,6 +7,7 @@ import torch
 from harpnet_cli.core.training import (
     DEFAULT_LOSS,
     LOSSES,
+    AdaptiveStep,
     batch_slices,
     epoch_lr,
     epoch_order,
@@ -130,6 +131,39 @@ def test_train_step_micro_batches_give_the_same_gradient():
     train_step(net, opt, get_loss("mse"), coarse, coarse, target)
     assert state_dict_digest(model) == after_whole
     torch.testing.assert_close(w, model.state_dict()["weight"], rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_step_halves_the_micro_batch_on_out_of_memory_and_keeps_it():
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(1, 1, 3, padding=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    coarse, target = torch.rand(8, 1, 8, 8), torch.rand(8, 1, 8, 8)
+    sizes = []
+
+    def net(c, s):  # "runs out of memory" above 2 samples
+        sizes.append(len(c))
+        if len(c) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return model(c)
+
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    halvings = []
+    step = AdaptiveStep(lambda micro, batch: halvings.append((micro, batch)))
+    loss = step(net, opt, get_loss("mse"), coarse, coarse, target)
+    assert step.micro_batch == 2 and halvings == [(4, 8), (2, 8)]
+    after = state_dict_digest(model)
+    model.load_state_dict(start)
+    assert train_step(net, opt, get_loss("mse"), coarse, coarse, target, micro_batch=2) == loss
+    assert state_dict_digest(model) == after  # the retried batch's step is the micro-batched one
+    sizes.clear()
+    step(net, opt, get_loss("mse"), coarse, coarse, target)  # the next batch starts at the reduced size
+    assert sizes == [2, 2, 2, 2] and len(halvings) == 2
+
+    def never(c, s):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        AdaptiveStep()(never, opt, get_loss("mse"), coarse, coarse, target)
 
 
 def test_mixed_batches_interleave_every_batch_once(tmp_path):

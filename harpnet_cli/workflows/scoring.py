@@ -1,0 +1,70 @@
+"""Running models on a store's samples, for the workflows that score them (evaluate, ensemble).
+
+Samples are picked evenly spaced over a split (:func:`spaced_subset`), read in sorted chunks
+(contiguous store reads, :func:`chunks`), and fed to a model whose coarse inputs after
+precipitation are mapped to the store's state columns (:func:`input_columns`, :func:`predict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harpnet_cli.errors import InputDataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+def spaced_subset(indices: np.ndarray, max_samples: int | None) -> np.ndarray:
+    """At most ``max_samples`` of sorted ``indices``, evenly spaced, still sorted."""
+    if max_samples is None or len(indices) <= max_samples:
+        return indices
+    pick = np.unique(np.linspace(0, len(indices) - 1, max_samples).round().astype(np.int64))
+    return indices[pick]
+
+
+def chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive pieces of ``size`` sorted indices (contiguous store reads)."""
+    ordered = np.sort(indices)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], where: Path | str) -> list[int]:
+    """State columns feeding the coarse channels after precipitation (e.g. ``u``, ``v``).
+
+    Raises
+    ------
+    InputDataError
+        If the store lacks one.
+    """
+    cols = []
+    for name in coarse_inputs[1:]:
+        if name not in state_names:
+            raise InputDataError(where, f"the model needs coarse input {name!r}, the store's state has "
+                                        f"{', '.join(state_names) or 'no columns'}")
+        cols.append(list(state_names).index(name))
+    return cols
+
+
+def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Sequence[int],
+            static: bool, device: torch.device) -> np.ndarray:
+    """Run a model (``(B,1,H,W)`` out) or an ensemble (``(M,B,1,H,W)``) on a store batch.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, 64, 64)`` or ``(M, B, 64, 64)`` float32, mm per 3 h.
+    """
+    import torch
+
+    from harpnet_cli.workflows.batches import to_tensors
+
+    coarse, terrain, _ = to_tensors(sample, columns)
+    with torch.inference_mode():
+        out = module(coarse.to(device), terrain.to(device) if static else None)
+    return out.float().cpu().numpy()[..., 0, :, :]
