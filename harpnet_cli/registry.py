@@ -6,10 +6,9 @@ the names of what can be chosen, and several of the implementations import torch
 
 * :data:`LOSSES` and :data:`LR_SCHEDULES` are the registries themselves:
   :mod:`harpnet_cli.core.training` implements one function per name;
-* :data:`PRESETS`, :data:`EXTRA_INPUTS`, :data:`DERIVED_INPUTS` and :data:`SPLITS` mirror the
-  registries of the modules that implement them (``core.model.unet.PRESETS``,
-  ``workflows.batches.EXTRA_INPUTS``, ``ModelConfig.derived_inputs``, ``splits.SPLIT_NAMES``);
-  ``tests/unit/test_registry.py`` checks that each mirror equals its original;
+* :data:`PRESET_SIZES`, :data:`EXTRA_INPUTS` and :data:`DERIVED_INPUTS` are the tables the
+  implementations read (``core.model.unet.PRESETS``, ``workflows.batches``, ``ModelConfig``);
+  :data:`SPLITS` names the codes of :data:`harpnet_cli.splits.SPLIT_NAMES`;
 * :data:`REMAP_METHODS` are the ways ``prepare`` remaps observations onto the fine grid.
 """
 
@@ -17,8 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-#: U-Net size presets (``core.model.unet.PRESETS``), smallest first.
-PRESETS: tuple[str, ...] = ("lite", "compact", "harpnet-v1")
+#: U-Net sizes by preset name, smallest first: encoder channels per level (finest first) and the
+#: bridge. ``core.model.unet.PRESETS`` builds on this table; measured on 2 AVX-512 cores at batch 32
+#: (``benchmarks/bench_inference.py``): ``lite`` (0.52 M parameters, the default and the bundled
+#: model) runs ~850 tiles/s fp32, ``compact`` (2.1 M) ~380, ``harpnet-v1`` (the seed model, 134 M
+#: parameters, 8.0 GFLOP per 64x64 tile) ~19.
+PRESET_SIZES: dict[str, dict[str, tuple[int, ...] | int]] = {
+    "lite": {"channels": (8, 16, 32, 64), "bridge": 128},
+    "compact": {"channels": (16, 32, 64, 128), "bridge": 256},
+    "harpnet-v1": {"channels": (64, 128, 256, 512, 1024), "bridge": 2048},
+}
+#: Preset names, smallest first.
+PRESETS: tuple[str, ...] = tuple(PRESET_SIZES)
 
 #: Loss names and what they compare. ``mse`` (the default) is the seed's plain mean squared error
 #: on amounts in mm per 3 h; it weights heavy rain, where errors matter most for hazards.
@@ -37,9 +46,10 @@ LR_SCHEDULES: dict[str, str] = {
     "cosine": "from the rate of the first epoch towards 0 along half a cosine",
 }
 
-#: Extra coarse inputs of ``train --extra-inputs``: the store state columns each one uses
-#: (``workflows.batches.EXTRA_INPUTS``).
+#: Extra coarse inputs of ``train --extra-inputs``: the store state columns each one uses.
 EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v")}
+#: Extra inputs that are vectors (east, north): turned with the field by ``train --augment``.
+VECTOR_INPUTS = frozenset({"wind"})
 
 #: Channels a model can derive from its inputs (``ModelConfig.derived_inputs``).
 DERIVED_INPUTS: dict[str, str] = {

@@ -23,11 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from harpnet_cli.core.augment import augment_batch, draw_codes
 from harpnet_cli.errors import InputDataError
-
-#: Extra coarse inputs that ``--extra-inputs`` can add, by name: the state columns they use.
-EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v")}
-#: Extra inputs whose two state columns are the (eastward, northward) components of a vector.
-VECTOR_INPUTS = frozenset({"wind"})
+from harpnet_cli.registry import EXTRA_INPUTS, VECTOR_INPUTS
 
 Batch = tuple[Tensor, Tensor, Tensor]
 

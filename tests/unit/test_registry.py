@@ -8,10 +8,11 @@ from harpnet_cli import registry
 from harpnet_cli.config import EnsembleConfig, EvaluateConfig, PrepareConfig, TrainConfig, field_choices
 
 
-def test_presets_mirror_the_unet_presets():
+def test_the_unet_presets_are_the_registry_table():
     from harpnet_cli.core.model.unet import DEFAULT_PRESET, PRESETS
 
-    assert set(registry.PRESETS) == set(PRESETS)
+    assert tuple(PRESETS) == registry.PRESETS
+    assert PRESETS["lite"] == {"channels": (8, 16, 32, 64), "bridge": 128}
     assert TrainConfig.model_fields["preset"].default == DEFAULT_PRESET
 
 
@@ -32,9 +33,10 @@ def test_inputs_and_splits_mirror_their_implementations():
     from harpnet_cli.splits import SPLIT_NAMES
     from harpnet_cli.workflows.batches import EXTRA_INPUTS
 
-    assert registry.EXTRA_INPUTS == EXTRA_INPUTS
-    (derived,) = get_args(ModelConfig.model_fields["derived_inputs"].annotation)
-    assert get_args(derived) == tuple(registry.DERIVED_INPUTS)
+    assert registry.EXTRA_INPUTS is EXTRA_INPUTS
+    assert ModelConfig(derived_inputs=list(registry.DERIVED_INPUTS)).derived_inputs == list(registry.DERIVED_INPUTS)
+    with pytest.raises(ValueError, match="unknown derived input 'slope'"):
+        ModelConfig(derived_inputs=["slope"])
     assert registry.SPLITS == tuple(SPLIT_NAMES.values())
     assert set(registry.SCORED_SPLITS) < set(registry.SPLITS)
 

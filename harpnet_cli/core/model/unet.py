@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harpnet_cli.core.model.blocks import NormKind, ResidualBlock, UpBlock
+from harpnet_cli.registry import PRESET_SIZES
 
 
 class Preset(TypedDict):
@@ -23,16 +24,12 @@ class Preset(TypedDict):
     bridge: int
 
 
-#: Named sizes, measured on 2 AVX-512 cores at batch 32 (``benchmarks/bench_inference.py``).
-#: ``harpnet-v1`` is the seed model (134.1 M parameters with 2 inputs, 8.0 GFLOP per 64×64 tile,
-#: ~19 tiles/s fp32). ``lite`` (0.52 M parameters), the default and the bundled model, runs
-#: ~850 tiles/s fp32 and ~1,500 bf16, i.e. a 416×960 CONUS field (180 tiles) in ~0.2 s; the
-#: cost is the finest level, so a fifth level (8..128 + 256, 2.1 M) is as fast while
-#: ``compact`` (2.1 M, widths doubled) runs ~380 tiles/s.
+#: Named sizes (the table :data:`harpnet_cli.registry.PRESET_SIZES`, where the measured speeds are
+#: noted): ``lite`` is the default and the bundled model; the cost is the finest level, so a fifth
+#: level (8..128 + 256, 2.1 M) is as fast while ``compact`` (2.1 M, widths doubled) is not.
 PRESETS: dict[str, Preset] = {
-    "harpnet-v1": {"channels": (64, 128, 256, 512, 1024), "bridge": 2048},
-    "compact": {"channels": (16, 32, 64, 128), "bridge": 256},
-    "lite": {"channels": (8, 16, 32, 64), "bridge": 128},
+    name: {"channels": tuple(size["channels"]), "bridge": int(size["bridge"])}  # type: ignore[arg-type,call-overload]
+    for name, size in PRESET_SIZES.items()
 }
 
 #: Preset of a model built without one (``harpnet train`` without ``--preset``).

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from harpnet_cli.core.model.blocks import NormKind, fold_batchnorm
 from harpnet_cli.core.model.unet import DEFAULT_PRESET, AttentionResUNet, get_preset
+from harpnet_cli.registry import DERIVED_INPUTS
 
 #: Default normalisation statistics by input name: (mean, std), of log1p(x) for log1p inputs.
 DEFAULT_STATS: dict[str, tuple[float, float]] = {
@@ -138,7 +139,7 @@ class ModelConfig(BaseModel):
     static_inputs: list[str] = Field(default_factory=lambda: ["terrain"])
     """Names of the static fine-resolution input channels (e.g. terrain height in metres)."""
 
-    derived_inputs: list[Literal["precip_nearest", "terrain_anomaly"]] = Field(default_factory=list)
+    derived_inputs: list[str] = Field(default_factory=list)
     """Channels computed inside the model from the others: ``precip_nearest``, the coarse
     precipitation (log1p, standardised) repeated over each 4×4 block (so the network sees the
     cell edges), and ``terrain_anomaly``, the terrain minus its coarse-cell mean (over the terrain
@@ -184,6 +185,9 @@ class ModelConfig(BaseModel):
     @model_validator(mode="after")
     def _complete(self) -> ModelConfig:
         """Fill sizes and statistics from the preset and defaults, then check consistency."""
+        unknown = [name for name in self.derived_inputs if name not in DERIVED_INPUTS]
+        if unknown:
+            raise ValueError(f"unknown derived input {unknown[0]!r}; known: {', '.join(DERIVED_INPUTS)}")
         if self.channels is None or self.bridge is None:
             preset = get_preset(self.preset)
             if self.channels is None:
