@@ -117,16 +117,21 @@ class WindowPlan:
         return [unit for unit in self.units if unit.key not in done]
 
 
-def plan_windows(refs: Sequence[FieldRef], period: timedelta = PERIOD) -> WindowPlan:
-    """Plan every window of ``period`` aligned to 00Z that the fields can form.
+def plan_windows(refs: Sequence[FieldRef], period: timedelta = PERIOD, step: timedelta | None = None) -> WindowPlan:
+    """Plan every window of ``period`` (ending on a grid of ``step`` aligned to 00Z) that the fields can form.
 
     Parameters
     ----------
     refs : sequence of FieldRef
         Fields from any number of files, any order; several members are planned apart.
     period : timedelta
-        Window length; must divide 24 hours. Windows end at ``period``, ``2 × period``, … after
+        Window length; must divide 24 hours. Windows end at ``step``, ``2 × step``, … after
         00Z (3 hours: 03, 06, …, 24 UTC; the window 00–03 sums the hours ending 01, 02 and 03).
+        When every field ends at the same minute past the hour (DWD's RADOLAN hours end at
+        HH:50), the boundaries are shifted by that minute (02:50, 05:50, …).
+    step : timedelta, optional
+        Spacing of window ends; must divide 24 hours. Default ``period`` (windows side by side);
+        a shorter step gives overlapping windows (24-hour windows every 3 hours).
 
     Returns
     -------
@@ -139,11 +144,14 @@ def plan_windows(refs: Sequence[FieldRef], period: timedelta = PERIOD) -> Window
         No fields; two grids for one member (naming both files); or no window at all can be
         formed (naming a file, e.g. for 6-hour accumulations that cannot be split).
     ValueError
-        ``period`` does not divide 24 hours.
+        ``period`` or ``step`` does not divide 24 hours.
     """
+    step = period if step is None else step
     _check_period(period)
+    _check_period(step)
     if not refs:
         raise InputDataError(None, "no precipitation fields to plan windows from")
+    phase = _phase(refs)
     groups: dict[int | None, list[FieldRef]] = {}
     for ref in refs:
         groups.setdefault(ref.member, []).append(ref)
@@ -154,11 +162,17 @@ def plan_windows(refs: Sequence[FieldRef], period: timedelta = PERIOD) -> Window
         _check_single_grid(groups[member])
         edges, duplicates = _unique_edges(groups[member])
         notes += _duplicate_notes(duplicates, member)
-        units += _member_units(edges, member, period, dropped)
+        units += _member_units(edges, member, period, step, phase, dropped)
     if not units:
         raise _nothing_formed(refs, dropped, period)
     units.sort(key=lambda u: (u.end, u.member is not None, u.member or 0))
     return WindowPlan(units=units, dropped=dropped, period=period, notes=notes)
+
+
+def _phase(refs: Sequence[FieldRef]) -> timedelta:
+    """The common offset of every field's end past the whole hour (0 unless all share one, e.g. :50)."""
+    offsets = {timedelta(minutes=r.end.minute, seconds=r.end.second, microseconds=r.end.microsecond) for r in refs}
+    return offsets.pop() if len(offsets) == 1 else timedelta(0)
 
 
 def _check_period(period: timedelta) -> None:
@@ -225,12 +239,12 @@ class _Graph:
         return list(seen)
 
 
-def _member_units(edges: list[FieldRef], member: int | None, period: timedelta,
-                  dropped: dict[str, int]) -> list[WindowUnit]:
+def _member_units(edges: list[FieldRef], member: int | None, period: timedelta, step: timedelta,
+                  phase: timedelta, dropped: dict[str, int]) -> list[WindowUnit]:
     """Units of one member's fields; unformable windows are counted into ``dropped``."""
     graph = _Graph(edges)
     units = []
-    for a, b in _candidate_windows(edges, period):
+    for a, b in _candidate_windows(edges, period, step, phase):
         local = graph.local_edges(a, b)
         terms = _shortest_recipe(local, a, b)
         if terms is None:
@@ -248,24 +262,27 @@ def window_key(end: datetime, member: int | None = None) -> str:
         "" if member is None else f"_m{member}")
 
 
-def _window_end(t: datetime, period: timedelta) -> datetime:
-    """The first window boundary at or after ``t`` (boundaries: 00Z + k × period)."""
-    midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
-    steps = -(-(t - midnight) // period)  # ceiling division of timedeltas
-    return midnight + steps * period
+def _window_end(t: datetime, step: timedelta, phase: timedelta = timedelta(0)) -> datetime:
+    """The first window boundary at or after ``t`` (boundaries: 00Z + phase + k × step)."""
+    origin = t.replace(hour=0, minute=0, second=0, microsecond=0) + phase
+    if origin > t:
+        origin -= timedelta(days=1)
+    steps = -(-(t - origin) // step)  # ceiling division of timedeltas
+    return origin + steps * step
 
 
-def _candidate_windows(edges: Iterable[FieldRef], period: timedelta) -> list[tuple[datetime, datetime]]:
-    """Windows the fields touch: those overlapping an interval, and the one holding a running total's time."""
+def _candidate_windows(edges: Iterable[FieldRef], period: timedelta, step: timedelta,
+                       phase: timedelta = timedelta(0)) -> list[tuple[datetime, datetime]]:
+    """Windows the fields touch: those overlapping an interval, and those holding a running total's time."""
     ends: set[datetime] = set()
     for ref in edges:
         if ref.kind == "running":
-            ends.add(_window_end(ref.end, period))
+            ends.add(_window_end(ref.end, step, phase))
             continue
-        end = _window_end(ref.start + timedelta(microseconds=1), period)
+        end = _window_end(ref.start + timedelta(microseconds=1), step, phase)
         while end - period < ref.end:
             ends.add(end)
-            end += period
+            end += step
     return [(end - period, end) for end in sorted(ends)]
 
 

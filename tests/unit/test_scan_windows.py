@@ -322,3 +322,34 @@ def test_pending_units_skip_finished_keys() -> None:
     day = datetime(2020, 1, 1)
     plan = plan_windows([interval(day + k * H, 1) for k in range(9)])
     assert [u.key for u in plan.pending({"2020-01-01T03", "2020-01-01T09"})] == ["2020-01-01T06"]
+
+
+# -- window lengths, steps and phases ------------------------------------------------------------
+def _hourly_refs(first_end: datetime, hours: int) -> list[FieldRef]:
+    return [FieldRef(Path("x"), "fake", (k,), first_end + (k - 1) * H, first_end + k * H, "interval", None, "g")
+            for k in range(hours)]
+
+
+def test_overlapping_24_hour_windows_every_3_hours() -> None:
+    refs = _hourly_refs(datetime(2016, 9, 20, 1), 48)  # hours ending 20 Sep 01Z ... 22 Sep 00Z
+    plan = plan_windows(refs, period=24 * H, step=3 * H)
+    ends = [u.end for u in plan.units]
+    assert ends[0] == datetime(2016, 9, 21) and ends[-1] == datetime(2016, 9, 22)
+    assert [e - s for s, e in zip(ends, ends[1:], strict=False)] == [3 * H] * 8
+    assert all(len(u.terms) == 24 and u.end - u.start == 24 * H for u in plan.units)
+    assert len({u.key for u in plan.units}) == len(plan.units)
+
+
+def test_windows_follow_the_minute_of_fields_ending_at_hh50() -> None:
+    refs = _hourly_refs(datetime(2022, 10, 18, 0, 50), 24)  # RADOLAN RW hours ending 00:50 ... 23:50
+    plan = plan_windows(refs, period=3 * H)
+    assert [u.end.strftime("%H:%M") for u in plan.units] == [f"{h:02d}:50" for h in (3, 6, 9, 12, 15, 18, 21)]
+    assert plan.units[0].key == "2022-10-18T0350"
+    (half,) = plan_windows(refs, period=12 * H).units  # DWD's day runs 00:50 to 00:50, as its SF sums
+    assert (half.start, half.end) == (datetime(2022, 10, 18, 0, 50), datetime(2022, 10, 18, 12, 50))
+
+
+@pytest.mark.parametrize("step", [5 * H, timedelta(minutes=7)])
+def test_a_step_that_does_not_divide_the_day_is_refused(step: timedelta) -> None:
+    with pytest.raises(ValueError, match="does not divide 24 hours"):
+        plan_windows(_hourly_refs(datetime(2016, 9, 20, 1), 6), period=3 * H, step=step)
