@@ -58,6 +58,13 @@ def _default(model: type[BaseModel], name: str) -> Any:
     return model.model_fields[name].default
 
 
+def _default_factory(model: type[BaseModel], name: str) -> Any:
+    """The default of a config field made by a factory (a list)."""
+    factory = model.model_fields[name].default_factory
+    assert factory is not None
+    return factory()  # type: ignore[call-arg]
+
+
 def _shown(model: type[BaseModel], name: str) -> str:
     """`` [default: X]`` for the help of an option that is None when not given (so ``--config`` can set it).
 
@@ -320,6 +327,13 @@ def prepare(
                                                                                                    "max_3h_mm"),
     overlap: Annotated[int, typer.Option(help="Overlap of neighbouring tiles in fine cells (multiple of 4); 32 "
                                               "cuts about twice as many tiles.")] = _default(PrepareConfig, "overlap"),
+    periods: Annotated[str, typer.Option(help="Window lengths in hours, comma-separated, each dividing 24 (e.g. "
+                                              "1,3,6,12,24); synthetic samples draw theirs from these.",
+                                         metavar="H,H,...")] = ",".join(map(str, _default_factory(PrepareConfig,
+                                                                                                "periods"))),
+    window_step: Annotated[int | None, typer.Option(help="Hours between the ends of longer windows (e.g. 3: "
+                                                         "24-hour windows every 3 hours); default side by side.",
+                                                    metavar="H")] = None,
     max_missing: Annotated[float, typer.Option(help="Keep training tiles with up to this fraction of fine "
                                                     "cells unobserved (ignored by the loss); 0 drops them.")
                            ] = _default(PrepareConfig, "max_missing"),
@@ -339,7 +353,7 @@ def prepare(
         "bbox": bbox, "domain": domain, "remap": remap, "keep_dry": keep_dry, "test_fraction": test_fraction,
         "validation_start": validation_start, "workers": workers, "scheduler": scheduler, "variable": variable,
         "accumulation": accumulation, "max_3h_mm": max_3h, "max_missing": max_missing, "overlap": overlap,
-        "plot": plot, "overwrite": overwrite,
+        "periods": periods, "window_step": window_step, "plot": plot, "overwrite": overwrite,
         "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_prepare(cfg, RichReporter(ctx.obj))

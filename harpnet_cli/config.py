@@ -280,7 +280,16 @@ class PrepareConfig(_ReadsInputs):
     """Accumulation period of files that do not state it."""
     max_3h_mm: float = Field(default=300.0, gt=0)
     """Quality control of observations: 3-hour amounts above this are artefacts (the tile is
-    dropped, or with ``max_missing`` the cells are unobserved); see :mod:`harpnet_cli.core.qc`."""
+    dropped, or with ``max_missing`` the cells are unobserved); see :mod:`harpnet_cli.core.qc`.
+    Windows of other lengths scale it (and the spike threshold) by ``sqrt(hours / 3)``."""
+    periods: list[int] = Field(default_factory=lambda: [3], min_length=1)
+    """Window lengths in hours, each dividing 24 (1, 2, 3, 4, 6, 8, 12, 24), cut from the same
+    hourly sources; every sample records its length (state ``log_period_hours``) for
+    ``train --extra-inputs period``. Synthetic samples draw their length from these (3-hour
+    multiples only) and sum as many 3-hour states under a slowly turning flow."""
+    window_step: int | None = Field(default=None, ge=1)
+    """Hours between the ends of consecutive windows longer than this (a divisor of 24): e.g. 3
+    gives 24-hour windows every 3 hours from few days of data. None: windows side by side."""
     overlap: int = Field(default=16, ge=0, lt=64, multiple_of=4)
     """Overlap of neighbouring tiles in fine cells (a multiple of 4, below the 64-cell tile): 16
     covers the domain once with seams to spare; 32 cuts about twice as many tiles from the same
@@ -307,6 +316,34 @@ class PrepareConfig(_ReadsInputs):
             raise ValueError(f"unknown domain {v!r}; known: {', '.join(sorted(DOMAINS))}")
         return v.lower()
 
+    @field_validator("periods", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        """``"1,3,24"`` as ``[1, 3, 24]`` (the CLI's form)."""
+        if isinstance(v, str):
+            try:
+                return [int(x) for x in v.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"window lengths must be whole hours separated by commas, got {v!r}") from None
+        return v
+
+    @field_validator("periods")
+    @classmethod
+    def _day_divisors(cls, v: list[int]) -> list[int]:
+        """Window lengths that tile the day, in increasing order, each once."""
+        bad = [p for p in v if p < 1 or 24 % p]
+        if bad:
+            raise ValueError(f"window length {bad[0]} h does not divide 24 hours")
+        return sorted(set(v))
+
+    @field_validator("window_step")
+    @classmethod
+    def _step_divides_day(cls, v: int | None) -> int | None:
+        """A step that tiles the day."""
+        if v is not None and 24 % v:
+            raise ValueError(f"window step {v} h does not divide 24 hours")
+        return v
+
     @model_validator(mode="after")
     def _kind(self) -> PrepareConfig:
         """Resolve ``auto`` and check that ``synthetic`` stands alone."""
@@ -317,6 +354,8 @@ class PrepareConfig(_ReadsInputs):
             raise ValueError("--source synthetic takes no input files: use the word 'synthetic' alone")
         if self.source_kind == "auto":
             object.__setattr__(self, "source_kind", "synthetic" if all(is_synthetic) else "files")
+        if self.source_kind == "synthetic" and any(p % 3 for p in self.periods):
+            raise ValueError("synthetic windows are sums of 3-hour states: --periods must be multiples of 3")
         return self
 
     @property
@@ -328,7 +367,7 @@ class PrepareConfig(_ReadsInputs):
         """The options that determine the store's content: a resumed run must match them."""
         keys = ("sources", "source_kind", "bbox", "domain", "remap", "keep_dry", "dry_threshold_mm",
                 "test_fraction", "validation_start", "seed", "samples", "variable", "accumulation", "max_3h_mm",
-                "max_missing", "overlap")
+                "max_missing", "overlap", "periods", "window_step")
         return self.model_dump(mode="json", include=set(keys))
 
 

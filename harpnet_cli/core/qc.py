@@ -53,6 +53,16 @@ SPIKE_RATIO = 10.0
 SPIKE_SIZE = 5
 
 
+def period_scale(hours: float) -> float:
+    """Factor from 3-hour quality-control limits to a window of ``hours``: ``sqrt(hours / 3)``.
+
+    Extreme point rainfall grows roughly with the square root of the duration (the world-record
+    envelope ``R ≈ 422 D^0.475`` mm, D in hours), so the 300-mm 3-hour limit becomes 173 mm in 1 hour
+    and 849 mm in 24 hours (above every CONUS 24-hour record but the 1979 Alvin, Texas, storm).
+    """
+    return float(np.sqrt(hours / 3.0))
+
+
 def qc_mask(amount_3h: np.ndarray, *, max_3h_mm: float = MAX_3H_MM, spike_min_mm: float = SPIKE_MIN_MM,
             spike_ratio: float = SPIKE_RATIO, spike_size: int = SPIKE_SIZE) -> tuple[np.ndarray, dict[str, int]]:
     """Flag physically implausible 3-hour amounts and isolated single-cell spikes.

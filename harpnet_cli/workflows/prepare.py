@@ -10,6 +10,7 @@ run resumes by skipping committed units, and the result equals an uninterrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import zlib
@@ -26,7 +27,7 @@ from harpnet_cli import __version__
 from harpnet_cli.config import PrepareConfig
 from harpnet_cli.core.splits import assign_split, default_validation_start
 from harpnet_cli.core.tiling import Patcher
-from harpnet_cli.errors import UsageError
+from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
 from harpnet_cli.splits import SPLIT_NAMES, TRAIN
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
@@ -43,6 +44,8 @@ SYNTHETIC_START = datetime(2001, 10, 1)
 SYNTHETIC_MIN_YEARS = 5
 #: Synthetic truth is computed on a grid this many times finer than 0.0625° and averaged to it.
 SYNTHETIC_HR_FACTOR = 2
+#: The state column holding each sample's window length, ``ln(hours)`` (``train --extra-inputs period``).
+PERIOD_STATE = "log_period_hours"
 
 
 # -- units --------------------------------------------------------------------------------------
@@ -55,6 +58,8 @@ class Unit:
     index: int = 0
     window: Any = None
     """The :class:`~harpnet_cli.core.windows.WindowUnit` of file sources (None for synthetic)."""
+    period_hours: int = 3
+    """Length of the unit's window."""
 
 
 @dataclass
@@ -103,7 +108,8 @@ def run_prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> Prepare
     spec = target_grid(cfg)
     units, plan_counts, state_names = _plan(cfg, rep)
     if not units:
-        raise UsageError("nothing to prepare: no complete 3-hour window in the inputs")
+        lengths = "/".join(str(p) for p in cfg.periods)
+        raise UsageError(f"nothing to prepare: no complete {lengths}-hour window in the inputs")
     if cfg.validation_start is not None:
         validation_start: datetime | None = datetime.combine(cfg.validation_start, datetime.min.time())
     else:
@@ -148,8 +154,9 @@ def _plan(cfg: PrepareConfig, rep: Reporter) -> tuple[list[Unit], dict[str, Any]
         from harpnet_cli.core.synthetic import SyntheticState
 
         times = synthetic_times(cfg.samples)
-        units = [Unit(key=f"synthetic-{i:07d}", end=t, index=i) for i, t in enumerate(times)]
-        return units, {"planned": len(units)}, list(SyntheticState.names())
+        samples = [Unit(key=f"synthetic-{i:07d}", end=t, index=i, period_hours=synthetic_period(cfg, i))
+                   for i, t in enumerate(times)]
+        return samples, {"planned": len(samples)}, [*SyntheticState.names(), PERIOD_STATE]
     from harpnet_cli.core.windows import plan_windows
     from harpnet_cli.io.readers import scan_file
 
@@ -158,12 +165,35 @@ def _plan(cfg: PrepareConfig, rep: Reporter) -> tuple[list[Unit], dict[str, Any]
         for src in cfg.sources:
             refs.extend(scan_file(Path(src), variable=cfg.variable, accumulation=cfg.accumulation))
             advance(1)
-    plan = plan_windows(refs)
-    for reason, n in plan.dropped.items():
-        if n:
-            rep.warning(f"{n} window(s) dropped: {reason}")
-    units = [Unit(key=w.key, end=w.end, index=i, window=w) for i, w in enumerate(plan.units)]
-    return units, {"planned": len(units), "windows_dropped": dict(plan.dropped)}, []
+    units: list[Unit] = []
+    dropped: dict[str, int] = {}
+    tagged = cfg.periods != [3]  # keys of 3-hour-only stores stay as they were
+    for hours in cfg.periods:
+        step = timedelta(hours=min(hours, cfg.window_step)) if cfg.window_step else None
+        try:
+            plan = plan_windows(refs, period=timedelta(hours=hours), step=step)
+        except InputDataError:
+            if len(cfg.periods) == 1:
+                raise
+            rep.warning(f"no complete {hours}-hour window in the inputs")
+            continue
+        for reason, n in plan.dropped.items():
+            if n:
+                rep.warning(f"{n} {hours}-hour window(s) dropped: {reason}")
+                dropped[reason] = dropped.get(reason, 0) + n
+        units += [Unit(key=f"{hours:02d}h-{w.key}" if tagged else w.key, end=w.end, window=w, period_hours=hours)
+                  for w in plan.units]
+    units.sort(key=lambda u: (u.end, u.period_hours))
+    units = [dataclasses.replace(u, index=i) for i, u in enumerate(units)]
+    return units, {"planned": len(units), "windows_dropped": dropped}, [PERIOD_STATE]
+
+
+def synthetic_period(cfg: PrepareConfig, index: int) -> int:
+    """Window length (hours) of synthetic sample ``index``: drawn from ``cfg.periods``, seeded by ``(seed, index)``."""
+    if len(cfg.periods) == 1:
+        return cfg.periods[0]
+    rng = np.random.default_rng([cfg.seed & 0xFFFFFFFF, index, 0x9E71])
+    return int(cfg.periods[int(rng.integers(len(cfg.periods)))])
 
 
 def synthetic_times(n: int) -> list[datetime]:
@@ -282,12 +312,13 @@ def compute_unit(cfg: PrepareConfig, validation_start: datetime | None, unit: Un
     """
     ctx = _context(cfg.model_dump_json())
     qc: dict[str, int] = {}
+    log_period = np.float32(np.log(unit.period_hours))
     if ctx.world is not None:
-        fine_padded, state = ctx.world.sample(unit.index, cfg.seed)
-        state_vec = state.as_vector().astype(np.float32)
+        fine_padded, state = ctx.world.sample(unit.index, cfg.seed, steps=unit.period_hours // 3)
+        state_vec = np.append(state.as_vector().astype(np.float32), log_period)
     else:
         fine_padded, qc = _from_files(cfg, ctx, unit)
-        state_vec = np.zeros(0, dtype=np.float32)
+        state_vec = np.array([log_period], dtype=np.float32)
     coarse_padded, fine = _split_levels(ctx, fine_padded)
     result = _tiles(cfg, ctx, unit, _ring(ctx, coarse_padded), fine, state_vec, validation_start)
     result.counts.update(qc)
@@ -332,7 +363,7 @@ def _from_files(cfg: PrepareConfig, ctx: _Context, unit: Unit) -> tuple[np.ndarr
     """Load a window, mask quality-control failures as missing and remap it to the fine cells of
     the padded grid (cells less than half covered by valid data are missing, so tiles that touch
     them are skipped)."""
-    from harpnet_cli.core.qc import qc_mask
+    from harpnet_cli.core.qc import SPIKE_MIN_MM, period_scale, qc_mask
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.core.windows import compute_window
     from harpnet_cli.io.readers import load_field
@@ -342,7 +373,8 @@ def _from_files(cfg: PrepareConfig, ctx: _Context, unit: Unit) -> tuple[np.ndarr
     if key not in ctx.regridders:
         method: Literal["bilinear", "conservative"] = "bilinear" if cfg.remap == "interpolate" else "conservative"
         ctx.regridders[key] = Regridder.to_grid(grid, ctx.padded, "fine", method)
-    bad, qc = qc_mask(data, max_3h_mm=cfg.max_3h_mm)
+    scale = period_scale(unit.period_hours)
+    bad, qc = qc_mask(data, max_3h_mm=cfg.max_3h_mm * scale, spike_min_mm=SPIKE_MIN_MM * scale)
     return ctx.regridders[key](np.where(bad, np.nan, data)), {"qc_cells": qc["bad"]}
 
 

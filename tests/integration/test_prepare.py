@@ -384,3 +384,53 @@ def test_bad_overlap_is_one_line(tmp_path, overlap):
     res = prepare("synthetic", "-o", tmp_path / "s.zarr", "--samples", 1, "--bbox", BOX, "--overlap", overlap)
     assert res.exit_code == 2 and "overlap" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_windows_of_several_lengths_from_the_same_hours(tmp_path):
+    """Twelve hours give 1-hour windows every hour, 3-hour windows every 3 hours and 6-hour windows every 3
+    hours (--window-step 3); each window records its length, and the validation split holds no window that
+    begins before the validation start together with training windows after it."""
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(12, 150, 130, seed=22)
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1))  # hours ending 01Z..12Z
+    out = tmp_path / "multi.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "36.5,40.5,-99,-95", "--keep-dry", 1.0, "--periods", "1,3,6",
+                  "--window-step", 3, "--validation-start", "2010-07-01", "--test-fraction", 0)
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    a = arrays(out)
+    assert s.state_names == ["log_period_hours"]
+    hours = np.rint(np.exp(a["state"][:, 0])).astype(int)
+    per_window = 4  # 2 x 2 tiles, all kept
+    assert {h: int((hours == h).sum()) // per_window for h in (1, 3, 6)} == {1: 12, 3: 4, 6: 3}
+    # a 6-hour window is the sum of the two 3-hour windows inside it (same tiles, conservative remapping)
+    ends = a["time"].astype("datetime64[s]")
+    six = (hours == 6) & (ends == np.datetime64("2010-07-01T06:00"))
+    threes = (hours == 3) & ((ends == np.datetime64("2010-07-01T03:00")) | (ends == np.datetime64("2010-07-01T06:00")))
+    np.testing.assert_allclose(a["fine"][six], a["fine"][threes].reshape(2, 4, 1, 64, 64).sum(axis=0), rtol=1e-4,
+                               atol=1e-3)
+    assert s.manifest["plan_key"]["periods"] == [1, 3, 6] and s.manifest["plan_key"]["window_step"] == 3
+
+
+def test_synthetic_windows_of_several_lengths(tmp_path):
+    out = tmp_path / "syn.zarr"
+    res = prepare("synthetic", "-o", out, "--samples", 6, "--bbox", BOX, "--keep-dry", 1.0, "--periods", "3,24",
+                  "--seed", 5)
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    a = arrays(out)
+    assert s.state_names[-1] == "log_period_hours" and s.state_names[:2] == ["u", "v"]
+    hours = np.rint(np.exp(a["state"][:, -1])).astype(int)
+    assert set(hours) == {3, 24}
+    # a 24-hour window holds eight 3-hour states: far wetter on average than a 3-hour one
+    assert a["fine"][hours == 24].mean() > 2 * a["fine"][hours == 3].mean()
+    res = prepare("synthetic", "-o", tmp_path / "bad.zarr", "--samples", 2, "--bbox", BOX, "--periods", "1,3")
+    assert res.exit_code == 2 and "multiples of 3" in res.output
+
+
+def test_a_window_length_that_does_not_divide_the_day_is_refused(tmp_path):
+    res = prepare("synthetic", "-o", tmp_path / "s.zarr", "--samples", 1, "--bbox", BOX, "--periods", "3,5")
+    assert res.exit_code == 2 and "5 h does not divide 24 hours" in res.output

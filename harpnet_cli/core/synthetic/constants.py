@@ -45,3 +45,8 @@ CELL_AREA_KM2 = 1_000.0
 REFERENCE_SLOPE = 0.02
 #: Default padding (m) around the terrain for the FFTs: several advection lengths ``U tau``.
 DEFAULT_PAD_M = 250_000.0
+
+#: Standard deviation (degrees) of the steady turn of the wind between consecutive 3-hour states of
+#: a longer synthetic window (``SyntheticWorld.render_turning``): the last state of a 24-hour
+#: window blows 35° (1 sigma) from the first, as the wind veers or backs when a system passes.
+TURN_DEG_PER_STEP = 5.0

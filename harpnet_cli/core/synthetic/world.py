@@ -7,6 +7,7 @@ from the large-scale rain, the orographic rain it gates and the convective cells
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -294,8 +295,8 @@ class SyntheticWorld:
         """Area mean (cos-latitude weights) of HR cells onto the fine grid; ``(..., H/f, W/f)`` float32."""
         return block_mean(amount_hr, self.hr_factor, lat=self.lat_hr).astype(np.float32)
 
-    def sample(self, index: int, seed: int) -> tuple[np.ndarray, SyntheticState]:
-        """Sample ``index`` of the corpus ``seed``, deterministic in ``(seed, index)``.
+    def sample(self, index: int, seed: int, steps: int = 1) -> tuple[np.ndarray, SyntheticState]:
+        """Sample ``index`` of the corpus ``seed``, deterministic in ``(seed, index, steps)``.
 
         Parameters
         ----------
@@ -303,15 +304,81 @@ class SyntheticWorld:
             Sample number (>= 0).
         seed : int
             Corpus seed (>= 0); the generator is ``numpy.random.default_rng([seed, index])``.
+        steps : int
+            Consecutive 3-hour states summed into the window (1: a 3-hour sample, exactly as
+            before windows of several lengths existed; 8: a 24-hour window, see
+            :meth:`render_turning`).
 
         Returns
         -------
         amount : (H / hr_factor, W / hr_factor) float32
-            3-hour amount (mm) on the fine grid: the HR truth area-averaged, ``>= 0``.
+            Amount (mm) over ``3 steps`` hours on the fine grid: the HR truth area-averaged, ``>= 0``.
         state : SyntheticState
+            The state of the first 3 hours.
         """
-        amount_hr, state = self.sample_hr(index, seed)
-        return self.to_fine(amount_hr), state
+        if steps == 1:
+            amount_hr, state = self.sample_hr(index, seed)
+            return self.to_fine(amount_hr), state
+        rng = np.random.default_rng([seed, index])
+        state = sample_state(rng)
+        turn = float(rng.normal(0.0, constants.TURN_DEG_PER_STEP))
+        return self.to_fine(self.render_turning(state, rng, steps, turn).sum(axis=0)), state
+
+    def render_turning(self, state: SyntheticState, rng: np.random.Generator, steps: int,
+                       turn_deg: float) -> np.ndarray:
+        """Consecutive 3-hour amounts under a slowly turning flow (the states of a longer window).
+
+        Step ``s`` blows from the first step's direction turned by ``s * turn_deg`` degrees (the
+        speed unchanged): its orographic rain is solved for that wind, so rain piles up on the
+        slopes facing each wind in turn, as on a real day; the large-scale pattern drawn once is
+        carried downwind along the turning flow (an exact shift by the accumulated displacement)
+        and new convective cells are drawn every step. With ``turn_deg = 0`` the large-scale part
+        moves as in :meth:`render_steps`.
+
+        Parameters
+        ----------
+        state : SyntheticState
+            The first step's state.
+        rng : numpy.random.Generator
+            Draws the large-scale field (once) and the cells (each step).
+        steps : int
+            Number of 3-hour states (>= 1).
+        turn_deg : float
+            Turn of the wind per step, degrees (positive: backing, anticlockwise).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(steps, H, W)`` float32 mm per 3 hours, finite, ``>= 0``.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        out = np.zeros((steps, *self.shape), dtype=np.float32)
+        if state.is_dry:
+            return out
+        shape = self.solver.padded_shape
+        field_hat = None
+        if state.large_scale_rate > 0:
+            amplitude = power_law_amplitude(self.k, self.l_, state)
+            field_hat = sfft.rfft2(gaussian_field(rng, amplitude, shape, self.workers), workers=self.workers)
+        seconds = ACCUMULATION_HOURS * 3600.0
+        shift_x = shift_y = 0.0
+        for s in range(steps):
+            angle = math.radians(s * turn_deg)
+            u = state.u * math.cos(angle) - state.v * math.sin(angle)
+            v = state.u * math.sin(angle) + state.v * math.cos(angle)
+            now = dataclasses.replace(state, u=u, v=v)
+            if field_hat is None:
+                rate, envelope = np.zeros(self.shape, np.float32), np.ones(self.shape, np.float32)
+            else:
+                phase = np.float32(shift_x) * self.k + np.float32(shift_y) * self.l_
+                field = sfft.irfft2(field_hat * np.exp(-1j * phase).astype(np.complex64), s=shape, workers=self.workers)
+                rate, envelope = self._rain_and_envelope(field, now)
+            amount = np.maximum(rate + envelope * self.orographic(now), 0) * np.float32(ACCUMULATION_HOURS)
+            out[s] = amount + self.convection(now, rng, envelope)
+            shift_x += u * seconds
+            shift_y += v * seconds
+        return out
 
 
 # -- the example input of ``harpnet downscale example`` ------------------------------------------
