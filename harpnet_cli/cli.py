@@ -495,6 +495,8 @@ def evaluate(
                                                   "(degrees).")] = None,
     climatology: Annotated[Path | None, typer.Option(help="A PRISM normal (..._bil.zip): adds the "
                                                           "ratio_prism static-ratio baseline.")] = None,
+    period: Annotated[float | None, typer.Option(help="Score only windows this many hours long (a store made with "
+                                                      "prepare --periods).", metavar="H")] = None,
 ) -> None:
     """Score a model, run or ensemble against bilinear, bicubic and ratio baselines on a store split.
 
@@ -511,7 +513,7 @@ def evaluate(
     cfg = EvaluateConfig.model_validate({
         "model": model, "data": data, "split": split, "json_path": json_path, "csv_path": csv_path,
         "plots": plots, "batch_size": batch_size, "max_samples": max_samples, "device": device,
-        "bbox": bbox, "climatology": climatology,
+        "bbox": bbox, "climatology": climatology, "period": period,
     })
     res = run_evaluate(cfg, RichReporter(ctx.obj))
     if ctx.obj.quiet:

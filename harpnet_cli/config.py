@@ -516,6 +516,8 @@ class EvaluateConfig(_ReadsInputs):
     """Score only tiles whose centre lies in this box (south, north, west, east), degrees."""
     climatology: Path | None = None
     """A PRISM normal (``..._bil.zip``) for the extra ``ratio_prism`` static-ratio baseline."""
+    period: float | None = Field(default=None, gt=0)
+    """Score only samples of windows this many hours long (stores made with ``prepare --periods``)."""
 
 
 class EnsembleConfig(BaseModel):

@@ -47,7 +47,10 @@ LR_SCHEDULES: dict[str, str] = {
 }
 
 #: Extra coarse inputs of ``train --extra-inputs``: the store state columns each one uses.
-EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v")}
+EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"wind": ("u", "v"), "period": ("log_period_hours",)}
+#: The extra input holding each sample's window length, ``ln(hours)``: the one extra input that
+#: ``downscale`` supplies itself (from each window's true length).
+PERIOD_INPUT = "log_period_hours"
 #: Extra inputs that are vectors (east, north): turned with the field by ``train --augment``.
 VECTOR_INPUTS = frozenset({"wind"})
 

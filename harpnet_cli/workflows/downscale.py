@@ -27,6 +27,7 @@ from harpnet_cli.core.tiling import Patcher
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.fields import FineForecast, IntervalSeries, SourceGrid
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
+from harpnet_cli.registry import PERIOD_INPUT
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:
@@ -267,7 +268,7 @@ def _downscale(cfg: DownscaleConfig, model_file: ModelFile, series: list[Interva
     mcfg = runner.config
     patcher = Patcher(spec.coarse_shape, tile=mcfg.tile, ratio=mcfg.ratio, buffer=mcfg.buffer)
     terrain = load_terrain(spec)[None]
-    _warn_periods(first, rep)
+    _warn_periods(first, mcfg, rep)
 
     needed = sorted({k for p in todo for k in p.steps})
     # rows input member major: row i n + j is model member j on input member i (n = 1 for a checkpoint)
@@ -427,14 +428,18 @@ class _ModelRunner:
         from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
         from harpnet_cli.core.remap import conserve_blocks
 
-        scale = NATIVE_PERIOD / period
-        filled = np.maximum(fill_nearest(coarse), 0.0) * scale
+        scale, model_hours = self.config.window_input(period / timedelta(hours=1))
+        filled = np.maximum(fill_nearest(coarse), 0.0) * np.float32(scale)
+        inputs = [filled]
+        if PERIOD_INPUT in self.config.coarse_inputs:  # the only extra input (see _check_inputs)
+            inputs.append(np.full_like(filled, np.log(model_hours)))
         kwargs: dict[str, Any] = {"batch_size": self.batch_size, "device": self.device, "advance": advance}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.epochs is None:
-                fine = downscale_domain(self.model, filled[None], terrain, patcher, **kwargs)[None]
+                fine = downscale_domain(self.model, np.stack(inputs), terrain, patcher, **kwargs)[None]
             else:
-                fine = downscale_domain_members(self.model, self.members, filled[None], terrain, patcher, **kwargs)
+                fine = downscale_domain_members(self.model, self.members, np.stack(inputs), terrain, patcher,
+                                                **kwargs)
         if self.config.conserve:
             centre = filled[1:-1, 1:-1]
             fine = conserve_blocks(fine, np.broadcast_to(centre, (len(fine), *centre.shape)), RATIO)
@@ -444,8 +449,10 @@ class _ModelRunner:
 
 
 def _check_inputs(config: ModelConfig) -> None:
-    """Refuse a model needing inputs beyond precipitation and terrain, which downscale cannot supply."""
-    extra = [*config.coarse_inputs[1:], *(c for c in config.static_inputs if c != "terrain")]
+    """Refuse a model needing inputs beyond precipitation, the window length and terrain, which
+    downscale cannot supply."""
+    extra = [*(c for c in config.coarse_inputs[1:] if c != PERIOD_INPUT),
+             *(c for c in config.static_inputs if c != "terrain")]
     if extra or config.static_inputs != ["terrain"]:
         raise UsageError(f"the model needs inputs {', '.join(extra) or 'other than terrain'} that precipitation "
                          "files do not provide; downscale runs models on precipitation and terrain only")
@@ -507,14 +514,19 @@ def _target(cfg: DownscaleConfig, grid: SourceGrid, path: Path, rep: Reporter) -
     return spec, regridder
 
 
-def _warn_periods(s: IntervalSeries, rep: Reporter) -> None:
-    """Warn when some windows are not the model's native 3 hours."""
+def _warn_periods(s: IntervalSeries, config: ModelConfig, rep: Reporter) -> None:
+    """Warn when some windows are of a length the model was not trained on (3 hours for a model
+    without the window length as an input)."""
     periods = sorted({e - st for st, e in zip(s.starts, s.ends, strict=True)})
-    odd = [p for p in periods if p != NATIVE_PERIOD]
+    odd = [p for p in periods if config.window_input(p / timedelta(hours=1))[0] != 1.0]
     if odd:
         text = ", ".join(f"{p.total_seconds() / 3600:g} h" for p in odd)
-        rep.warning(f"model is native to 3-hour amounts; {text} windows were downscaled through the equivalent "
-                    "3-hour rate and scaled back (the output keeps the true windows)")
+        if config.periods is None:
+            known = "model is native to 3-hour amounts"
+        else:
+            known = f"model was trained on {', '.join(f'{h:g}' for h in config.periods)}-hour windows"
+        rep.warning(f"{known}; {text} windows were downscaled through the equivalent 3-hour rate and scaled back "
+                    "(the output keeps the true windows)")
 
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,

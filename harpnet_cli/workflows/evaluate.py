@@ -88,6 +88,7 @@ from harpnet_cli.core.metrics import EnsembleAccumulator, FssAccumulator, ScoreA
 from harpnet_cli.core.metrics.summary import GAIN_REFERENCES, TABLE_THRESHOLD, pick, summarise
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.grids import GridSpec
+from harpnet_cli.registry import PERIOD_INPUT
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
 from harpnet_cli.workflows.scoring import chunks, input_columns, predict, spaced_subset
 
@@ -138,10 +139,27 @@ def scored_samples(cfg: EvaluateConfig, store: TrainingStore) -> tuple[np.ndarra
         if not len(idx):
             raise UsageError(f"--bbox {box}: the {cfg.split} split of {cfg.data} has no sample in the box "
                              f"({int(in_box.sum())} tiles)")
+    if cfg.period is not None:
+        idx = idx[period_rows(store, idx, cfg.period)]
+        if not len(idx):
+            raise UsageError(f"--period {cfg.period:g}: the {cfg.split} split of {cfg.data} has no "
+                             f"{cfg.period:g}-hour window")
     idx = spaced_subset(idx, cfg.max_samples)
     if not len(idx):
         raise UsageError(f"{cfg.data}: the {cfg.split} split is empty")
     return idx, in_box
+
+
+def period_rows(store: TrainingStore, idx: np.ndarray, hours: float) -> np.ndarray:
+    """Which of the samples ``idx`` are windows of ``hours`` (by the store's ``log_period_hours``)."""
+    if PERIOD_INPUT not in store.state_names:
+        if abs(hours - 3.0) < 1e-6:
+            return np.ones(len(idx), dtype=bool)  # a store without the column holds 3-hour windows
+        raise UsageError(f"{store.path} records no window lengths (prepared before --periods): it holds 3-hour "
+                         "windows only")
+    column = store.state_names.index(PERIOD_INPUT)
+    values = np.asarray(store.state[: len(store)], dtype=np.float64)[idx, column]
+    return np.abs(np.exp(values) - hours) < 1e-3
 
 
 # -- baselines and thresholds fitted on the store -------------------------------------------------
@@ -436,6 +454,8 @@ class EvaluateResult:
     n_tiles: int = 0
     bbox: tuple[float, float, float, float] | None = None
     climatology: Path | None = None
+    period: float | None = None
+    """Window length (hours) the samples were restricted to (``--period``)."""
     climatology_coverage: float | None = None
     wet_threshold_mm: float = 0.1
     fss_p90_threshold_mm: float | None = None
@@ -446,6 +466,7 @@ class EvaluateResult:
         return {"schema": SCHEMA, "model": model, "store": store, "split": self.split,
                 "n_samples": self.n_samples, "n_tiles": self.n_tiles,
                 "bbox": None if self.bbox is None else list(self.bbox),
+                "period_hours": self.period,
                 "climatology": None if self.climatology is None else str(self.climatology),
                 "climatology_coverage": self.climatology_coverage, "wet_threshold_mm": self.wet_threshold_mm,
                 "fss_p90_threshold_mm": self.fss_p90_threshold_mm, "rows": self.rows, "summary": self.summary,
@@ -518,6 +539,7 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
                             scoring.ensemble(), scoring.model_rows,
                             n_tiles=len(np.unique(np.asarray(store.tile[idx]))),
                             bbox=cfg.bbox, climatology=cfg.climatology, climatology_coverage=coverage,
+                            period=cfg.period,
                             wet_threshold_mm=wet_mm,
                             fss_p90_threshold_mm=threshold if math.isfinite(threshold) else None)
     if cfg.json_path is not None:

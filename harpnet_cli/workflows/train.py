@@ -32,6 +32,8 @@ import numpy as np
 from harpnet_cli import __version__
 from harpnet_cli.config import TrainConfig
 from harpnet_cli.errors import HarpnetError, InputDataError, UsageError
+from harpnet_cli.registry import PERIOD_INPUT
+from harpnet_cli.splits import TRAIN
 from harpnet_cli.workflows.distributed import DistEnv
 from harpnet_cli.workflows.reporting import NullReporter, Reporter, TrainingProgress, TrainingReporter
 
@@ -102,6 +104,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         return float(value) if value and value > 0 and math.isfinite(value) else 1.0
 
     names = [store.state_names[c] for c in columns]
+    periods = store_periods(store) if PERIOD_INPUT in names else None
     grid_source = store.manifest.get("grid") or store.grid
     grid = {k: v for k, v in grid_source.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     return ModelConfig(
@@ -117,7 +120,16 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         static_mean=[float(stats["terrain_mean"])],
         static_std=[std(stats["terrain_std"])],
         grid=grid or None,
+        periods=periods,
     )
+
+
+def store_periods(store: TrainingStore) -> list[float]:
+    """Window lengths (hours) of a store's training samples, from its ``log_period_hours`` column."""
+    column = store.state_names.index(PERIOD_INPUT)
+    rows = store.indices(TRAIN)
+    values = np.asarray(store.state[:len(store)], dtype=np.float64)[rows, column] if len(rows) else np.zeros(0)
+    return sorted({round(float(h), 3) for h in np.exp(np.unique(values))})
 
 
 # -- the stores and the model --------------------------------------------------------------------
@@ -163,7 +175,10 @@ def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, D
     if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
         raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
                          f"this run {model_cfg.coarse_inputs}")
-    return init_model.config.model_copy(update={"grid": model_cfg.grid}), init_model
+    periods = model_cfg.periods
+    if periods is not None and init_model.config.periods is not None:
+        periods = sorted({*periods, *init_model.config.periods})
+    return init_model.config.model_copy(update={"grid": model_cfg.grid, "periods": periods}), init_model
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -512,7 +527,6 @@ def _open_store(path: Path, extra_inputs: Sequence[str]) -> tuple[TrainingStore,
         If the store is incomplete, lacks the extra inputs' state, or has no training samples.
     """
     from harpnet_cli.io.store import TrainingStore
-    from harpnet_cli.splits import TRAIN
     from harpnet_cli.workflows.batches import state_columns
 
     store = TrainingStore.open(path)

@@ -244,3 +244,48 @@ def test_ddp_two_processes_gloo(store, tmp_path):
     model, _ = load_model(run / "checkpoints" / "epoch_002.pt")
     assert state_dict_digest(model) == lines[-1]["weights_sha256"]  # rank 0's file = the weights all ranks hold
     assert proc.stdout.count("epochs 1-2") == 1  # only rank 0 prints
+
+
+def test_period_aware_model_from_a_store_of_several_window_lengths(store, tmp_path):
+    """prepare --periods 3,6,24 -> train --extra-inputs period -> the model knows its lengths; evaluate
+    --period picks one length; downscale gives a 6-hour window to the model as it is (no warning) and a
+    2-hour one through the 3-hour equivalent (with a warning); both keep every coarse cell's mass."""
+    _, tiny = store
+    multi = tmp_path / "multi.zarr"
+    res = invoke("prepare", "synthetic", "-o", multi, "--samples", 8, "--bbox", BOX, "--keep-dry", 1.0,
+                 "--periods", "3,6,24", "--seed", 4)
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "run"
+    res = invoke("train", multi, "-o", run, "--epochs", 1, "--config", tiny, "--extra-inputs", "period")
+    assert res.exit_code == 0, res.output
+    model, _ = load_model(run / "checkpoints" / "epoch_001.pt")
+    assert model.config.coarse_inputs == ["precip", "log_period_hours"]
+    assert set(model.config.periods) <= {3.0, 6.0, 24.0} and len(model.config.periods) >= 2
+    assert model.config.window_input(6.0) == ((1.0, 6.0) if model.config.knows_period(6.0) else (0.5, 3.0))
+    assert model.config.window_input(2.0) == (1.5, 3.0)
+    ckpt = run / "checkpoints" / "epoch_001.pt"
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.splits import SPLIT_NAMES
+
+    s = TrainingStore.open(multi)
+    hours = np.rint(np.exp(np.asarray(s.state[: len(s)])[:, -1]))
+    split_of = np.asarray(s.split[: len(s)])
+    code = next(k for k in (1, 2) if (split_of == k).any())  # test or validation, whichever has samples
+    length = float(hours[split_of == code][0])
+    res = invoke("evaluate", ckpt, "--data", multi, "--split", SPLIT_NAMES[code], "--period", length,
+                 "--json", tmp_path / "e.json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["period_hours"] == length and doc["n_samples"] == int(((split_of == code) & (hours == length)).sum())
+    res = invoke("evaluate", ckpt, "--data", multi, "--split", SPLIT_NAMES[code], "--period", 12)
+    assert res.exit_code == 2 and "no 12-hour window" in res.output
+    from harpnet_cli.testing.fixtures import write_cf_netcdf
+
+    hourly = synthetic_hourly(6, seed=3)
+    for hours, warned in ((6, not model.config.knows_period(6.0)), (2, True)):
+        nc = write_cf_netcdf(tmp_path / f"in{hours}.nc", hourly[: hours * (6 // hours)], hours)
+        res = invoke("downscale", nc, "-o", tmp_path / f"out{hours}.nc", "-m", ckpt, "--bbox", "31,33,-99,-96")
+        assert res.exit_code == 0, res.output
+        assert ("trained on" in res.output) == warned, res.output
+        out = xr.open_dataset(tmp_path / f"out{hours}.nc", engine="netcdf4")["precipitation_amount"]
+        assert np.isfinite(out.values).all() and float(out.min()) >= 0

@@ -37,6 +37,8 @@ DEFAULT_STATS: dict[str, tuple[float, float]] = {
 CONSERVE_EPS = 1e-12
 #: Floor added to the fine weights (conserve only) so a 4×4 block never sums to zero.
 WEIGHT_FLOOR = 1e-6
+#: The window length (hours) of a model that does not take the length as an input.
+NATIVE_HOURS = 3.0
 #: Bound on the log-correction of ``bilinear-residual`` models (exp(±20) cannot overflow float32).
 MAX_LOG_CORRECTION = 20.0
 #: State-dict keys named in a mismatch message before "(+N more)".
@@ -182,6 +184,11 @@ class ModelConfig(BaseModel):
     grid: dict[str, float | int] | None = None
     """Domain the model was trained on (:meth:`harpnet_cli.grids.GridSpec.to_dict`), if any."""
 
+    periods: list[float] | None = None
+    """Window lengths (hours) the model was trained on, when it takes the window length as an input
+    (the coarse input ``log_period_hours``); ``downscale`` gives such a model each window's true
+    amount and length when the length is one of these, and the 3-hour equivalent otherwise."""
+
     @model_validator(mode="after")
     def _complete(self) -> ModelConfig:
         """Fill sizes and statistics from the preset and defaults, then check consistency."""
@@ -215,6 +222,21 @@ class ModelConfig(BaseModel):
             if min(getattr(self, f"{group}_std"), default=1.0) <= 0:
                 raise ValueError(f"{group}_std must be positive")
         return self
+
+    def knows_period(self, hours: float) -> bool:
+        """Whether the model takes windows of ``hours`` as they are (it was trained on that length)."""
+        return self.periods is not None and any(abs(hours - p) < 1e-6 for p in self.periods)
+
+    def window_input(self, hours: float) -> tuple[float, float]:
+        """How a window of ``hours`` enters the model: ``(scale, model_hours)``.
+
+        A period-aware model (:attr:`periods`) takes an amount over a length it was trained on as it
+        is (``scale = 1``, its true length). Any other window goes through the native 3-hour
+        equivalent (``scale = 3 / hours``, length 3), the output being scaled back by ``1 / scale``.
+        """
+        if self.knows_period(hours):
+            return 1.0, hours
+        return NATIVE_HOURS / hours, NATIVE_HOURS
 
     @property
     def coarse_size(self) -> int:
