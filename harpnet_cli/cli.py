@@ -436,6 +436,12 @@ def train(
                             f"{k} ({', '.join(v)})" for k, v in EXTRA_INPUTS.items()) + ".")] = None,
     derived_inputs: Annotated[list[str] | None, typer.Option("--derived-inputs", help="Channels computed from "
                               f"the inputs: {', '.join(DERIVED_INPUTS)} (repeat or a,b).")] = None,
+    noise_scales: Annotated[str | None, typer.Option(help="A stochastic model: smoothing lengths (fine cells, 0 = "
+                                                          "white) of its noise fields, e.g. 0,1,2,4; train it with "
+                                                          "--loss crps (with --init, from a deterministic "
+                                                          "model's weights).", metavar="S,S,...")] = None,
+    members: Annotated[int | None, typer.Option(help="Members drawn per sample for --loss crps."
+                                                     + _shown(TrainConfig, "members"), metavar="K")] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast."
                                                                      + escape(" [default: on CUDA only]"))] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
@@ -456,7 +462,7 @@ def train(
         "store": store, "run_dir": output, "preset": preset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "lr_schedule": lr_schedule, "loss": loss, "seed": seed, "device": device, "workers": workers,
         "resume": resume or None, "init": init, "mix": mix, "mix_ratio": mix_ratio, "augment": augment,
-        "derived_inputs": derived_inputs,
+        "derived_inputs": derived_inputs, "noise_scales": noise_scales, "members": members,
         "extra_inputs": extra_inputs, "amp": amp, "compile": compile_ or None, "threads": threads,
         "max_batches": max_batches, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
@@ -497,6 +503,9 @@ def evaluate(
                                                           "ratio_prism static-ratio baseline.")] = None,
     period: Annotated[float | None, typer.Option(help="Score only windows this many hours long (a store made with "
                                                       "prepare --periods).", metavar="H")] = None,
+    samples: Annotated[int, typer.Option(help="Members drawn per sample from a stochastic model.", metavar="N")
+                       ] = _default(EvaluateConfig, "samples"),
+    seed: Annotated[int, typer.Option(help="Seed of a stochastic model's noise.")] = _default(EvaluateConfig, "seed"),
 ) -> None:
     """Score a model, run or ensemble against bilinear, bicubic and ratio baselines on a store split.
 
@@ -507,13 +516,13 @@ def evaluate(
     """
     from rich.table import Table
 
-    from harpnet_cli.core.metrics.summary import SUMMARY_COLUMNS, TABLE_THRESHOLD
+    from harpnet_cli.core.metrics.summary import SUMMARY_COLUMNS
     from harpnet_cli.workflows.evaluate import run_evaluate
 
     cfg = EvaluateConfig.model_validate({
         "model": model, "data": data, "split": split, "json_path": json_path, "csv_path": csv_path,
         "plots": plots, "batch_size": batch_size, "max_samples": max_samples, "device": device,
-        "bbox": bbox, "climatology": climatology, "period": period,
+        "bbox": bbox, "climatology": climatology, "period": period, "samples": samples, "seed": seed,
     })
     res = run_evaluate(cfg, RichReporter(ctx.obj))
     if ctx.obj.quiet:
@@ -528,10 +537,12 @@ def evaluate(
     stdout.print(table)
     if res.ensemble:
         e = res.ensemble
-        brier = next((b["brier_score"] for b in e["brier"] if b["threshold_mm"] == TABLE_THRESHOLD), None)
-        stdout.print(escape(f"ensemble: {e['n_members']} members, CRPS {_pct(e['crps'])}, spread/skill "
-                            f"{_pct(e['spread_skill_ratio'])}, Brier@{TABLE_THRESHOLD:g} {_pct(brier)}"),
-                     soft_wrap=True)
+        skill = ", ".join(f"{b['threshold_mm']:g} mm {_pct(b['brier_skill'])}" for b in e["brier"])
+        ranks = e["rank_histogram"]
+        flat = [round(v * len(ranks), 2) for v in ranks]
+        stdout.print(escape(f"ensemble: {e['n_members']} members, fair CRPS {_pct(e['crps_fair'])}, spread/skill "
+                            f"{_pct(e['spread_skill_ratio'])}, rank histogram / uniform {min(flat)}..{max(flat)}, "
+                            f"Brier skill vs conservative bilinear {skill}"), soft_wrap=True)
     for p in res.outputs:
         stdout.print(escape(f"wrote {p}"), soft_wrap=True)
 

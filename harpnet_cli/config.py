@@ -424,6 +424,12 @@ class TrainConfig(BaseModel):
     """Extra coarse inputs from the store's state: ``wind`` adds u and v (broadcast over the tile)."""
     derived_inputs: list[DerivedInput] = Field(default_factory=list)
     """Channels the model derives from its inputs (see ``ModelConfig.derived_inputs``)."""
+    noise_scales: list[float] = Field(default_factory=list)
+    """A **stochastic** model: the smoothing lengths (fine cells, 0 = white) of the noise fields it
+    turns into members (``ModelConfig.noise_scales``), e.g. ``0,1,2,4``; train it with ``loss crps``.
+    With ``init`` a deterministic checkpoint's weights are kept and the noise amplitudes learned."""
+    members: int = Field(default=4, ge=2, le=64)
+    """Members drawn per training sample for the ``crps`` loss."""
     amp: bool | None = None
     """bfloat16 autocast; None: on for CUDA, off elsewhere."""
     compile: bool = False
@@ -435,7 +441,24 @@ class TrainConfig(BaseModel):
     command_line: str = ""
     """The command line, recorded in ``config.toml``."""
 
-    @field_validator("extra_inputs", "derived_inputs", mode="before")
+    @field_validator("noise_scales")
+    @classmethod
+    def _non_negative_scales(cls, value: list[float]) -> list[float]:
+        """Smoothing lengths are >= 0."""
+        if any(v < 0 for v in value):
+            raise ValueError("noise scales are smoothing lengths in fine cells, >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _stochastic_with_crps(self) -> TrainConfig:
+        """A stochastic model trains with the CRPS of its members, and only it does."""
+        if self.noise_scales and self.loss != "crps":
+            raise ValueError("a stochastic model (--noise-scales) trains with --loss crps")
+        if self.loss == "crps" and not self.noise_scales:
+            raise ValueError("--loss crps needs a stochastic model: give --noise-scales (e.g. 0,1,2,4)")
+        return self
+
+    @field_validator("extra_inputs", "derived_inputs", "noise_scales", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         """``--derived-inputs a,b`` means ``--derived-inputs a --derived-inputs b``."""
@@ -518,6 +541,10 @@ class EvaluateConfig(_ReadsInputs):
     """A PRISM normal (``..._bil.zip``) for the extra ``ratio_prism`` static-ratio baseline."""
     period: float | None = Field(default=None, gt=0)
     """Score only samples of windows this many hours long (stores made with ``prepare --periods``)."""
+    samples: int = Field(default=10, ge=2, le=1000)
+    """Members drawn per sample from a stochastic model (scored as an ensemble)."""
+    seed: int = 0
+    """Seed of a stochastic model's noise."""
 
 
 class EnsembleConfig(BaseModel):

@@ -37,6 +37,7 @@ LOSSES: dict[str, str] = {
     "mse": "mean squared error of amounts (mm per 3 h)",
     "mae": "mean absolute error of amounts (mm per 3 h)",
     "mse_log1p": "mean squared error of log1p(amount)",
+    "crps": "fair CRPS of the members of a stochastic model (--noise-scales, --members)",
 }
 DEFAULT_LOSS = "mse"
 

@@ -57,7 +57,44 @@ def get_loss(name: str) -> LossFn:
         return _observed_mean(lambda p, t: torch.abs(p - t))
     if name == "mse_log1p":
         return _observed_mean(lambda p, t: torch.square(torch.log1p(p.clamp_min(0.0)) - torch.log1p(t.clamp_min(0.0))))
+    if name == "crps":
+        return fair_crps
     raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+
+
+def fair_crps(pred: Tensor, target: Tensor) -> Tensor:
+    """Fair (ensemble-size unbiased) CRPS of members, averaged over the observed pixels.
+
+    ``CRPS = mean_k |x_k - y| - sum_{k,l} |x_k - x_l| / (2 K (K - 1))`` at every pixel (Ferro 2014);
+    its expectation is the CRPS of the distribution the members are drawn from, whatever ``K``, so
+    minimising it trains a calibrated distribution, not a sharp point (Gneiting & Raftery 2007).
+
+    Parameters
+    ----------
+    pred : Tensor, shape (K, B, 1, H, W)
+        ``K >= 2`` members (a stochastic model's output); a 4-D ``(B, 1, H, W)`` is one member,
+        whose CRPS is its absolute error.
+    target : Tensor, shape (B, 1, H, W)
+        Truth; NaN marks unobserved pixels (no loss, no gradient).
+
+    Returns
+    -------
+    Tensor
+        Scalar, float32.
+    """
+    p = pred.float() if pred.ndim == 5 else pred.float()[None]
+    t = target.float()
+    observed = ~torch.isnan(t)
+    t = torch.where(observed, t, p.detach().mean(dim=0))
+    k = p.shape[0]
+    skill = (p - t[None]).abs().mean(dim=0)
+    if k > 1:
+        ordered = torch.sort(p, dim=0).values  # sum_{k,l} |x_k - x_l| = 2 sum_i (2 i - K - 1) x_(i)
+        weights = (2 * torch.arange(1, k + 1, device=p.device, dtype=p.dtype) - k - 1).view(k, 1, 1, 1, 1)
+        spread = (weights * ordered).sum(dim=0) / (k * (k - 1))
+        skill = skill - spread
+    crps = torch.where(observed, skill, torch.zeros_like(skill))
+    return crps.sum() / observed.sum().clamp_min(1)
 
 
 def _observed_mean(error: Callable[[Tensor, Tensor], Tensor]) -> LossFn:

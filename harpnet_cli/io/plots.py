@@ -293,6 +293,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def pyplot_and_save() -> tuple[Any, Any]:
+    """``(pyplot, save)`` for the other plot modules of ``io``: the Agg backend and the atomic save."""
+    return _pyplot(), _save
+
+
 def _save(fig: Any, path: Path, dpi: int = 100, overwrite: bool = True) -> Path:
     """Save a figure atomically (temporary file, then rename) and close it.
 

@@ -13,6 +13,7 @@ so it lives in ``workflows/``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,41 @@ def to_tensors(sample: dict[str, np.ndarray], columns: Sequence[int]) -> Batch:
     )
 
 
+@dataclass(frozen=True)
+class NoiseSpec:
+    """The noise a stochastic model's training batches carry (see :mod:`harpnet_cli.core.noise`).
+
+    Attributes
+    ----------
+    members : int
+        Members ``K`` drawn per sample.
+    scales : tuple of float
+        The model's ``noise_scales``.
+    seed : tuple of int
+        Seed of the draws; sample ``i`` of batch ``k`` draws from ``(*seed, k, i)``.
+    """
+
+    members: int
+    scales: tuple[float, ...]
+    seed: tuple[int, ...]
+
+    def tensor(self, n: int, shape: tuple[int, ...], k: int) -> Tensor:
+        """``(n, K J, H, W)`` noise for the ``n`` samples of batch ``k``."""
+        from harpnet_cli.core.noise import draw_noise
+
+        h, w = int(shape[0]), int(shape[1])
+        fields = [draw_noise((h, w), self.members, self.scales, [*self.seed, k, i]) for i in range(n)]
+        return torch.from_numpy(np.stack(fields))
+
+    def for_rows(self, rows: np.ndarray, shape: tuple[int, ...]) -> Tensor:
+        """``(n, K J, H, W)`` noise for store rows ``rows``: each row's own draw, whatever the batching."""
+        from harpnet_cli.core.noise import draw_noise
+
+        h, w = int(shape[0]), int(shape[1])
+        fields = [draw_noise((h, w), self.members, self.scales, [*self.seed, int(r)]) for r in rows]
+        return torch.from_numpy(np.stack(fields))
+
+
 class BatchSequence(IterableDataset[Batch]):
     """Numbered batches ``0 .. n_batches - 1``; DataLoader workers take every ``num_workers``-th."""
 
@@ -140,6 +176,9 @@ class StoreBatches(BatchSequence):
         any worker and after a resume.
     vectors : sequence of (int, int)
         Coarse channels holding (eastward, northward) vector components, turned with the tile.
+    noise : NoiseSpec, optional
+        For a stochastic model: append the noise of ``noise.members`` members to the static
+        channels of every sample, drawn from ``(*noise.seed, k, i)`` for sample ``i`` of batch ``k``.
     """
 
     def __init__(
@@ -151,6 +190,7 @@ class StoreBatches(BatchSequence):
         max_batches: int | None = None,
         augment_seed: Sequence[int] | None = None,
         vectors: Sequence[tuple[int, int]] = (),
+        noise: NoiseSpec | None = None,
     ) -> None:
         super().__init__()
         self.store_path = Path(store)
@@ -161,6 +201,7 @@ class StoreBatches(BatchSequence):
         self.n_batches = n if max_batches is None else min(n, max_batches)
         self.augment_seed = None if augment_seed is None else [int(v) & 0xFFFFFFFF for v in augment_seed]
         self.vectors = [(int(u), int(v)) for u, v in vectors]
+        self.noise = noise
         self._store: Any = None
 
     def _open(self) -> Any:
@@ -175,6 +216,9 @@ class StoreBatches(BatchSequence):
         """Batch ``k`` as (coarse, static, target) tensors (see :func:`to_tensors`)."""
         rows = self.order[k * self.batch_size : (k + 1) * self.batch_size]
         batch = to_tensors(self._open().read(rows), self.columns)
+        if self.noise is not None:
+            coarse, static, target = batch
+            batch = coarse, torch.cat([static, self.noise.tensor(len(rows), static.shape[-2:], k)], dim=1), target
         if self.augment_seed is None:
             return batch
         codes = draw_codes(len(rows), [*self.augment_seed, k])

@@ -98,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from harpnet_cli.config import EvaluateConfig
     from harpnet_cli.core.baselines import RatioClimatology
     from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.batches import NoiseSpec
 
 SCHEMA = "harpnet-evaluate/1"
 BASELINES = ("bilinear", "bilinear_conservative", "bicubic", "ratio")
@@ -326,9 +327,14 @@ class Scored:
     static: bool
     members: list[str] = field(default_factory=list)
     """Row names of the members (ensembles only; the mean is ``name``)."""
+    noise: NoiseSpec | None = None
+    """A stochastic model's noise (its members are samples; only the first gets a row)."""
+    n_members: int = 0
+    """Members of an ensemble or samples of a stochastic model (0 for a deterministic model)."""
 
 
-def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[Scored]:
+def load_models(path: Path, store: TrainingStore, device: torch.device, samples: int = 10,
+                seed: int = 0) -> list[Scored]:
     """Resolve MODEL: a run directory, an ensemble file or a checkpoint.
 
     Raises
@@ -344,8 +350,13 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
     def one(name: str, p: Path) -> Scored:
         model, _ = load_model(p, device)
         cfg = model.config
-        return Scored(name, model.for_inference(), input_columns(cfg.coarse_inputs, store.state_names, store.path),
-                      bool(cfg.static_inputs))
+        columns = input_columns(cfg.coarse_inputs, store.state_names, store.path)
+        if cfg.stochastic:  # its samples are scored as an ensemble; the first sample gets a row of its own
+            from harpnet_cli.workflows.batches import NoiseSpec
+
+            noise = NoiseSpec(samples, tuple(cfg.noise_scales), (seed & 0xFFFFFFFF, 0xE7A1))
+            return Scored(name, model.for_inference(), columns, True, [f"{name}_sample"], noise, samples)
+        return Scored(name, model.for_inference(), columns, bool(cfg.static_inputs))
 
     if path.is_dir():
         files = epoch_checkpoints(path)
@@ -360,7 +371,7 @@ def load_models(path: Path, store: TrainingStore, device: torch.device) -> list[
         ens = EnsembleDownscaler([m.for_inference() for m in members])
         cfg = members[0].config
         return [Scored("ensemble_mean", ens, input_columns(cfg.coarse_inputs, store.state_names, store.path),
-                       bool(cfg.static_inputs), names)]
+                       bool(cfg.static_inputs), names, n_members=len(names))]
     reserved = (*BASELINES, EXTERNAL_RATIO)
     return [one(path.stem if path.stem not in reserved else f"model_{path.stem}", path)]
 
@@ -385,7 +396,7 @@ class Scoring:
         names = self.model_rows + list(BASELINES) + ([EXTERNAL_RATIO] if external else [])
         self.scores = {n: ScoreAccumulator(n) for n in names}
         self.relative = {n: FssAccumulator(threshold, RELATIVE_WINDOW) for n in names}
-        self.ensembles = {s.name: EnsembleAccumulator(len(s.members)) for s in scored if s.members}
+        self.ensembles = {s.name: EnsembleAccumulator(s.n_members) for s in scored if s.n_members}
 
     def add(self, preds: dict[str, np.ndarray], sample: dict[str, np.ndarray]) -> None:
         """Score one batch: ``preds`` row name → ``(B, 64, 64)`` against the batch's truth."""
@@ -408,18 +419,21 @@ class Scoring:
 
 
 def model_predictions(scored: list[Scored], sample: dict[str, np.ndarray], device: torch.device,
-                      scoring: Scoring) -> dict[str, np.ndarray]:
+                      scoring: Scoring, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Row name → ``(B, 64, 64)`` prediction of every model (and member) on one store batch.
 
     An ensemble's members are scored for the probabilistic scores on the way; its row is their mean.
     """
+    from harpnet_cli.core.baselines import bilinear
+
     truth = sample["fine"][:, 0]
+    reference = bilinear(sample["coarse"][:, 0], mass_conserving=True)
     preds: dict[str, np.ndarray] = {}
     for s in scored:
-        p = predict(s.module, sample, s.columns, s.static, device)
-        if s.members:
-            preds.update(zip(s.members, p, strict=True))
-            scoring.ensembles[s.name].add(p, truth)
+        p = predict(s.module, sample, s.columns, s.static, device, s.noise, rows)
+        if s.n_members:
+            preds.update(zip(s.members, p, strict=False))  # a stochastic model: its first sample only
+            scoring.ensembles[s.name].add(p, truth, reference)
             p = p.mean(axis=0)
         preds[s.name] = p
     return preds
@@ -515,7 +529,7 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
     store = TrainingStore.open(cfg.data)
     idx, in_box = scored_samples(cfg, store)
     device = select_device(cfg.device)
-    scored = load_models(cfg.model, store, device)
+    scored = load_models(cfg.model, store, device, cfg.samples, cfg.seed)
     external, coverage = (fit_external_ratio(cfg.climatology, store, rep) if cfg.climatology is not None
                           else (None, None))
     clim = fit_ratio(store, cfg.batch_size, rep, in_box)
@@ -527,7 +541,7 @@ def run_evaluate(cfg: EvaluateConfig, reporter: Reporter | None = None) -> Evalu
     with rep.progress(f"scoring {cfg.split}", len(idx)) as advance:
         for block in chunks(idx, cfg.batch_size):
             sample = store.read(block)
-            preds = model_predictions(scored, sample, device, scoring)
+            preds = model_predictions(scored, sample, device, scoring, block)
             preds.update(baseline_predictions(sample, clim, external))
             scoring.add(preds, sample)
             _keep_cases(cases, sample, preds)
@@ -591,4 +605,11 @@ def write_plots(folder: Path, result: EvaluateResult, origins: np.ndarray, cases
     for i, c in enumerate(cases):
         panels = {"truth": c["truth"], **{n: c["preds"][n] for n in shown}}
         out.append(plots.plot_case(folder / f"case_{i + 1}.png", c["coarse"], panels, f"tile {c['tile']}"))
+    if result.ensemble:
+        from harpnet_cli.io.probability_plots import plot_rank_histogram, plot_reliability
+
+        e = result.ensemble
+        what = f"{e['n_members']} members, {e['n_values']:,} cells"
+        out.append(plot_reliability(folder / "reliability.png", e["brier"], f"reliability ({what})"))
+        out.append(plot_rank_histogram(folder / "rank_histogram.png", e["rank_histogram"], f"rank histogram ({what})"))
     return out

@@ -18,6 +18,8 @@ from harpnet_cli.errors import InputDataError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from harpnet_cli.workflows.batches import NoiseSpec
+
 
 def spaced_subset(indices: np.ndarray, max_samples: int | None) -> np.ndarray:
     """At most ``max_samples`` of sorted ``indices``, evenly spaced, still sorted."""
@@ -52,8 +54,12 @@ def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], wher
 
 
 def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Sequence[int],
-            static: bool, device: torch.device) -> np.ndarray:
+            static: bool, device: torch.device, noise: NoiseSpec | None = None,
+            rows: np.ndarray | None = None) -> np.ndarray:
     """Run a model (``(B,1,H,W)`` out) or an ensemble (``(M,B,1,H,W)``) on a store batch.
+
+    A stochastic model gets ``noise`` (its members' noise fields, drawn for each of the store rows
+    ``rows`` of the batch) after its static inputs and returns its members like an ensemble.
 
     Returns
     -------
@@ -65,6 +71,9 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)
+    if noise is not None:
+        assert rows is not None, "a stochastic model's noise is drawn per store row"
+        terrain = torch.cat([terrain, noise.for_rows(rows, terrain.shape[-2:])], dim=1)
     with torch.inference_mode():
         out = module(coarse.to(device), terrain.to(device) if static else None)
     return out.float().cpu().numpy()[..., 0, :, :]

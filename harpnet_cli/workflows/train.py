@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
     from harpnet_cli.core.training import AdaptiveStep, LossFn
     from harpnet_cli.io.store import TrainingStore
-    from harpnet_cli.workflows.batches import MixedBatches, StoreBatches
+    from harpnet_cli.workflows.batches import MixedBatches, NoiseSpec, StoreBatches
 
 EXIT_INTERRUPTED = 130
 
@@ -121,6 +121,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         static_std=[std(stats["terrain_std"])],
         grid=grid or None,
         periods=periods,
+        noise_scales=list(cfg.noise_scales),
     )
 
 
@@ -178,7 +179,13 @@ def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, D
     periods = model_cfg.periods
     if periods is not None and init_model.config.periods is not None:
         periods = sorted({*periods, *init_model.config.periods})
-    return init_model.config.model_copy(update={"grid": model_cfg.grid, "periods": periods}), init_model
+    update: dict[str, Any] = {"grid": model_cfg.grid, "periods": periods}
+    if cfg.noise_scales:  # a stochastic model fine-tuned from a deterministic one's weights
+        update["noise_scales"] = list(cfg.noise_scales)
+    elif init_model.config.stochastic:
+        raise UsageError(f"--init {cfg.init} is a stochastic model: continue it with --noise-scales "
+                         f"{','.join(f'{v:g}' for v in init_model.config.noise_scales)} --loss crps")
+    return init_model.config.model_copy(update=update), init_model
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -356,7 +363,10 @@ def _build(cfg: TrainConfig, model_cfg: ModelConfig, init_model: Downscaler | No
         first_epoch = int(meta.get("epoch", resume_from[0])) + 1
     elif init_model is not None:
         model = Downscaler(model_cfg)
-        model.load_state_dict(init_model.state_dict())
+        missing, unexpected = model.load_state_dict(init_model.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("amplitude.") for key in missing):
+            raise UsageError(f"--init {cfg.init}: its weights do not fit this model "
+                             f"({', '.join([*missing, *unexpected][:3])} …)")
     else:
         model = Downscaler(model_cfg)
     model.to(device).train()
@@ -442,7 +452,7 @@ class _Epochs:
                             buffer_chunks=cfg.shuffle_chunks)
         mine = rank_share(order, rank, world)
         own = StoreBatches(cfg.store, mine, cfg.batch_size, data.columns, cfg.max_batches,
-                           _augment_seed(cfg, epoch, rank, 0), data.vectors)
+                           _augment_seed(cfg, epoch, rank, 0), data.vectors, self.noise(epoch, rank, 0))
         if data.mix is None:
             return own
         mix_path, mix_idx, mix_columns = data.mix
@@ -451,8 +461,17 @@ class _Epochs:
                                           buffer_chunks=cfg.shuffle_chunks), n_mix)
         mix_mine = rank_share(mix_order, rank, world)
         mixed = StoreBatches(mix_path, mix_mine, cfg.batch_size, mix_columns, cfg.max_batches,
-                             _augment_seed(cfg, epoch, rank, 1), data.vectors)
+                             _augment_seed(cfg, epoch, rank, 1), data.vectors, self.noise(epoch, rank, 1))
         return MixedBatches([own, mixed], seed=cfg.seed * 1000 + epoch)
+
+    def noise(self, epoch: int, rank: int, part: int) -> NoiseSpec | None:
+        """The noise of a stochastic model's batches in ``epoch`` (epoch 0: the test batches), or None."""
+        from harpnet_cli.workflows.batches import NoiseSpec
+
+        scales = self.model.config.noise_scales
+        if not scales:
+            return None
+        return NoiseSpec(self.cfg.members, tuple(scales), (self.cfg.seed & 0xFFFFFFFF, epoch, rank, part, 0x5EED))
 
     def train(self, epoch: int, bars: TrainingProgress, t0: float) -> tuple[float, float, float]:
         """One pass over this rank's batches of ``epoch``, one optimiser step each (the epoch began at ``t0``).
@@ -501,7 +520,8 @@ class _Epochs:
 
         cfg, dist_env = self.cfg, self.dist_env
         test_rows = self.data.test_idx[dist_env.rank :: dist_env.world_size]
-        test_data = StoreBatches(cfg.store, test_rows, cfg.batch_size, self.data.columns)
+        test_data = StoreBatches(cfg.store, test_rows, cfg.batch_size, self.data.columns,
+                                 noise=self.noise(0, dist_env.rank, 0))
         batches = (tuple(self.to_device(x) for x in b) for b in iterate_batches(test_data, cfg.workers))
         t_sum, t_n = evaluate(self.model, self.loss_fn, batches, autocast_dtype=self.amp_dtype)  # type: ignore[arg-type]
         t_sum, t_count = all_sum([t_sum, float(t_n)], dist_env)

@@ -98,7 +98,10 @@ def test_ensemble_members_greedy_and_all(run, tmp_path):
     ens = doc["ensemble"]
     assert ens["n_members"] == 3 and ens["crps"] >= 0 and len(ens["rank_histogram"]) == 4
     assert sum(ens["rank_histogram"]) == pytest.approx(1.0)
-    assert [b["threshold_mm"] for b in ens["brier"]][1] == 2.54
+    assert [b["threshold_mm"] for b in ens["brier"]] == [1.0, 10.0, 25.0]
+    first = ens["brier"][0]
+    assert first["reference_brier"] is not None and len(first["reliability"]["count"]) == 10
+    assert sum(first["reliability"]["count"]) == ens["n_values"]
 
 
 def test_soup_is_a_checkpoint_downscale_runs(run, tmp_path):

@@ -52,6 +52,8 @@ import numpy as np
 from harpnet_cli.core.metrics.common import (
     DEFAULT_THRESHOLDS,
     DEFAULT_WINDOWS,
+    PROBABILITY_THRESHOLDS,
+    RELIABILITY_BINS,
     FssMode,
     as_fields,
     check_mode,
@@ -507,29 +509,42 @@ class FssAccumulator:
 
 # -- ensembles ------------------------------------------------------------------------------------
 class EnsembleAccumulator:
-    """Streaming probabilistic scores of an ensemble: CRPS, spread/skill, rank histogram, Brier.
+    """Streaming probabilistic scores of an ensemble: CRPS, spread/skill, rank histogram, Brier
+    scores and their skill against a deterministic reference, and the reliability diagram.
 
     Parameters
     ----------
     n_members : int
     thresholds : sequence of float
-        Brier-score event thresholds, mm per 3 h.
+        Event thresholds (amount ``>=`` threshold), mm per window.
     """
 
-    def __init__(self, n_members: int, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> None:
+    def __init__(self, n_members: int, thresholds: Sequence[float] = PROBABILITY_THRESHOLDS) -> None:
         self.m = int(n_members)
         self.thresholds = tuple(float(t) for t in sorted(thresholds))
         self.n = 0
         self.crps_sum = self.crps_fair_sum = self.var_sum = self.sq_sum = 0.0
         self.ranks = np.zeros(self.m + 1)
-        self.brier_sum = np.zeros(len(self.thresholds))
-        self.events = np.zeros(len(self.thresholds))
+        k = len(self.thresholds)
+        self.brier_sum = np.zeros(k)
+        self.reference_sum = np.zeros(k)
+        self.n_reference = 0
+        self.events = np.zeros(k)
+        self.bin_count = np.zeros((k, RELIABILITY_BINS))
+        self.bin_prob = np.zeros((k, RELIABILITY_BINS))
+        self.bin_obs = np.zeros((k, RELIABILITY_BINS))
 
-    def add(self, members: np.ndarray, truth: np.ndarray) -> None:
-        """Accumulate ``members (M, n, H, W)`` against ``truth (n, H, W)``; NaN points are skipped."""
+    def add(self, members: np.ndarray, truth: np.ndarray, reference: np.ndarray | None = None) -> None:
+        """Accumulate ``members (M, n, H, W)`` against ``truth (n, H, W)``; NaN points are skipped.
+
+        ``reference (n, H, W)``, a deterministic forecast (conservative bilinear), gives the 0/1
+        "probabilities" the Brier skill score is measured against.
+        """
         x = np.asarray(members, dtype=np.float64)
         y = np.asarray(truth, dtype=np.float64)
         ok = np.isfinite(y) & np.isfinite(x).all(axis=0)
+        if reference is not None:
+            ok &= np.isfinite(reference)
         xv, yv = x[:, ok], y[ok]
         if not yv.size:
             return
@@ -540,11 +555,20 @@ class EnsembleAccumulator:
             self.var_sum += float(xv.var(axis=0, ddof=1).sum())
         self.sq_sum += float(((xv.mean(axis=0) - yv) ** 2).sum())
         self.ranks += rank_histogram(xv, yv)
+        if reference is not None:
+            self.n_reference += yv.size
         for i, thr in enumerate(self.thresholds):
             p = (xv >= thr).mean(axis=0)
             o = (yv >= thr).astype(np.float64)
             self.brier_sum[i] += float(((p - o) ** 2).sum())
             self.events[i] += float(o.sum())
+            if reference is not None:
+                r = (np.asarray(reference, dtype=np.float64)[ok] >= thr).astype(np.float64)
+                self.reference_sum[i] += float(((r - o) ** 2).sum())
+            b = np.minimum((p * RELIABILITY_BINS).astype(np.int64), RELIABILITY_BINS - 1)
+            self.bin_count[i] += np.bincount(b, minlength=RELIABILITY_BINS)
+            self.bin_prob[i] += np.bincount(b, weights=p, minlength=RELIABILITY_BINS)
+            self.bin_obs[i] += np.bincount(b, weights=o, minlength=RELIABILITY_BINS)
 
     def to_dict(self) -> dict[str, Any]:
         """Scores as plain JSON-ready data (undefined values None).
@@ -553,8 +577,12 @@ class EnsembleAccumulator:
         -------
         dict
             ``n_members``, ``n_values``, ``crps``, ``crps_fair``, ``spread``, ``rmse_mean``,
-            ``spread_skill_ratio``, ``rank_histogram`` and ``brier`` (see ``ensemble`` in the JSON
-            schema of :mod:`harpnet_cli.workflows.evaluate`).
+            ``spread_skill_ratio``, ``rank_histogram`` (relative frequencies, uniform =
+            ``1 / (M + 1)``) and ``brier`` (per threshold: ``brier_score``, ``base_rate``,
+            ``reference_brier`` and ``brier_skill`` against the reference's 0/1 forecast, and the
+            ``reliability`` diagram: per probability bin the mean forecast probability, the
+            observed frequency and the count); see ``ensemble`` in the JSON schema of
+            :mod:`harpnet_cli.workflows.evaluate`.
         """
         n = self.n
 
@@ -564,6 +592,21 @@ class EnsembleAccumulator:
         spread = math.sqrt(self.var_sum / n) if n and self.m >= 2 else math.nan
         rmse = math.sqrt(self.sq_sum / n) if n else math.nan
         factor = math.sqrt((self.m + 1) / self.m)
+        brier = []
+        for i, t in enumerate(self.thresholds):
+            bs = self.brier_sum[i] / n if n else math.nan
+            ref = self.reference_sum[i] / self.n_reference if self.n_reference else math.nan
+            counts = self.bin_count[i]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_p = np.where(counts > 0, self.bin_prob[i] / counts, np.nan)
+                freq = np.where(counts > 0, self.bin_obs[i] / counts, np.nan)
+            brier.append({
+                "threshold_mm": t, "brier_score": val(bs), "base_rate": val(self.events[i] / n if n else math.nan),
+                "reference_brier": val(ref), "brier_skill": val(1.0 - bs / ref if ref > 0 else math.nan),
+                "reliability": {"forecast_probability": [None if not np.isfinite(v) else float(v) for v in mean_p],
+                                "observed_frequency": [None if not np.isfinite(v) else float(v) for v in freq],
+                                "count": [int(c) for c in counts]},
+            })
         return {
             "n_members": self.m,
             "n_values": n,
@@ -573,9 +616,5 @@ class EnsembleAccumulator:
             "rmse_mean": val(rmse),
             "spread_skill_ratio": val(factor * spread / rmse if rmse > 0 else math.nan),
             "rank_histogram": [float(v) for v in (self.ranks / n if n else self.ranks)],
-            "brier": [
-                {"threshold_mm": t, "brier_score": val(self.brier_sum[i] / n if n else math.nan),
-                 "base_rate": val(self.events[i] / n if n else math.nan)}
-                for i, t in enumerate(self.thresholds)
-            ],
+            "brier": brier,
         }

@@ -14,6 +14,11 @@ import numpy as np
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.254, 2.54, 6.35, 12.7, 25.4)
 #: FSS neighbourhood widths, fine cells (0.0625°, ~7 km): 1 is grid-point, 17 ~ 1°.
 DEFAULT_WINDOWS: tuple[int, ...] = (1, 3, 5, 9, 17)
+#: Event thresholds (mm per window) of the probabilistic scores of ensembles and stochastic models:
+#: Brier scores, Brier skill against conservative bilinear, reliability.
+PROBABILITY_THRESHOLDS: tuple[float, ...] = (1.0, 10.0, 25.0)
+#: Forecast-probability bins of the reliability diagram (edges 0, 0.1, ..., 1).
+RELIABILITY_BINS = 10
 
 FssMode = Literal["valid", "zero"]
 """FSS border treatment: windows inside the field only, or over a zero-padded field."""

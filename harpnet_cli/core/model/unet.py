@@ -133,6 +133,28 @@ class AttentionResUNet(nn.Module):
         """Total downsampling factor ``2 ** levels``; ``H`` and ``W`` must be multiples of it."""
         return 2 ** len(self.channels)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The last decoder level's features, before the 1x1 head.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C_in, H, W)
+            ``H`` and ``W`` multiples of :attr:`downsampling`.
+
+        Returns
+        -------
+        Tensor, shape (B, channels[0], H, W)
+        """
+        skips: list[Tensor] = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bridge(x)
+        for up, skip in zip(self.decoder, reversed(skips), strict=True):
+            x = up(x, skip)
+        return x
+
     def forward(self, x: Tensor) -> Tensor:
         """Run the network.
 
@@ -146,12 +168,4 @@ class AttentionResUNet(nn.Module):
         Tensor, shape (B, C_out, H, W)
             Unbounded real values (the wrapper maps them to intensities).
         """
-        skips: list[Tensor] = []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)
-            x = F.max_pool2d(x, 2)
-        x = self.bridge(x)
-        for up, skip in zip(self.decoder, reversed(skips), strict=True):
-            x = up(x, skip)
-        return self.head(x)
+        return self.head(self.features(x))

@@ -37,6 +37,10 @@ DEFAULT_STATS: dict[str, tuple[float, float]] = {
 CONSERVE_EPS = 1e-12
 #: Floor added to the fine weights (conserve only) so a 4×4 block never sums to zero.
 WEIGHT_FLOOR = 1e-6
+#: Initial bias of the noise amplitudes (softplus(-2) = 0.13 in log-correction units).
+AMPLITUDE_BIAS = -2.0
+#: Initial bias of the dry gate (softplus(-6) = 0.0025 of the bilinear amount).
+GATE_BIAS = -6.0
 #: The window length (hours) of a model that does not take the length as an input.
 NATIVE_HOURS = 3.0
 #: Bound on the log-correction of ``bilinear-residual`` models (exp(±20) cannot overflow float32).
@@ -184,6 +188,17 @@ class ModelConfig(BaseModel):
     grid: dict[str, float | int] | None = None
     """Domain the model was trained on (:meth:`harpnet_cli.grids.GridSpec.to_dict`), if any."""
 
+    noise_scales: list[float] = Field(default_factory=list)
+    """Smoothing lengths (fine cells, 0 = white) of the noise fields a **stochastic** model turns into
+    members; empty for a deterministic model. Each member's log-correction gets
+    ``sum_j a_j(x) z_j``: noise field ``z_j`` (one per scale, drawn on the whole domain, see
+    :mod:`harpnet_cli.core.noise`) times an amplitude ``a_j >= 0`` the network predicts at every
+    cell, so one network pass serves any number of members."""
+
+    noise_gate: bool = True
+    """With ``noise_scales``: a learned threshold (a fraction of the bilinear amount) below which a
+    member's cell is dry, so members can be exactly zero where the rain does not reach."""
+
     periods: list[float] | None = None
     """Window lengths (hours) the model was trained on, when it takes the window length as an input
     (the coarse input ``log_period_hours``); ``downscale`` gives such a model each window's true
@@ -223,6 +238,11 @@ class ModelConfig(BaseModel):
                 raise ValueError(f"{group}_std must be positive")
         return self
 
+    @property
+    def stochastic(self) -> bool:
+        """True for a model that turns noise into members (:attr:`noise_scales`)."""
+        return bool(self.noise_scales)
+
     def knows_period(self, hours: float) -> bool:
         """Whether the model takes windows of ``hours`` as they are (it was trained on that length)."""
         return self.periods is not None and any(abs(hours - p) < 1e-6 for p in self.periods)
@@ -254,6 +274,17 @@ def _autocast_off(device_type: str) -> AbstractContextManager[object]:
     if device_type == "meta":
         return nullcontext()
     return torch.autocast(device_type=device_type, enabled=False)
+
+
+def _floor_dry_blocks(weights: Tensor, ratio: int) -> Tensor:
+    """Add :data:`WEIGHT_FLOOR` to the cells of blocks whose weights are all zero (and only there).
+
+    A block with no weight anywhere would share its coarse amount out as 0/0; a floor everywhere
+    would instead turn a member's exactly dry cells into tiny amounts. Shape ``(B, 1, H, W)``.
+    """
+    empty = F.max_pool2d(weights, ratio) <= 0
+    floor = empty.to(weights.dtype).repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1)
+    return weights + WEIGHT_FLOOR * floor
 
 
 def conserve_mass(weights: Tensor, coarse: Tensor, ratio: int, eps: float = CONSERVE_EPS) -> Tensor:
@@ -322,6 +353,17 @@ class Downscaler(nn.Module):
             nn.init.zeros_(self.net.head.weight)  # an untrained model is conservative bilinear
             assert self.net.head.bias is not None
             nn.init.zeros_(self.net.head.bias)
+        self.amplitude: nn.Conv2d | None = None
+        if config.noise_scales:
+            outputs = len(config.noise_scales) + int(config.noise_gate)
+            head = nn.Conv2d(config.channels[0], outputs, 1)
+            assert head.bias is not None
+            with torch.no_grad():  # small amplitudes at first (softplus(-2) = 0.13), gate nearly shut
+                head.weight.mul_(0.1)
+                head.bias.fill_(AMPLITUDE_BIAS)
+                if config.noise_gate:
+                    head.bias[-1] = GATE_BIAS
+            self.amplitude = head
         self.register_buffer("coarse_mean", _stat_buffer(config.coarse_mean))
         self.register_buffer("coarse_std", _stat_buffer(config.coarse_std))
         self.register_buffer("static_mean", _stat_buffer(config.static_mean))
@@ -470,9 +512,12 @@ class Downscaler(nn.Module):
         if n_static == 0 and static is None:
             return
         want = (n_static, cfg.tile, cfg.tile)
-        if static is None or static.ndim != 4 or tuple(static.shape[1:]) != want:
-            got = None if static is None else tuple(static.shape)
-            raise ValueError(f"static input must be (B, {n_static}, {cfg.tile}, {cfg.tile}), got {got}")
+        got = None if static is None else tuple(static.shape)
+        noise = 0 if static is None or static.ndim != 4 else static.shape[1] - n_static
+        if static is None or static.ndim != 4 or tuple(static.shape[2:]) != want[1:] or noise < 0 or (
+                noise and (not cfg.stochastic or noise % len(cfg.noise_scales))):
+            more = f" + K x {len(cfg.noise_scales)} noise" if cfg.stochastic else ""
+            raise ValueError(f"static input must be (B, {n_static}{more}, {cfg.tile}, {cfg.tile}), got {got}")
         if static.shape[0] != coarse.shape[0]:
             raise ValueError(f"batch sizes differ: coarse {coarse.shape[0]}, static {static.shape[0]}")
 
@@ -499,6 +544,7 @@ class Downscaler(nn.Module):
         inner = (..., slice(crop, x.shape[-2] * cfg.ratio - crop), slice(crop, x.shape[-1] * cfg.ratio - crop))
         parts = [F.interpolate(x, scale_factor=cfg.ratio, mode="bilinear", align_corners=False)[inner]]
         if static is not None and static.shape[1]:
+            static = static[:, : len(cfg.static_inputs)]  # noise channels (stochastic models) go elsewhere
             parts.append((static - self.static_mean) / self.static_std)
         if "precip_nearest" in cfg.derived_inputs:
             parts.append(F.interpolate(x[:, :1], scale_factor=cfg.ratio, mode="nearest")[inner])
@@ -518,33 +564,84 @@ class Downscaler(nn.Module):
         coarse : Tensor, shape (B, Cc, 18, 18)
             Coarse inputs per ``config.coarse_inputs``; channel 0 is precipitation in mm per step
             (3 h). Side ``tile / ratio + 2 buffer``.
-        static : Tensor or None, shape (B, Cs, 64, 64)
-            Static fine inputs per ``config.static_inputs`` (channel 0: terrain height in m).
+        static : Tensor or None, shape (B, Cs [+ K J], 64, 64)
+            Static fine inputs per ``config.static_inputs`` (channel 0: terrain height in m). A
+            stochastic model (``config.noise_scales``, J of them) takes after them the noise of K
+            members, member major (channel ``Cs + k J + j``; :func:`harpnet_cli.core.noise.draw_noise`).
 
         Returns
         -------
-        Tensor, shape (B, 1, 64, 64), float32
-            Precipitation in mm per step, non-negative. With ``config.conserve`` each 4×4 block
-            averages to the coarse amount of its cell, and dry cells give exactly 0.
+        Tensor, float32
+            Precipitation in mm per step, non-negative, ``(B, 1, 64, 64)``; for a stochastic model
+            given the noise of K members, ``(K, B, 1, 64, 64)`` (the members, as an ensemble's;
+            without noise, its zero-noise member ``(B, 1, 64, 64)``). With ``config.conserve`` each
+            4×4 block averages to the coarse amount of its cell, and dry cells give exactly 0.
         """
         self._check_shapes(coarse, static)
         x = self.normalise_inputs(coarse, static)
         first_conv = next(self.net.parameters())  # (C, Cc + Cs, 3, 3): follow its memory format
         if first_conv.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        raw = self.net(x)
+        features = self.net.features(x)
+        raw = self.net.head(features)
+        noise = None
+        if self.amplitude is not None and static is not None and static.shape[1] > len(self.config.static_inputs):
+            noise = static[:, len(self.config.static_inputs):]
         with _autocast_off(raw.device.type):
+            if self.amplitude is not None:
+                return self._members(coarse, raw.float(), self.amplitude(features).float(), noise)
             if self.config.output == "bilinear-residual":
                 correction = torch.exp(raw.float().clamp(-MAX_LOG_CORRECTION, MAX_LOG_CORRECTION))
                 weights = self.bilinear(coarse) * correction
             else:
                 weights = F.softplus(raw.float())
-            if not self.config.conserve:
-                return weights
-            b, r = self.config.buffer, self.config.ratio
-            n = self.config.coarse_size
-            centre = coarse[:, :1, b : n - b, b : n - b].float().clamp_min(0.0)
-            return conserve_mass(weights + WEIGHT_FLOOR, centre, r)
+            return self._finish(coarse, weights)
+
+    def _finish(self, coarse: Tensor, weights: Tensor) -> Tensor:
+        """Conserve each coarse cell's amount over its 4x4 block (unless ``conserve`` is off)."""
+        if not self.config.conserve:
+            return weights
+        b, r = self.config.buffer, self.config.ratio
+        n = self.config.coarse_size
+        centre = coarse[:, :1, b : n - b, b : n - b].float().clamp_min(0.0)
+        if weights.ndim == 5:  # (K, B, 1, H, W): the same coarse cells for every member
+            k = weights.shape[0]
+            out = conserve_mass(_floor_dry_blocks(weights.flatten(0, 1), r), centre.repeat(k, 1, 1, 1), r)
+            return out.view(weights.shape)
+        return conserve_mass(_floor_dry_blocks(weights, r), centre, r)
+
+    def _members(self, coarse: Tensor, raw: Tensor, amplitudes: Tensor, noise: Tensor | None) -> Tensor:
+        """The members of a stochastic model: ``bilinear * exp(raw + sum_j a_j z_j)``, gated, conserved.
+
+        Parameters
+        ----------
+        coarse : Tensor, shape (B, Cc, 18, 18)
+        raw : Tensor, shape (B, 1, 64, 64)
+            The network's log-correction.
+        amplitudes : Tensor, shape (B, J [+ 1], 64, 64)
+            Before softplus: one amplitude per noise scale, then the dry gate's threshold.
+        noise : Tensor or None, shape (B, K J, 64, 64)
+            The members' noise; None gives the zero-noise member ``(B, 1, 64, 64)``.
+
+        Returns
+        -------
+        Tensor
+            ``(K, B, 1, 64, 64)``, or ``(B, 1, 64, 64)`` without noise.
+        """
+        j = len(self.config.noise_scales)
+        positive = F.softplus(amplitudes)
+        bilinear = self.bilinear(coarse)
+        if noise is None:
+            log_w = raw[None]
+        else:
+            b, h, w = noise.shape[0], noise.shape[-2], noise.shape[-1]
+            z = noise.float().view(b, -1, j, h, w).transpose(0, 1)  # (K, B, J, H, W)
+            log_w = raw[None] + (positive[None, :, :j] * z).sum(dim=2, keepdim=True)
+        weights = bilinear[None] * torch.exp(log_w.clamp(-MAX_LOG_CORRECTION, MAX_LOG_CORRECTION))
+        if self.config.noise_gate:
+            weights = F.relu(weights - positive[None, :, j:] * bilinear[None])
+        out = self._finish(coarse, weights)
+        return out if noise is not None else out[0]
 
     def bilinear(self, coarse: Tensor) -> Tensor:
         """Bilinear interpolation of the coarse amount (channel 0) to the fine tile, in float32.
