@@ -144,6 +144,31 @@ def score_table(path: Path, model_row: str = "harpnet (this model)") -> dict[str
     return table
 
 
+#: Columns of the stochastic model's card table: evaluate JSON ``ensemble`` key → card label.
+ENSEMBLE_COLUMNS = {"crps_fair": "fair CRPS (mm)", "spread_skill_ratio": "spread/skill"}
+
+
+def stochastic_table(path: Path) -> dict[str, float]:
+    """The stochastic model's probabilistic scores from an ``evaluate --json`` file (its ``ensemble`` block)."""
+    report = json.loads(path.read_text())
+    ens = report["ensemble"]
+    mean = next(v for k, v in report["summary"].items()
+                if k not in ("bilinear", "bilinear_conservative", "bicubic", "ratio", "ratio_prism")
+                and not k.endswith("_sample"))
+    sample = next((v for k, v in report["summary"].items() if k.endswith("_sample")), {})
+    ranks = np.asarray(ens["rank_histogram"]) * len(ens["rank_histogram"])
+    row = {label: ens[key] for key, label in ENSEMBLE_COLUMNS.items() if ens.get(key) is not None}
+    row["MAE of the mean (mm)"] = mean["mae"]
+    row["rank histogram / uniform, min"] = float(ranks.min())
+    row["rank histogram / uniform, max"] = float(ranks.max())
+    if sample.get("spectral_ratio_high") is not None:
+        row["one member's power ratio (high k)"] = sample["spectral_ratio_high"]
+    for b in ens["brier"]:
+        if b.get("brier_skill") is not None:
+            row[f"Brier skill {b['threshold_mm']:g} mm"] = b["brier_skill"]
+    return row
+
+
 def harpnet_commands(script: Path) -> list[str]:
     """The ``harpnet`` commands of a shell script (continuation lines joined), as written there."""
     if not script.exists():
@@ -163,6 +188,29 @@ def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
     return float((ya - yb).abs().max() / ya.abs().max())
 
 
+def bundle_stochastic(source: Path, output: Path, evals: list[str]) -> dict[str, Any]:
+    """Write ``stochastic.pt`` (fp16) and return its card section."""
+    target = save_half_precision(source, output / "stochastic.pt")
+    drift = check_half_precision(source, target)
+    if drift > 0.01:
+        raise SystemExit(f"fp16 stochastic weights change the output by {drift:.2%} of its maximum")
+    model, meta = load_model(target)
+    if not model.config.stochastic:
+        raise SystemExit(f"{source}: not a stochastic model (it has no noise_scales)")
+    facts = training_facts(source, meta)
+    config = _run_config(source.parent.parent) if source.parent.name == "checkpoints" else {}
+    return {
+        "parameters": model.param_count(),
+        "noise_scales": model.config.noise_scales,
+        "trained_on": ("the deterministic default's weights, fine-tuned with the fair CRPS of "
+                       f"{config.get('members', '?')} members per tile on the same real data"
+                       + (f" ({describe_training(facts)})" if facts else "")),
+        "fp16_max_relative_change": drift,
+        "scores": {title: stochastic_table(Path(path)) for title, _, path in (e.rpartition("=") for e in evals)},
+        "source_checkpoint": {"file": str(source), "epoch": meta.get("epoch")},
+    }
+
+
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,6 +222,9 @@ def main() -> None:
     parser.add_argument("--real-name", default="MRMS gauge-corrected QPE", help="the real data's name in the card")
     parser.add_argument("--trained-on", help="what the model was trained on (default: read from its runs' "
                                              "config.toml and stores)")
+    parser.add_argument("--stochastic", type=Path, help="a stochastic checkpoint to ship beside it (stochastic.pt)")
+    parser.add_argument("--stochastic-eval", action="append", default=[], metavar="TITLE=JSON",
+                        help="an evaluate --json file of the stochastic model to put in the card under TITLE")
     parser.add_argument("-o", "--output", type=Path, default=Path("harpnet_cli/assets/default"))
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -207,6 +258,10 @@ def main() -> None:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source_checkpoint": {"file": str(args.model), "epoch": meta.get("epoch")},
     }
+    if args.stochastic is not None:
+        card["stochastic"] = bundle_stochastic(args.stochastic, args.output, args.stochastic_eval)
+    elif (args.output / "stochastic.pt").exists():
+        (args.output / "stochastic.pt").unlink()  # never ship stochastic weights from another build
     (args.output / "card.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
     size = model_file.stat().st_size / 2**20
     print(f"{model_file}: {size:.2f} MiB, fp16 change {drift:.2e} of max; card with {len(scores)} table(s)")

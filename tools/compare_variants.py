@@ -21,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-REGIONS = {"conus": "held-out real day 2016-09-22, CONUS",
+REGIONS = {"conus3": "held-out real day 2016-09-22, CONUS, 3-hour windows (the store scored before)",
+           **{f"conus_{h}h": f"held-out real day 2016-09-22, CONUS, {h}-hour windows" for h in (1, 3, 6, 12, 24)},
+           "west_24h": "held-out real day 2016-09-22, West (31-49N, 125-102W), 24-hour windows",
+           "nwrfc": "NWRFC winter 6-hour windows, 11-12 Dec 2022 (Cascades, northern Rockies; held out)",
+           "radolan": "DWD RADOLAN 2014 hours and 24-hour sums (Germany; held out)",
+           "conus": "held-out real day 2016-09-22, CONUS",
            "west": "held-out real day 2016-09-22, West (31-49N, 125-102W)",
            "synthetic": "synthetic validation split"}
 BASELINES = ("bilinear", "bilinear_conservative", "bicubic", "ratio", "ratio_prism")
@@ -29,7 +34,8 @@ SEED = re.compile(r"^(?P<variant>.+)_s(?P<seed>\d+)$")
 
 
 def _model_row(summary: dict[str, dict[str, float]]) -> dict[str, float]:
-    rows = [v for k, v in summary.items() if k not in BASELINES]
+    """The model's row (for a stochastic model the mean of its samples, not the single sample's row)."""
+    rows = [v for k, v in summary.items() if k not in BASELINES and not k.endswith("_sample")]
     if len(rows) != 1:
         raise SystemExit(f"expected one model row, got {len(rows)}")
     return rows[0]

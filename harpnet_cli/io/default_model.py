@@ -1,7 +1,8 @@
 """The bundled default model: ``harpnet_cli/assets/default/model.pt`` and its model card.
 
 ``model.pt`` is a checkpoint (:mod:`harpnet_cli.io.checkpoints`) or a HARPNET-E ensemble file
-(:mod:`harpnet_cli.io.ensembles`); ``card.json`` beside it is the model card, a JSON object with
+(:mod:`harpnet_cli.io.ensembles`); ``stochastic.pt`` beside it, when present, is the stochastic
+model ``downscale --samples`` runs; ``card.json`` beside them is the model card, a JSON object with
 keys such as ``name``, ``trained_on``, ``preset``, ``parameters``, ``scores`` (a dict of tables,
 each a dict of rows, each a dict of column → value), ``built_with`` (the commands that made it)
 and ``created``. ``harpnet downscale`` runs the default model when no ``--model`` is given, and
@@ -25,6 +26,8 @@ from harpnet_cli.errors import InputDataError
 DEFAULT_MODEL_DIR = Path(harpnet_cli.__file__).parent / "assets" / "default"
 #: File name of the bundled weights.
 MODEL_FILE = "model.pt"
+#: File name of the bundled stochastic weights (``downscale --samples``), beside the default model.
+STOCHASTIC_FILE = "stochastic.pt"
 #: File name of the model card, beside the weights.
 CARD_FILE = "card.json"
 #: Environment variable naming another default model file.
@@ -52,6 +55,17 @@ def default_model_path() -> Path | None:
         :func:`default_model_location` when it is a file, else None.
     """
     path = default_model_location()
+    return path if path.is_file() else None
+
+
+def default_stochastic_path() -> Path | None:
+    """The default stochastic model (``stochastic.pt`` beside the default model), or None when none is installed.
+
+    Returns
+    -------
+    Path or None
+    """
+    path = default_model_location().parent / STOCHASTIC_FILE
     return path if path.is_file() else None
 
 
