@@ -33,7 +33,7 @@ from harpnet_cli.errors import (
     HarpnetError,
     Terminated,
 )
-from harpnet_cli.formats import OUTPUT_FORMATS, option_choices, output_help, spoken
+from harpnet_cli.formats import AMOUNT_UNITS, OUTPUT_FORMATS, option_choices, output_help, spoken
 from harpnet_cli.grids import DOMAINS
 from harpnet_cli.registry import (
     DERIVED_INPUTS,
@@ -232,9 +232,15 @@ def downscale(
     members: Annotated[bool, typer.Option("--members", help="Ensemble model: write every member (realization "
                                                             "axis; GRIB2 4.11) instead of mean and spread.")] = False,
     probabilities: Annotated[str | None, typer.Option(help="Ensemble model: also write the probability of "
-                                                           "exceeding each threshold in kg m-2 per window (NetCDF "
-                                                           "0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
+                                                           "exceeding each threshold per window, in --units "
+                                                           "(NetCDF 0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
                                                       metavar="T1,T2,...")] = None,
+    percentiles: Annotated[str | None, typer.Option(help="Ensemble model: also write these percentiles of the "
+                                                         "members (NetCDF; GRIB2 4.10, whole numbers), e.g. "
+                                                         "10,50,90.", metavar="P1,P2,...")] = None,
+    units: Annotated[str, typer.Option(help=f"Amount unit of NetCDF, --probabilities and --plot: "
+                                            f"{spoken(AMOUNT_UNITS)} (GRIB2 stays kg m-2 by WMO rule).")
+                     ] = next(iter(AMOUNT_UNITS)),
     bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
     domain: Annotated[str | None, typer.Option(help=f"Named domain: {one_of(sorted(DOMAINS))}. Default: conus when "
                                                     "the input covers it, else the input's extent.")] = None,
@@ -274,7 +280,8 @@ def downscale(
         "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
-        "probabilities": probabilities, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+        "probabilities": probabilities, "percentiles": percentiles, "units": units,
+        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
     res = run_downscale(cfg, RichReporter(ctx.obj))
     if json_:
