@@ -321,16 +321,20 @@ class HarpnetCommand(TyperCommand):
                 from typer._click.shell_completion import CompletionItem
 
                 # instance-level: the choices come from the registries, not from a Choice type
-                param.shell_complete = (  # type: ignore[method-assign]
-                    lambda ctx, incomplete, choices=choices: [CompletionItem(c) for c in choices
-                                                              if c.startswith(incomplete)])
+                def offer(ctx: ClickContext, incomplete: str, choices: tuple[str, ...] = choices) -> list[Any]:
+                    return [CompletionItem(c) for c in choices if c.startswith(incomplete)]
+
+                param.shell_complete = offer  # type: ignore[method-assign]
             if isinstance(param, TyperOption) and param.metavar is None:
                 param.metavar = "" if param.is_flag else "|".join(choices) if choices else _metavar(param)
             elif isinstance(param, TyperArgument):
                 label = f"{param.metavar or param.name.upper()}" + ("..." if param.nargs != 1 else "")
                 # instance-level: Typer's arguments show their Python type unless told otherwise
                 param.metavar = label
-                param.get_usage_pieces = lambda ctx, label=label: [label]  # type: ignore[method-assign]
+                def usage(ctx: ClickContext, label: str = label) -> list[str]:
+                    return [label]
+
+                param.get_usage_pieces = usage  # type: ignore[method-assign]
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
 
 
