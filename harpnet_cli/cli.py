@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer._click.core import Context as ClickContext
 from typer._click.exceptions import ClickException
-from typer.core import TyperGroup
+from typer._click.exceptions import UsageError as ClickUsageError
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from harpnet_cli import __version__
 from harpnet_cli.config import EnsembleConfig, EvaluateConfig, PrepareConfig, TrainConfig, field_choices
@@ -33,7 +34,7 @@ from harpnet_cli.errors import (
     HarpnetError,
     Terminated,
 )
-from harpnet_cli.formats import OUTPUT_FORMATS, option_choices, output_help, spoken
+from harpnet_cli.formats import AMOUNT_UNITS, OUTPUT_FORMATS, option_choices, output_help, spoken
 from harpnet_cli.grids import DOMAINS
 from harpnet_cli.registry import (
     DERIVED_INPUTS,
@@ -93,20 +94,39 @@ class Settings:
 
 
 class RichReporter:
-    """The CLI's :class:`~harpnet_cli.workflows.reporting.Reporter`: Rich on stderr."""
+    """The CLI's :class:`~harpnet_cli.workflows.reporting.Reporter`: Rich on stderr.
 
-    def __init__(self, settings: Settings) -> None:
+    With ``defer`` (``downscale`` without ``-v``) information and warnings wait until the command
+    succeeds (:meth:`flush`, before the summary): a failing run prints its one error line alone.
+    """
+
+    def __init__(self, settings: Settings, defer: bool = False) -> None:
         self.settings = settings
+        self.defer = defer and not settings.verbose
+        self.pending: list[str] = []
+
+    def _say(self, markup: str) -> None:
+        """Print now, or keep for :meth:`flush`."""
+        if self.defer:
+            self.pending.append(markup)
+        else:
+            stderr.print(markup, soft_wrap=True)
+
+    def flush(self) -> None:
+        """Print what was kept back (the command succeeded)."""
+        for markup in self.pending:
+            stderr.print(markup, soft_wrap=True)
+        self.pending.clear()
 
     def info(self, message: str) -> None:
         """Print an informational line unless ``--quiet``."""
         if not self.settings.quiet:
-            stderr.print(f"[dim]{escape(message)}[/dim]", soft_wrap=True)
+            self._say(f"[dim]{escape(message)}[/dim]")
 
     def warning(self, message: str) -> None:
         """Print a warning unless ``--quiet``."""
         if not self.settings.quiet:
-            stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+            self._say(f"[yellow]warning:[/yellow] {escape(message)}")
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
@@ -144,42 +164,194 @@ def _validation_message(error: Any) -> str:
     return f"{where}: {msg}" if where else msg
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    """Print ``error: message`` on stderr and return the exit to raise."""
+#: Global flags that may also follow the subcommand (``harpnet downscale ... -v``).
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
+#: Commands whose ``--json`` flag makes a failure print a JSON error object.
+JSON_COMMANDS = ("downscale", "info")
+_JSON_KEY = "harpnet.json"
+
+
+def _fail(message: str, code: int, ctx: ClickContext | None = None) -> typer.Exit:
+    """Print ``error: message`` on stderr (and the JSON error object after ``--json``); return the exit to raise.
+
+    The JSON object, ``{"error": message, "exit_code": code}``, goes where the command's JSON summary
+    would have gone: stdout, or stderr with ``-o -``.
+    """
     stderr.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
+    where = None if ctx is None else ctx.find_root().meta.get(_JSON_KEY)
+    if where is not None:
+        import json
+
+        typer.echo(json.dumps({"error": message, "exit_code": code}), err=where == "stderr")
     return typer.Exit(code)
+
+
+def _json_target(args: list[str]) -> str | None:
+    """``"stdout"`` or ``"stderr"`` when a command of :data:`JSON_COMMANDS` has ``--json``, else None."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in JSON_COMMANDS or "--json" not in args:
+        return None
+    streams = any(a in ("-o", "--output") and b == "-" for a, b in zip(args, args[1:], strict=False))
+    return "stderr" if streams or "--output=-" in args else "stdout"
+
+
+def _hoist_global_flags(args: list[str], commands: set[str]) -> list[str]:
+    """Move :data:`GLOBAL_FLAGS` given after the subcommand in front of it (``--`` ends the search).
+
+    Examples
+    --------
+    >>> _hoist_global_flags(["downscale", "a.grb", "-v", "-o", "x.nc"], {"downscale"})
+    ['-v', 'downscale', 'a.grb', '-o', 'x.nc']
+    """
+    at = next((i for i, a in enumerate(args) if a in commands), None)
+    if at is None:
+        return args
+    end = args.index("--") if "--" in args[at:] else len(args)
+    moved = [a for a in args[at + 1:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[at + 1:end] if a not in GLOBAL_FLAGS]
+    return [*args[:at], *moved, args[at], *rest, *args[end:]]
+
+
+def _plain_usage_error(exc: ClickException) -> bool:
+    """Whether to print a usage error as one plain ``error:`` line (stderr is not a terminal)."""
+    return isinstance(exc, ClickUsageError) and not stderr.is_terminal
 
 
 class HarpnetGroup(TyperGroup):
     """Turns every failure into one line on stderr and a documented exit code."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:  # the global flags: no <bool> in the help
+            if isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+
+    def get_help_option(self, ctx: ClickContext) -> Any:
+        """``-h/--help`` with no metavar."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """Accept the global flags after the subcommand too, and note a ``--json`` request."""
+        args = _hoist_global_flags(list(args), set(self.commands))
+        ctx.meta[_JSON_KEY] = _json_target(args)
+        try:
+            return super().parse_args(ctx, args)
+        except ClickUsageError as exc:
+            if _plain_usage_error(exc) or ctx.meta[_JSON_KEY]:
+                raise _fail(exc.format_message(), exc.exit_code, ctx) from None
+            raise
+
     def invoke(self, ctx: ClickContext) -> Any:
         """Run the command; map exceptions to exit codes (tracebacks only with ``--debug``)."""
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort):
+            raise
+        except ClickException as exc:
+            if _plain_usage_error(exc) or ctx.meta.get(_JSON_KEY):
+                raise _fail(exc.format_message(), exc.exit_code, ctx) from None
             raise
         except Exception as exc:
             settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
             if settings.debug:
                 raise
             if isinstance(exc, HarpnetError):
-                raise _fail(str(exc), exc.exit_code) from None
+                raise _fail(str(exc), exc.exit_code, ctx) from None
             from pydantic import ValidationError
 
             if isinstance(exc, ValidationError):
                 msgs = "; ".join(_validation_message(e) for e in exc.errors())
-                raise _fail(msgs, EXIT_USAGE) from None
+                raise _fail(msgs, EXIT_USAGE, ctx) from None
             if isinstance(exc, OSError) and exc.strerror:  # permission denied, disk full, ...
                 where = f"{exc.filename}: " if exc.filename else ""
-                raise _fail(f"{where}{exc.strerror}", EXIT_FAILURE) from None
+                raise _fail(f"{where}{exc.strerror}", EXIT_FAILURE, ctx) from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise _fail(f"internal error ({type(exc).__name__}: {first}); run with --debug for the traceback",
-                        EXIT_FAILURE) from None
+                        EXIT_FAILURE, ctx) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted; no output was written", EXIT_INTERRUPTED) from None
+            raise _fail("interrupted; no output was written", EXIT_INTERRUPTED, ctx) from None
         except Terminated:
-            raise _fail("terminated (SIGTERM); no partial output was left", EXIT_TERMINATED) from None
+            raise _fail("terminated (SIGTERM); no partial output was left", EXIT_TERMINATED, ctx) from None
+
+
+#: Help metavars by value type (what the Typer default ``<list[Path]>``/``<bool>`` would show).
+METAVARS: dict[type, str] = {Path: "PATH", int: "N", float: "X", str: "TEXT"}
+
+
+#: Choices of options, from the registries: ``"command.option"`` or ``"option"`` (Python parameter name)
+#: -> values. Shell completion offers them and the help shows them as the metavar.
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    "format_": tuple(OUTPUT_FORMATS),
+    "grib_packing": GRIB_PACKINGS,
+    "units": tuple(AMOUNT_UNITS),
+    "domain": tuple(sorted(DOMAINS)),
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "preset": tuple(PRESETS),
+    "loss": tuple(LOSSES),
+    "lr_schedule": tuple(LR_SCHEDULES),
+    "source": field_choices(PrepareConfig, "source_kind"),
+    "remap": tuple(REMAP_METHODS),
+    "evaluate.split": tuple(SCORED_SPLITS),
+    "ensemble.split": field_choices(EnsembleConfig, "split"),
+    "ensemble.select": ("all", "greedy", "best-3"),
+    "ensemble.mode": ("members", "soup"),
+    "ensemble.epochs": ("all", "last"),
+    "extra_inputs": tuple(EXTRA_INPUTS),
+    "derived_inputs": tuple(DERIVED_INPUTS),
+}
+
+
+def option_choices_of(command: str, option: str) -> tuple[str, ...]:
+    """The choices of ``command``'s option ``option`` (Python parameter name); empty for free values."""
+    return OPTION_CHOICES.get(f"{command}.{option}", OPTION_CHOICES.get(option, ()))
+
+
+class HarpnetCommand(TyperCommand):
+    """A command whose help shows plain metavars (``FILE...``, ``PATH``, ``N``, ``a|b``, nothing for flags)
+    and whose options with registry choices complete them in the shell."""
+
+    def get_help_option(self, ctx: ClickContext) -> Any:
+        """``-h/--help`` with no metavar."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            choices = option_choices_of(self.name or "", param.name or "")
+            if isinstance(param, TyperOption) and choices:
+                from typer._click.shell_completion import CompletionItem
+
+                # instance-level: the choices come from the registries, not from a Choice type
+                def offer(ctx: ClickContext, incomplete: str, choices: tuple[str, ...] = choices) -> list[Any]:
+                    return [CompletionItem(c) for c in choices if c.startswith(incomplete)]
+
+                param.shell_complete = offer  # type: ignore[method-assign]
+            if isinstance(param, TyperOption) and param.metavar is None:
+                param.metavar = "" if param.is_flag else "|".join(choices) if choices else _metavar(param)
+            elif isinstance(param, TyperArgument):
+                label = f"{param.metavar or param.name.upper()}" + ("..." if param.nargs != 1 else "")
+                # instance-level: Typer's arguments show their Python type unless told otherwise
+                param.metavar = label
+                def usage(ctx: ClickContext, label: str = label) -> list[str]:
+                    return [label]
+
+                param.get_usage_pieces = usage  # type: ignore[method-assign]
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+
+
+def _metavar(param: TyperOption) -> str:
+    """The metavar of an option without choices, by type (:data:`METAVARS`)."""
+    annotation = param.type_descriptor.annotation
+    for kind, label in METAVARS.items():
+        if annotation is kind or (isinstance(annotation, type) and issubclass(annotation, kind)):
+            return label
+    return "TEXT"
 
 
 app = typer.Typer(
@@ -205,7 +377,8 @@ def _global(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version,
                                           is_eager=True)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail (device, timings).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail: messages as they come, "
+                                          "downscale's time per stage (read, remap, model, write).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     """Global options."""
@@ -219,7 +392,7 @@ def _global(
                         handlers=[RichHandler(console=stderr, show_time=False, show_path=debug)])
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def downscale(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="GRIB1/GRIB2/NetCDF/WRF files; several form a time series. "
@@ -228,7 +401,7 @@ def downscale(
                                                  metavar="FILE", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help=f"Output file: {output_help()}; a template such as "
                                          "'out/h_{init:%Y%m%d%H}_f{lead:03d}.grib2' writes one file per step "
-                                         "(fields init, valid, lead, member).")],
+                                         "(fields init, valid, lead, member, product).")],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Checkpoint (.pt) to run, or an ensemble from "
                                                "'harpnet ensemble' (all members in one pass; writes the "
                                                "ensemble mean and spread). Default: the installed default "
@@ -239,9 +412,15 @@ def downscale(
     members: Annotated[bool, typer.Option("--members", help="Ensemble model: write every member (realization "
                                                             "axis; GRIB2 4.11) instead of mean and spread.")] = False,
     probabilities: Annotated[str | None, typer.Option(help="Ensemble model: also write the probability of "
-                                                           "exceeding each threshold in kg m-2 per window (NetCDF "
-                                                           "0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
+                                                           "exceeding each threshold per window, in --units "
+                                                           "(NetCDF 0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
                                                       metavar="T1,T2,...")] = None,
+    percentiles: Annotated[str | None, typer.Option(help="Ensemble model: also write these percentiles of the "
+                                                         "members (NetCDF; GRIB2 4.10, whole numbers), e.g. "
+                                                         "10,50,90.", metavar="P1,P2,...")] = None,
+    units: Annotated[str, typer.Option(help=f"Amount unit of NetCDF, --probabilities and --plot: "
+                                            f"{spoken(AMOUNT_UNITS)} (GRIB2 stays kg m-2 by WMO rule).")
+                     ] = next(iter(AMOUNT_UNITS)),
     bbox: Annotated[str | None, typer.Option(help="Target box S,N,W,E in degrees.", metavar="S,N,W,E")] = None,
     domain: Annotated[str | None, typer.Option(help=f"Named domain: {one_of(sorted(DOMAINS))}. Default: conus when "
                                                     "the input covers it, else the input's extent.")] = None,
@@ -267,11 +446,13 @@ def downscale(
                                                        "model sha256, seconds, mass ratio) on stdout, or on "
                                                        "stderr with -o -.")] = False,
 ) -> None:
-    """Downscale precipitation files to the 0.0625° grid.
+    """Downscale precipitation files to the 0.0625° grid with the bundled model (or --model).
 
-    An input '-' reads a GRIB stream from stdin. Example: harpnet downscale gfs.t00z.pgrb2.0p25.f003
-    gfs.t00z.pgrb2.0p25.f006 -o out.nc -m model.pt; in a pipe: curl ... | harpnet downscale - -o - -m model.pt;
-    a first try: harpnet downscale example -o out.nc --plot out.png
+    A first try: harpnet downscale example -o out.nc --plot out.png
+
+    GFS: harpnet downscale gfs.t00z.pgrb2.0p25.f003 gfs.t00z.pgrb2.0p25.f006 -o out.nc
+
+    In a pipe (an input '-' reads GRIB from stdin): curl -s URL | harpnet downscale - -o - > out.grib2
     """
     from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import run_downscale
@@ -281,18 +462,23 @@ def downscale(
         "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
-        "probabilities": probabilities, "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+        "probabilities": probabilities, "percentiles": percentiles, "units": units,
+        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
     })
-    res = run_downscale(cfg, RichReporter(ctx.obj))
+    reporter = RichReporter(ctx.obj, defer=True)  # a failure prints its error line alone
+    res = run_downscale(cfg, reporter)
+    reporter.flush()
     if json_:
         import json
 
         typer.echo(json.dumps(res.to_json()), err=cfg.to_stdout)
     elif not ctx.obj.quiet:
         (stderr if cfg.to_stdout else stdout).print(escape(res.summary()), soft_wrap=True)
+    if ctx.obj.verbose and res.timings:
+        stderr.print(escape(f"timings: {res.timing_text()}"), soft_wrap=True)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def prepare(
     ctx: typer.Context,
     sources: Annotated[list[str], typer.Argument(help="Hourly CONUS404/WRF NetCDF or Zarr, MRMS/Stage IV/AORC-like "
@@ -401,7 +587,7 @@ class TrainReporter(RichReporter):
         stderr.print(escape(line), soft_wrap=True, highlight=False)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def train(
     ctx: typer.Context,
     store: Annotated[Path, typer.Argument(help="Training store from harpnet prepare.", show_default=False)],
@@ -481,7 +667,7 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{100 * value:+.1f}%" if signed else f"{value:.4g}"
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def evaluate(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="A checkpoint, a run directory (every epoch is scored) or an "
@@ -547,7 +733,7 @@ def evaluate(
         stdout.print(escape(f"wrote {p}"), soft_wrap=True)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def ensemble(
     ctx: typer.Context,
     runs: Annotated[list[Path], typer.Argument(help="Training run folders (e.g. one per seed) and/or checkpoint "
@@ -586,17 +772,19 @@ def ensemble(
         stdout.print(escape(res.summary()), soft_wrap=True)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
 def info(
     ctx: typer.Context,
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Describe this checkpoint or ensemble "
                                                                      "instead of the default model.")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON (harpnet-info/1) on "
+    json_: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON (harpnet-info/1) on "
                                                        "stdout.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Also print the training data, the commands that built "
+                                                      "the model and every score table.")] = False,
 ) -> None:
-    """Show the model 'harpnet downscale' would run (path, sha256, card, scores), the device and versions.
+    """Show the model 'harpnet downscale' would run, where it was trained, its scores, the device, versions.
 
-    Example: harpnet info; harpnet info --json
+    Example: harpnet info; harpnet info --full; harpnet info --json
     """
     from harpnet_cli.workflows.info import run_info
 
@@ -606,11 +794,12 @@ def info(
 
         typer.echo(json.dumps(res.to_json(), indent=2, default=str))
     elif not ctx.obj.quiet:
-        _print_info(res)
+        _print_info(res, full)
 
 
-def _print_info(res: Any) -> None:
-    """Print an :class:`~harpnet_cli.workflows.info.InfoResult` as a key/value grid and score tables."""
+def _print_info(res: Any, full: bool = False) -> None:
+    """Print an :class:`~harpnet_cli.workflows.info.InfoResult`: a key/value grid and the first score table
+    (at most about 25 lines), or with ``full`` the training text, the build commands and every table."""
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
@@ -624,17 +813,25 @@ def _print_info(res: Any) -> None:
         grid.add_row("model", escape(f"{m.path} ({m.source})" + (f": {m.name}" if m.name else "")))
         grid.add_row("sha256", m.sha256)
         kind = f"{m.kind}" + (f" of {m.members} members" if m.members else "") + f", {m.weights_dtype} weights"
-        grid.add_row("kind", escape(kind))
-        grid.add_row("preset", escape(f"{m.preset}, {m.parameters:,} parameters" + (" each" if m.members else "")))
-        for key, value in (("trained on", m.trained_on), ("created", m.created)):
-            if value:
-                grid.add_row(key, escape(str(value)))
-        for i, command in enumerate(m.built_with):
-            grid.add_row("built with" if i == 0 else "", escape(command))
+        each = " each" if m.members else ""
+        grid.add_row("kind", escape(f"{kind}; {m.preset} preset, {m.parameters:,} parameters{each}"))
+        if m.scope:
+            grid.add_row("trained for", escape(m.scope))
+        if full and m.trained_on:
+            grid.add_row("trained on", escape(str(m.trained_on)))
+        if m.created:
+            grid.add_row("created", escape(str(m.created)))
+        if full and m.built_with:
+            variables = any("$" in c for c in m.built_with)
+            grid.add_row("built with", escape("the commands below" + (" ($NAMES are variables of "
+                                                                      "tools/train_default.sh)" if variables else "")))
+            for command in m.built_with:
+                grid.add_row("", escape(command))
     grid.add_row("device", escape(res.device))
     grid.add_row("versions", escape(", ".join(f"{k} {v}" for k, v in res.versions.items())))
     stdout.print(grid)
-    for t in res.score_tables():
+    tables = res.score_tables()
+    for t in tables if full else tables[:1]:
         table = Table(title=escape(t.title), title_justify="left")
         table.add_column("")
         for c in t.columns:
@@ -642,6 +839,9 @@ def _print_info(res: Any) -> None:
         for name, cells in t.rows:
             table.add_row(escape(name), *(escape(c) for c in cells))
         stdout.print(table)
+    if not full and (len(tables) > 1 or (m is not None and (m.built_with or m.trained_on))):
+        stdout.print(escape(f"{len(tables) - 1} more score table(s), the training data and the commands that "
+                            "built the model: harpnet info --full (or --json)"), soft_wrap=True)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

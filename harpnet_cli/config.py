@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from harpnet_cli.formats import OUTPUT_FORMATS, format_for, option_choices, spoken, stream_format
+from harpnet_cli.formats import AMOUNT_UNITS, OUTPUT_FORMATS, format_for, option_choices, spoken, stream_format
 from harpnet_cli.grids import DOMAINS, parse_bbox
 from harpnet_cli.registry import (
     DEFAULT_LOSS,
@@ -25,7 +25,7 @@ from harpnet_cli.registry import (
 #: GRIB2 data packings (the ``grib2`` format's ``packing`` option), the first the default.
 GRIB_PACKINGS = option_choices("grib2", "packing")
 #: Writer options of :data:`~harpnet_cli.formats.OUTPUT_FORMATS` -> the DownscaleConfig field holding each.
-OPTION_FIELDS = {"packing": "grib_packing"}
+OPTION_FIELDS = {"packing": "grib_packing", "units": "units"}
 
 # The choices of the registries (harpnet_cli.registry) as Literal types: pydantic validates against
 # them and names them in its messages; the type checkers see plain strings.
@@ -157,12 +157,20 @@ class DownscaleConfig(_ReadsInputs):
     """Ensemble model only: write every member (``realization`` axis; GRIB2 template 4.11) instead
     of the ensemble mean and spread."""
     probabilities: tuple[float, ...] = ()
-    """Ensemble model only: thresholds in kg m-2 (per window) for exceedance probabilities,
-    increasing; empty for none."""
+    """Ensemble model only: thresholds (per window, in :attr:`units`: kg m-2 = mm, or inches) for
+    exceedance probabilities, increasing; empty for none."""
+    percentiles: tuple[float, ...] = ()
+    """Ensemble model only: percentiles (0…100) of the members' distribution to write (NetCDF
+    ``precipitation_amount_percentile``, GRIB2 template 4.10, whole numbers only), increasing;
+    empty for none."""
+    units: str = "mm"
+    """Unit of the NetCDF amounts, of ``--probabilities`` thresholds and of ``--plot``: ``mm``
+    (kg m-2) or ``in`` (inches, CF ``lwe_thickness_of_precipitation_amount``). GRIB2 is always
+    written in kg m-2, the unit WMO fixes for its parameter."""
 
-    @field_validator("probabilities", mode="before")
+    @field_validator("probabilities", "percentiles", mode="before")
     @classmethod
-    def _parse_thresholds(cls, v: object) -> object:
+    def _parse_numbers(cls, v: object, info: ValidationInfo) -> object:
         """Accept ``"1,10,25"`` text; None means none."""
         if v is None:
             return ()
@@ -170,7 +178,8 @@ class DownscaleConfig(_ReadsInputs):
             try:
                 return tuple(float(t) for t in v.split(",") if t.strip())
             except ValueError:
-                raise ValueError(f"--probabilities takes thresholds in kg m-2 such as 1,10,25, got {v!r}") from None
+                example = "1,10,25" if info.field_name == "probabilities" else "10,50,90"
+                raise ValueError(f"--{info.field_name} takes numbers such as {example}, got {v!r}") from None
         return v
 
     @field_validator("probabilities")
@@ -178,10 +187,39 @@ class DownscaleConfig(_ReadsInputs):
     def _check_thresholds(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         """Finite, non-negative and distinct; sorted increasing."""
         if any(not 0 <= t < float("inf") for t in v):  # NaN fails too
-            raise ValueError(f"--probabilities thresholds must be finite and >= 0 kg m-2, got {list(v)}")
+            raise ValueError(f"--probabilities thresholds must be finite and >= 0, got {list(v)}")
         if len(set(v)) < len(v):
             raise ValueError(f"--probabilities thresholds must be distinct, got {list(v)}")
         return tuple(sorted(v))
+
+    @field_validator("percentiles")
+    @classmethod
+    def _check_percentiles(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        """In 0…100 and distinct; sorted increasing."""
+        if any(not 0 <= q <= 100 for q in v):  # NaN fails too
+            raise ValueError(f"--percentiles must be in 0...100, got {list(v)}")
+        if len(set(v)) < len(v):
+            raise ValueError(f"--percentiles must be distinct, got {list(v)}")
+        return tuple(sorted(v))
+
+    @field_validator("units")
+    @classmethod
+    def _known_units(cls, v: str) -> str:
+        """One of :data:`harpnet_cli.formats.AMOUNT_UNITS`."""
+        if v not in AMOUNT_UNITS:
+            raise ValueError(f"Input should be {spoken(AMOUNT_UNITS, quote=True)}")
+        return v
+
+    @property
+    def thresholds_mm(self) -> tuple[float, ...]:
+        """``probabilities`` in kg m-2 (= mm), whatever :attr:`units` they were given in."""
+        per_mm = AMOUNT_UNITS[self.units].per_mm
+        return tuple(t / per_mm for t in self.probabilities)
+
+    @property
+    def ensemble_products(self) -> bool:
+        """Whether the run asks for ensemble products beyond the mean and spread (an ensemble model only)."""
+        return bool(self.members or self.probabilities or self.percentiles)
 
     @property
     def to_stdout(self) -> bool:
@@ -234,6 +272,9 @@ class DownscaleConfig(_ReadsInputs):
             raise ValueError("--accumulation must be positive")
         if self.overwrite and self.skip_existing:
             raise ValueError("give --overwrite or --skip-existing, not both")
+        if self.output_format == "grib2" and any(q != int(q) for q in self.percentiles):
+            raise ValueError(f"GRIB2 percentiles must be whole numbers (percentileValue is one octet), got "
+                             f"{list(self.percentiles)}")
         return self
 
 

@@ -279,7 +279,9 @@ class EnsembleProducts:
 
     The forecast handed to the writer with these holds the ensemble's ``M`` members as its rows
     (``(M, T, H, W)``); the writer writes either those members or :attr:`mean` and
-    :attr:`spread`, and then :attr:`probabilities`, without computing anything.
+    :attr:`spread`, and then :attr:`probabilities` and :attr:`percentile_fields`, without
+    computing anything. :meth:`names` lists the products; a writer asked for one of them
+    (``product=``) writes that one alone (GRIB2: one product per file, what cdo and cfgrib read).
 
     Attributes
     ----------
@@ -296,6 +298,12 @@ class EnsembleProducts:
     probabilities : numpy.ndarray or None
         ``(K, T, H, W)`` float32 fraction (0…1) of the members strictly above each threshold, NaN
         where any member is missing; None without thresholds.
+    percentiles : tuple of float
+        ``Q`` increasing percentiles (0…100) of the members' distribution; empty for none.
+    percentile_fields : numpy.ndarray or None
+        ``(Q, T, H, W)`` float32 amounts in kg m-2 at each percentile over the members (linear
+        interpolation between order statistics), NaN where any member is missing; None without
+        percentiles.
     """
 
     size: int
@@ -304,3 +312,73 @@ class EnsembleProducts:
     spread: np.ndarray | None = None
     thresholds: tuple[float, ...] = ()
     probabilities: np.ndarray | None = None
+    percentiles: tuple[float, ...] = ()
+    percentile_fields: np.ndarray | None = None
+
+    def names(self) -> list[str]:
+        """The products, in the order writers write them (see :func:`product_name`).
+
+        Returns
+        -------
+        list of str
+            ``["members"]`` or ``["mean", "spread"]``, then ``prob_gt_<T>mm`` per threshold and
+            ``p<Q>`` per percentile, e.g. ``["mean", "spread", "prob_gt_1mm", "p90"]``.
+        """
+        return product_names(self.every_member, self.thresholds if self.probabilities is not None else (),
+                             self.percentiles if self.percentile_fields is not None else ())
+
+
+def product_names(every_member: bool, thresholds: Iterable[float] = (), percentiles: Iterable[float] = ()) -> list[str]:
+    """The products an ensemble output holds, in the order writers write them (before they are computed).
+
+    Parameters
+    ----------
+    every_member : bool
+        Every member instead of mean and spread.
+    thresholds : iterable of float
+        Exceedance thresholds in kg m-2.
+    percentiles : iterable of float
+        Percentiles (0…100).
+
+    Returns
+    -------
+    list of str
+        e.g. ``["mean", "spread", "prob_gt_1mm", "p90"]`` (see :func:`product_name`).
+    """
+    names = ["members"] if every_member else ["mean", "spread"]
+    names += [product_name("probability", t) for t in thresholds]
+    names += [product_name("percentile", q) for q in percentiles]
+    return names
+
+
+#: Kinds of ensemble product, as :func:`product_name` spells them.
+PRODUCT_KINDS = ("members", "mean", "spread", "probability", "percentile")
+
+
+def product_name(kind: str, value: float | None = None) -> str:
+    """The name of one ensemble product, as output file names and ``product=`` spell it.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`PRODUCT_KINDS`.
+    value : float, optional
+        The threshold in kg m-2 (``probability``) or the percentile (``percentile``).
+
+    Returns
+    -------
+    str
+        ``members``, ``mean``, ``spread``, ``prob_gt_<value>mm`` or ``p<value>`` (``%g``).
+
+    Examples
+    --------
+    >>> product_name("probability", 0.5), product_name("percentile", 90.0)
+    ('prob_gt_0.5mm', 'p90')
+    """
+    if kind == "probability":
+        return f"prob_gt_{value:g}mm"
+    if kind == "percentile":
+        return f"p{value:g}"
+    if kind not in PRODUCT_KINDS:
+        raise ValueError(f"unknown ensemble product {kind!r}; known: {', '.join(PRODUCT_KINDS)}")
+    return kind

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harpnet_cli.units import MM_PER_INCH
+
 
 @dataclass(frozen=True)
 class OutputFormat:
@@ -34,15 +36,42 @@ class OutputFormat:
     """Whether it can be written to standard output (``-o -``)."""
     options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Writer keyword options and their choices, the first the default (GRIB2 ``packing``)."""
+    product_files: bool = False
+    """Ensemble products go to one file each (``{product}`` in ``-o``, else ``_<product>`` before the
+    suffix): GRIB2, because cdo and cfgrib cannot tell two products of one step apart in one file."""
 
+
+@dataclass(frozen=True)
+class AmountUnit:
+    """A unit the amounts can be written and drawn in (``--units``)."""
+
+    name: str
+    """The ``--units`` value (``"mm"``, ``"in"``)."""
+    per_mm: float
+    """Amount in this unit of 1 mm (= 1 kg m-2 of water)."""
+    cf_units: str
+    """The NetCDF ``units`` attribute (UDUNITS)."""
+    standard_name: str
+    """The CF standard name whose canonical units ``cf_units`` converts to: ``precipitation_amount``
+    (kg m-2) for mm, ``lwe_thickness_of_precipitation_amount`` (m; liquid water equivalent) for inches."""
+    label: str
+    """How plots and messages write it."""
+
+
+#: ``--units`` choices, the first the default. GRIB2 is always written in kg m-2 (WMO parameter
+#: 0/1/8 fixes its unit); NetCDF and ``--plot`` follow ``--units``.
+AMOUNT_UNITS: dict[str, AmountUnit] = {
+    "mm": AmountUnit("mm", 1.0, "kg m-2", "precipitation_amount", "mm"),
+    "in": AmountUnit("in", 1.0 / MM_PER_INCH, "in", "lwe_thickness_of_precipitation_amount", "in"),
+}
 
 #: Every output format by ``--format`` name, in the order help texts list them.
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
     "netcdf": OutputFormat("netcdf", "harpnet_cli.io.netcdf_writer:write_forecast", "NetCDF", "CF-1.8 NetCDF",
-                           suffixes=(".nc",)),
+                           suffixes=(".nc",), options={"units": tuple(AMOUNT_UNITS)}),
     "grib2": OutputFormat("grib2", "harpnet_cli.io.grib_writer:write_forecast", "GRIB2", "GRIB2",
                           suffixes=(".grib2", ".grb2", ".grib"), streams=True,
-                          options={"packing": ("complex", "simple", "ccsds")}),
+                          options={"packing": ("complex", "simple", "ccsds")}, product_files=True),
 }
 #: The format of an output whose suffix no format claims.
 DEFAULT_FORMAT = "netcdf"

@@ -219,6 +219,10 @@ def main() -> None:
                         help="an evaluate --json file to put in the card under TITLE")
     parser.add_argument("--variants", type=Path, help="JSON table comparing the training variants")
     parser.add_argument("--name", default="harpnet-lite-default")
+    parser.add_argument("--region", default="CONUS (24-50N, 126-66W)",
+                        help="the region the model was trained on, for 'harpnet info'")
+    parser.add_argument("--limits", default="2 days of real rain (MRMS, 20-21 Sep 2016) and a synthetic world; "
+                        "3-hour windows; not verified for operational use", help="its limits, in one line")
     parser.add_argument("--real-name", default="MRMS gauge-corrected QPE", help="the real data's name in the card")
     parser.add_argument("--trained-on", help="what the model was trained on (default: read from its runs' "
                                              "config.toml and stores)")
@@ -248,6 +252,8 @@ def main() -> None:
     card: dict[str, Any] = {
         "name": args.name,
         "trained_on": trained_on,
+        "trained_region": args.region,
+        "limits": args.limits,
         "preset": model.config.preset,
         "parameters": model.param_count(),
         "weights": "float16 (loaded as float32)",

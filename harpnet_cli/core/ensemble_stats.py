@@ -1,4 +1,4 @@
-"""Ensemble statistics of downscaled members: mean, spread and exceedance probabilities.
+"""Ensemble statistics of downscaled members: mean, spread, exceedance probabilities and percentiles.
 
 Pure numpy; every function takes the member axis first and propagates missing values (NaN in
 any member gives NaN), so a statistic is never computed from fewer members than the file says.
@@ -60,9 +60,45 @@ def exceedance_probability(members: np.ndarray, thresholds: Sequence[float]) -> 
     return out
 
 
-def ensemble_products(members: np.ndarray, *, every_member: bool = False,
-                      thresholds: Sequence[float] = ()) -> EnsembleProducts:
-    """The products of an ensemble output: mean and spread (or every member) and probabilities.
+def ensemble_percentiles(members: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """Amounts at given percentiles of the members' distribution, cell by cell.
+
+    Linear interpolation between the sorted members (numpy's default, Hyndman and Fan type 7):
+    the 0th and 100th percentiles are the smallest and largest member, the 50th the median.
+
+    Parameters
+    ----------
+    members : numpy.ndarray
+        ``(M, ...)`` amounts, NaN where missing.
+    percentiles : sequence of float
+        ``Q`` percentiles in 0…100.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(Q, ...)`` float32, NaN where any member is missing; non-decreasing along the first
+        axis when ``percentiles`` increase.
+
+    Raises
+    ------
+    ValueError
+        A percentile outside 0…100.
+    """
+    qs = [float(q) for q in percentiles]
+    if any(not 0.0 <= q <= 100.0 for q in qs):
+        raise ValueError(f"percentiles must be in 0…100, got {qs}")
+    values = np.asarray(members, dtype=np.float64)
+    if values.ndim < 1 or values.shape[0] < 1:
+        raise ValueError("need at least one member along axis 0")
+    missing = np.isnan(values).any(axis=0)
+    out = np.percentile(np.where(missing, 0.0, values), qs, axis=0).astype(np.float32)
+    out[:, missing] = np.nan
+    return out
+
+
+def ensemble_products(members: np.ndarray, *, every_member: bool = False, thresholds: Sequence[float] = (),
+                      percentiles: Sequence[float] = ()) -> EnsembleProducts:
+    """The products of an ensemble output: mean and spread (or every member), probabilities, percentiles.
 
     Parameters
     ----------
@@ -72,17 +108,23 @@ def ensemble_products(members: np.ndarray, *, every_member: bool = False,
         The output holds every member; no mean and spread are computed.
     thresholds : sequence of float
         ``K`` increasing thresholds in kg m-2 for exceedance probabilities; empty for none.
+    percentiles : sequence of float
+        ``Q`` increasing percentiles (0…100) of the members' distribution; empty for none.
 
     Returns
     -------
     EnsembleProducts
         ``size`` M; ``mean`` and ``spread`` ``(T, H, W)`` (None with ``every_member``);
-        ``probabilities`` ``(K, T, H, W)`` fractions (None without thresholds).
+        ``probabilities`` ``(K, T, H, W)`` fractions (None without thresholds);
+        ``percentile_fields`` ``(Q, T, H, W)`` amounts (None without percentiles).
     """
-    mean = spread = probabilities = None
+    mean = spread = probabilities = quantiles = None
     if not every_member:
         mean, spread = mean_and_spread(members)
     if thresholds:
         probabilities = exceedance_probability(members, thresholds)
+    if percentiles:
+        quantiles = ensemble_percentiles(members, percentiles)
     return EnsembleProducts(size=int(members.shape[0]), every_member=every_member, mean=mean, spread=spread,
-                            thresholds=tuple(float(t) for t in thresholds), probabilities=probabilities)
+                            thresholds=tuple(float(t) for t in thresholds), probabilities=probabilities,
+                            percentiles=tuple(float(q) for q in percentiles), percentile_fields=quantiles)

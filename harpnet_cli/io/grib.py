@@ -282,12 +282,12 @@ def _precip_kind(gid: int) -> _Kind | None:
         triple = (_get(gid, "discipline"), _get(gid, "parameterCategory"), _get(gid, "parameterNumber"))
         if triple[:2] == (209, 6) and triple[2] in MRMS_QPE_PERIODS:
             return _Kind("mrms", mrms_number=int(triple[2]))
+        # probabilities (4.5, 4.9), percentiles (4.6, 4.10) and derived statistics other than the
+        # mean (4.2, 4.12, e.g. the spread HARPNET itself writes) are not amounts, whatever the parameter
+        template = _get(gid, "productDefinitionTemplateNumber")
+        if template in (5, 6, 9, 10) or (template in (2, 12) and _get(gid, "derivedForecast") not in (0, 1)):
+            return None
         if triple == (0, 1, 8):
-            # probabilities (4.9) and derived statistics other than the mean (4.12, e.g. the
-            # spread HARPNET itself writes) are not amounts
-            template = _get(gid, "productDefinitionTemplateNumber")
-            if template in (5, 9) or (template in (2, 12) and _get(gid, "derivedForecast") not in (0, 1)):
-                return None
             return _Kind("apcp")
     else:
         table, param = _get(gid, "table2Version"), _get(gid, "indicatorOfParameter")

@@ -14,25 +14,39 @@ Grid (section 3)
     ``359.03125``; a box across the date line has ``longitudeOfLastGridPoint`` < first, which
     readers unwrap). Rows are written north → south by default (``scanningMode`` 0, what NCEP and
     ECMWF write and every tool reads) or south → north (``jScansPositively=1``, the array's own
-    order) with ``rows="south_to_north"``. Earth shape: sample default (sphere, 6 371 229 m), as in
-    the NetCDF ``crs`` variable.
+    order) with ``rows="south_to_north"``. Earth shape: ``shapeOfTheEarth`` 6, a sphere of
+    6 371 229 m, as GFS, GEFS and ECMWF inputs and the NetCDF ``crs`` variable say.
 Parameter (section 4)
-    Discipline 0, ``parameterCategory`` 1, ``parameterNumber`` 8 (WMO "total precipitation",
-    kg m-2, NCEP APCP), ``typeOfFirstFixedSurface`` 1 (ground or water surface),
-    ``typeOfStatisticalProcessing`` 1 (accumulation). ecCodes 2.50 knows 0/1/8 by name only under
-    NCEP's local concepts (centre 7): with centre 255 its ``shortName``/``units`` are ``unknown``
-    and cfgrib calls the variable ``unknown``, though the values and metadata are standard WMO.
-    ``parameter="tp"`` writes 0/1/52 instead (accumulated "total precipitation rate"), which
-    ecCodes and cfgrib name ``tp`` in ``kg m**-2`` (paramId 228228), as ECMWF now writes it.
+    Discipline 0, category 1, ``typeOfFirstFixedSurface`` 1 (ground or water surface),
+    ``typeOfStatisticalProcessing`` 1 (accumulation), kg m-2. The number follows the centre
+    (:func:`parameter_for`), so that ecCodes (grib_ls, cdo, cfgrib, pygrib) and GDAL name it:
+    under NCEP (centre 7) ``parameterNumber`` 8 (WMO "total precipitation", NCEP APCP: ``tp``
+    for ecCodes, ``APCP`` for GDAL); under any other centre 52 (accumulated "total
+    precipitation rate", ecCodes ``tp``, paramId 228228, as ECMWF writes it), because ecCodes
+    knows 0/1/8 only through NCEP's local concepts (elsewhere ``unknown``). GDAL names 0/1/52
+    ``TPRATE`` in kg/(m^2 s) whatever the statistical processing says: a GDAL naming limit.
 Product templates
     * 4.8 — deterministic accumulation;
-    * 4.11 — one ensemble member: ``perturbationNumber`` = member, ``typeOfEnsembleForecast`` 1 for
-      member 0 (the unperturbed control) and 3 for the others, ``numberOfForecastsInEnsemble`` = M;
+    * 4.11 — one ensemble member: ``perturbationNumber`` = member, ``numberOfForecastsInEnsemble``
+      = M. Members of an input ensemble (GEFS) keep its meaning: member 0 the unperturbed control
+      (``typeOfEnsembleForecast`` 1, ``typeOfProcessedData`` 3), the others perturbed (3, 4);
+      members of a model ensemble (HARPNET-E) are all ``typeOfEnsembleForecast`` 4 (multi-model)
+      and ``typeOfProcessedData`` 4, so cfgrib reads them as one hypercube;
     * 4.12 — ensemble statistic, ``derivedForecast`` from :data:`DERIVED_FORECASTS` (0 unweighted mean,
       4 spread = standard deviation of the members, as ECMWF's ``es``; 2, 7, 8, 9 likewise);
     * 4.9 — probability of exceeding a threshold (:func:`write_grib2_probabilities`):
       ``probabilityType`` 3 (above the lower limit; the WMO code for "above *upper* limit" is 1),
-      ``scaleFactorOfLowerLimit``/``scaledValueOfLowerLimit`` = the threshold in kg m-2, values in %.
+      ``scaleFactorOfLowerLimit``/``scaledValueOfLowerLimit`` = the threshold in kg m-2, values in %,
+      ``typeOfProcessedData`` 8 (event probability);
+    * 4.10 — a percentile of the members (:func:`write_grib2_percentiles`): ``percentileValue``
+      0…100 (whole numbers only: one octet), amounts in kg m-2.
+
+    Neither cdo nor cfgrib tells 4.12 messages apart by ``derivedForecast``, 4.9 messages by
+    threshold or 4.10 messages by percentile: two of them for one step read as duplicate
+    times (cdo) or are silently dropped but one (cfgrib). HARPNET therefore writes each such
+    product to its own file (``product=``; ``-o`` names them with ``{product}``); a file or
+    stream of several products (``product=None``) is still valid GRIB2 for grib_ls, pygrib,
+    wgrib2 and GDAL, which read message by message.
 Time
     ``dataDate``/``dataTime`` = the forecast reference time, or — when the input has none
     (analyses, QPE) — the start of the first window. Steps count from it in hours, or in minutes
@@ -54,17 +68,25 @@ Packing (section 5)
 
     :func:`ccsds_available` tells whether the ecCodes build has libaec (the eccodes 2.50 wheel does).
 Provenance
-    The field is HARPNET's product, not the input centre's: ``centre`` 255 (missing), ``subCentre``
-    0, ``typeOfGeneratingProcess`` 13 (post-processed forecast; 5 for probabilities) under
-    ``tablesVersion`` 32. GRIB2 has no free-text key in sections 1, 3, 4 and 5, and the layout of the
-    local section 2 is tied to the centre, so HARPNET writes no section 2. Instead:
+    GRIB2 has no free-text key in sections 1, 3, 4 and 5, and the layout of the local section 2
+    is tied to the centre, so HARPNET writes no section 2 and says what the product is with keys
+    of WMO tables, which mean the same under every centre:
 
-    * ``generatingProcessIdentifier`` = version code ``100*major + 10*minor + patch`` of HARPNET
-      (0.1.0 → 10; 255 when it does not fit in one octet);
-    * ``backgroundProcess`` = first byte of the checkpoint's SHA-256 (``attrs
-      ["harpnet_checkpoint_sha256"]``), 255 when unknown: enough to tell two checkpoints apart
-      (1 chance in 256 of a clash), not to identify one. The full provenance (model, checkpoint
-      path and hash, inputs) is in the NetCDF output's global attributes; write both when it matters.
+    * ``centre``, ``subCentre`` and ``generatingProcessIdentifier`` are the **input's** (the
+      forecast HARPNET post-processed, e.g. NCEP 7 / 0 / 96 for GFS; read by
+      :func:`input_origin` into the forecast's ``input_grib_origin`` attribute), so tools name
+      the parameter as they name the input's. The sub-centre and process tables belong to the
+      centre: HARPNET has no number there and claims none. Without a GRIB input the centre is
+      255 (missing), and then the centre-defined keys are HARPNET's: ``generatingProcessIdentifier``
+      = version code ``100*major + 10*minor + patch`` (0.1.0 → 10) and ``backgroundProcess`` =
+      the first byte of the checkpoint's SHA-256 (255 otherwise).
+    * ``typeOfGeneratingProcess`` 13, "post-processed forecast" (5, "probability forecast", for
+      4.9), under ``tablesVersion`` 32;
+    * ``productionStatusOfProcessedData`` 2, "research products": the bundled weights are not a
+      verified operational product.
+
+    The full provenance (model, checkpoint path and hash, inputs, HARPNET version) is in the
+    NetCDF output's global attributes; write both when it matters.
 """
 
 from __future__ import annotations
@@ -95,6 +117,8 @@ PARAMETERS: dict[str, tuple[int, int, int]] = {
     "apcp": (0, 1, 8),  # WMO "Total precipitation" (NCEP APCP); ecCodes names it only for centre 7
     "tp": (0, 1, 52),  # WMO "Total precipitation rate" accumulated: ecCodes/ECMWF tp, paramId 228228
 }
+#: The centre under which ecCodes names 0/1/8 (NCEP's local concepts).
+NCEP = 7
 
 #: Our packing names -> ecCodes ``packingType``.
 PACKING_TYPES: dict[str, str] = {
@@ -117,6 +141,11 @@ CENTRE_MISSING = 255
 TABLES_VERSION = 32
 POST_PROCESSED_FORECAST = 13  # code table 4.3
 PROBABILITY_FORECAST = 5  # code table 4.3
+RESEARCH_PRODUCTS = 2  # code table 1.3, productionStatusOfProcessedData
+SPHERE_6371229 = 6  # code table 3.2, shapeOfTheEarth
+MULTI_MODEL_FORECAST = 4  # code table 4.6
+#: FineForecast attribute holding the input's GRIB identification (see :func:`input_origin`).
+ORIGIN_ATTRIBUTE = "input_grib_origin"
 DECIMAL_SCALE = 2  # 0.01 kg m-2 resolution
 PROBABILITY_ABOVE_LOWER_LIMIT = 3  # code table 4.9
 
@@ -145,12 +174,112 @@ class _Product:
     threshold: float | None = None
     probability_number: int | None = None
     probability_total: int | None = None
+    percentile: int | None = None
+    model_member: bool = False
+    """A member of a model ensemble (multi-model), not of the input's ensemble."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Section 1 identification and the centre-defined section 4 keys of the messages."""
+
+    centre: int = CENTRE_MISSING
+    sub_centre: int = 0
+    process: int = 255
+    """``generatingProcessIdentifier``."""
+    background: int = 255
+    """``backgroundProcess``."""
+
+
+def origin_of(fc: FineForecast) -> Origin:
+    """The identification to write: the input's (``attrs["input_grib_origin"]``), else HARPNET's own keys.
+
+    Parameters
+    ----------
+    fc : FineForecast
+        Its ``attrs`` may hold ``input_grib_origin`` (``"centre 7, subCentre 0,
+        generatingProcessIdentifier 96"``) and ``harpnet_checkpoint_sha256``.
+
+    Returns
+    -------
+    Origin
+    """
+    text = fc.attrs.get(ORIGIN_ATTRIBUTE, "")
+    keys = dict(part.strip().split(" ", 1) for part in text.split(",") if part.strip().count(" ") == 1)
+    try:
+        centre = int(keys["centre"])
+    except (KeyError, ValueError):
+        centre = CENTRE_MISSING
+    if not 0 <= centre < CENTRE_MISSING:
+        return Origin(process=version_code(__version__),
+                      background=checkpoint_code(fc.attrs.get("harpnet_checkpoint_sha256")))
+
+    def key(name: str, default: int) -> int:
+        try:
+            value = int(keys[name])
+        except (KeyError, ValueError):
+            return default
+        return value if 0 <= value <= 255 else default
+
+    return Origin(centre, key("subCentre", 0), key("generatingProcessIdentifier", 255), 255)
+
+
+def parameter_for(centre: int) -> str:
+    """The parameter ecCodes and GDAL name as total precipitation under ``centre``: ``apcp`` (0/1/8) for
+    NCEP, ``tp`` (0/1/52) elsewhere (see the module docstring)."""
+    return "apcp" if centre == NCEP else "tp"
+
+
+def input_origin(paths: Sequence[str | os.PathLike[str]]) -> str | None:
+    """The GRIB identification shared by the inputs, for the ``input_grib_origin`` attribute.
+
+    Reads the first message of each GRIB file (others are skipped) with ecCodes.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The input files.
+
+    Returns
+    -------
+    str or None
+        ``"centre 7, subCentre 0, generatingProcessIdentifier 96"``; None when no input is GRIB
+        or the GRIB inputs disagree.
+    """
+    eccodes = _eccodes()
+    found = set()
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"GRIB":
+                    continue
+            with open(path, "rb") as f:  # a fresh handle: ecCodes reads the file from its own position
+                gid = eccodes.codes_grib_new_from_file(f)
+        except OSError:
+            continue
+        if gid is None:
+            continue
+        try:
+            values = []
+            for name in ("centre", "subCentre", "generatingProcessIdentifier"):
+                try:
+                    values.append(int(eccodes.codes_get_long(gid, name)))
+                except eccodes.CodesInternalError:
+                    values.append(255)
+            found.add(tuple(values))
+        finally:
+            eccodes.codes_release(gid)
+    if len(found) != 1:
+        return None
+    centre, sub, process = found.pop()
+    return f"centre {centre}, subCentre {sub}, generatingProcessIdentifier {process}"
 
 
 # -- public API ----------------------------------------------------------------------------------
 def write_grib2(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
                 packing: Packing = "complex", statistic: str | None = None, ensemble_size: int | None = None,
-                rows: Rows = "north_to_south", parameter: Parameter = "apcp") -> Path | None:
+                rows: Rows = "north_to_south", parameter: Parameter | None = None,
+                model_members: bool = False) -> Path | None:
     """Write a forecast as GRIB2 amounts (kg m-2), one message per step and member.
 
     Parameters
@@ -173,8 +302,12 @@ def write_grib2(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForec
         written as missing (255) for a precomputed statistic when not given.
     rows : {"north_to_south", "south_to_north"}
         Row order in the messages (``jScansPositively`` 0 or 1).
-    parameter : {"apcp", "tp"}
-        Parameter number 8 (APCP) or 52 (ecCodes ``tp``); see the module docstring.
+    parameter : {"apcp", "tp"}, optional
+        Parameter number 8 (APCP) or 52 (ecCodes ``tp``); by default the one the centre's
+        readers name (:func:`parameter_for`; see the module docstring).
+    model_members : bool
+        The members are a model ensemble's (all ``typeOfEnsembleForecast`` 4, multi-model), not
+        an input ensemble's (member 0 the control).
 
     Returns
     -------
@@ -191,13 +324,14 @@ def write_grib2(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForec
     """
     _check_forecast(fc)
     _check_packing(packing)
-    data, products = _amount_products(fc, statistic, ensemble_size)
+    data, products = _amount_products(fc, statistic, ensemble_size, model_members)
     return _write(path_or_stream, fc, data, products, overwrite=overwrite, packing=packing, rows=rows,
                   parameter=parameter)
 
 
 def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
-                   products: EnsembleProducts | None = None, packing: Packing = "complex") -> None:
+                   products: EnsembleProducts | None = None, product: str | None = None,
+                   packing: Packing = "complex") -> None:
     """Write a forecast, or an ensemble's products, as GRIB2 (the registry's ``grib2`` writer).
 
     Parameters
@@ -211,20 +345,22 @@ def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool
     products : EnsembleProducts, optional
         Write these (:func:`write_grib2_products`) instead of one message per row of ``fc``
         (:func:`write_grib2`).
+    product : str, optional
+        Only this one of ``products.names()`` (one product per file: what cdo and cfgrib read).
     packing : {"complex", "simple", "ccsds"}
         Data packing; see the module docstring.
     """
     if products is not None:
-        write_grib2_products(target, fc, products, overwrite=overwrite, packing=packing)
+        write_grib2_products(target, fc, products, overwrite=overwrite, packing=packing, product=product)
     else:
         write_grib2(target, fc, overwrite=overwrite, packing=packing)
 
 
 def write_grib2_products(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,
                          products: EnsembleProducts, *, overwrite: bool = False,
-                         packing: Packing = "complex") -> Path | None:
+                         packing: Packing = "complex", product: str | None = None) -> Path | None:
     """Write an ensemble's products, step-major: per step the members (4.11) or the mean and spread
-    (4.12, ``derivedForecast`` 0 and 4), then the probabilities (4.9, in %).
+    (4.12, ``derivedForecast`` 0 and 4), then the probabilities (4.9, in %) and the percentiles (4.10).
 
     Parameters
     ----------
@@ -233,46 +369,116 @@ def write_grib2_products(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: 
     fc : FineForecast
         The ensemble's ``M`` members ``(M, T, H, W)`` (written only with ``products.every_member``).
     products : EnsembleProducts
-        What to write, computed before: ``mean``/``spread`` ``(T, H, W)`` and ``probabilities``
-        ``(K, T, H, W)`` as fractions (written ×100).
+        What to write, computed before: ``mean``/``spread`` ``(T, H, W)``, ``probabilities``
+        ``(K, T, H, W)`` as fractions (written ×100) and ``percentile_fields`` ``(Q, T, H, W)``.
     overwrite, packing
+        As for :func:`write_grib2`.
+    product : str, optional
+        Only this one of ``products.names()``; by default every product.
+
+    Returns
+    -------
+    Path or None
+        The written file, or None for a stream.
+
+    Raises
+    ------
+    ValueError
+        ``product`` is not one of ``products.names()``; a percentile that is not a whole number.
+    """
+    names = products.names()
+    if product is not None and product not in names:
+        raise ValueError(f"unknown ensemble product {product!r}; this output has {', '.join(names)}")
+    wanted = set(names if product is None else [product])
+    if hasattr(path_or_stream, "write"):
+        _products_messages(path_or_stream, fc, products, packing, wanted)  # type: ignore[arg-type]
+        return None
+    path = Path(path_or_stream)  # type: ignore[arg-type]
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
+        _products_messages(out, fc, products, packing, wanted)
+    return path
+
+
+def _products_messages(stream: BinaryIO, fc: FineForecast, products: EnsembleProducts, packing: Packing,
+                       wanted: set[str]) -> None:
+    """Write the messages of :func:`write_grib2_products` (the products named in ``wanted``) to a stream."""
+    from harpnet_cli.fields import product_name
+
+    n = products.size
+    for k in range(len(fc.starts)):
+        step = dataclasses.replace(fc, data=fc.data[:, [k]], starts=[fc.starts[k]], ends=[fc.ends[k]])
+        if products.every_member:
+            if "members" in wanted:
+                write_grib2(stream, step, packing=packing, model_members=True)
+        else:
+            assert products.mean is not None and products.spread is not None
+            for statistic, field in (("mean", products.mean), ("spread", products.spread)):
+                if statistic in wanted:
+                    single = dataclasses.replace(step, data=field[None, [k]], members=[None])
+                    write_grib2(stream, single, packing=packing, statistic=statistic, ensemble_size=n)
+        if products.probabilities is not None:
+            keep = [i for i, t in enumerate(products.thresholds) if product_name("probability", t) in wanted]
+            if keep:
+                percent = products.probabilities[keep][:, [k]] * np.float32(100.0)
+                write_grib2_probabilities(stream, step, [products.thresholds[i] for i in keep],
+                                          probabilities=percent, packing=packing)
+        if products.percentile_fields is not None:
+            keep = [i for i, q in enumerate(products.percentiles) if product_name("percentile", q) in wanted]
+            if keep:
+                write_grib2_percentiles(stream, step, [products.percentiles[i] for i in keep],
+                                        products.percentile_fields[keep][:, [k]], packing=packing)
+
+
+def write_grib2_percentiles(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,
+                            percentiles: Sequence[float], fields: np.ndarray, *, overwrite: bool = False,
+                            packing: Packing = "complex", rows: Rows = "north_to_south",
+                            parameter: Parameter | None = None) -> Path | None:
+    """Write amounts at percentiles of the members' distribution (template 4.10, ``percentileValue``).
+
+    Parameters
+    ----------
+    path_or_stream : str, Path or binary stream
+        Destination, as for :func:`write_grib2`.
+    fc : FineForecast
+        The ensemble ``(M, T, H, W)``; its grid, windows, reference time and provenance are written.
+    percentiles : sequence of float
+        ``Q`` whole numbers in 0…100 (``percentileValue`` is one octet), one message per
+        percentile and step.
+    fields : numpy.ndarray
+        ``(Q, T, H, W)`` amounts in kg m-2 at each percentile, NaN where missing.
+    overwrite, packing, rows, parameter
         As for :func:`write_grib2`.
 
     Returns
     -------
     Path or None
         The written file, or None for a stream.
+
+    Raises
+    ------
+    ValueError
+        A percentile that is not a whole number in 0…100, or ``fields`` of the wrong shape.
     """
-    if hasattr(path_or_stream, "write"):
-        _products_messages(path_or_stream, fc, products, packing)  # type: ignore[arg-type]
-        return None
-    path = Path(path_or_stream)  # type: ignore[arg-type]
-    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as out:
-        _products_messages(out, fc, products, packing)
-    return path
-
-
-def _products_messages(stream: BinaryIO, fc: FineForecast, products: EnsembleProducts, packing: Packing) -> None:
-    """Write the messages of :func:`write_grib2_products` to an open stream."""
-    n = products.size
-    for k in range(len(fc.starts)):
-        step = dataclasses.replace(fc, data=fc.data[:, [k]], starts=[fc.starts[k]], ends=[fc.ends[k]])
-        if products.every_member:
-            write_grib2(stream, step, packing=packing)
-        else:
-            assert products.mean is not None and products.spread is not None
-            for statistic, field in (("mean", products.mean), ("spread", products.spread)):
-                single = dataclasses.replace(step, data=field[None, [k]], members=[None])
-                write_grib2(stream, single, packing=packing, statistic=statistic, ensemble_size=n)
-        if products.thresholds and products.probabilities is not None:
-            percent = products.probabilities[:, [k]] * np.float32(100.0)
-            write_grib2_probabilities(stream, step, products.thresholds, probabilities=percent, packing=packing)
+    _check_forecast(fc)
+    _check_packing(packing)
+    levels = [float(q) for q in percentiles]
+    if not levels or any(not (0 <= q <= 100 and q == int(q)) for q in levels):
+        raise ValueError(f"GRIB2 percentiles must be whole numbers in 0...100 (percentileValue is one octet), "
+                         f"got {levels}")
+    _, n_steps, height, width = fc.data.shape
+    fields = np.asarray(fields, dtype=np.float32)
+    if fields.shape != (len(levels), n_steps, height, width):
+        raise ValueError(f"percentile fields have shape {fields.shape}; expected "
+                         f"{(len(levels), n_steps, height, width)} (percentiles, steps, lat, lon)")
+    products = [_Product(10, percentile=int(q)) for q in levels]
+    return _write(path_or_stream, fc, fields, products, overwrite=overwrite, packing=packing, rows=rows,
+                  parameter=parameter)
 
 
 def write_grib2_probabilities(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast,
                               thresholds: Sequence[float], *, probabilities: np.ndarray | None = None,
                               overwrite: bool = False, packing: Packing = "complex",
-                              rows: Rows = "north_to_south", parameter: Parameter = "apcp") -> Path | None:
+                              rows: Rows = "north_to_south", parameter: Parameter | None = None) -> Path | None:
     """Write exceedance probabilities ``P(amount > threshold)`` in % (template 4.9).
 
     Parameters
@@ -434,14 +640,15 @@ def _check_forecast(fc: FineForecast) -> None:
         raise ValueError("a window ends before it starts")
 
 
-def _amount_products(fc: FineForecast, statistic: str | None,
-                     ensemble_size: int | None) -> tuple[np.ndarray, list[_Product]]:
+def _amount_products(fc: FineForecast, statistic: str | None, ensemble_size: int | None,
+                     model_members: bool = False) -> tuple[np.ndarray, list[_Product]]:
     """The ``(N, T, H, W)`` fields to write and the product of each of the N leading entries."""
     n_members = len(fc.members)
     if statistic is None:
         if fc.members == [None]:
             return fc.data, [_Product(8)]
-        return fc.data, [_Product(11, member=m, ensemble_size=ensemble_size or n_members) for m in fc.members]
+        return fc.data, [_Product(11, member=m, ensemble_size=ensemble_size or n_members, model_member=model_members)
+                         for m in fc.members]
     if statistic not in DERIVED_FORECASTS:
         raise ValueError(f"unknown ensemble statistic {statistic!r}; known: {', '.join(DERIVED_FORECASTS)}")
     if n_members > 1:
@@ -472,8 +679,10 @@ def _statistic(data: np.ndarray, statistic: str) -> np.ndarray:
 # -- encoding -------------------------------------------------------------------------------------
 def _write(path_or_stream: str | os.PathLike[str] | BinaryIO, fc: FineForecast, data: np.ndarray,
            products: list[_Product], *, overwrite: bool, packing: str, rows: Rows,
-           parameter: str = "apcp") -> Path | None:
+           parameter: str | None = None) -> Path | None:
     """Write ``data`` ``(N, T, H, W)`` with ``products[n]`` describing entry n, to a file or a stream."""
+    if parameter is None:
+        parameter = parameter_for(origin_of(fc).centre)
     if parameter not in PARAMETERS:
         raise ValueError(f"unknown GRIB parameter {parameter!r}; known: {', '.join(PARAMETERS)}")
     if rows not in ("north_to_south", "south_to_north"):
@@ -496,13 +705,14 @@ def _messages(fc: FineForecast, data: np.ndarray, products: list[_Product], refe
               unit: str, packing: str, rows: Rows, parameter: str) -> Iterator[bytes]:
     """Encoded messages, step-major: for each window, one per product."""
     eccodes = _eccodes()
-    template = _template(fc, rows)
+    origin = origin_of(fc)
+    template = _template(fc, rows, origin)
     try:
         for step, (start, end) in enumerate(zip(fc.starts, fc.ends, strict=True)):
             for index, product in enumerate(products):
                 gid = eccodes.codes_clone(template)
                 try:
-                    _set_product(gid, fc, product, reference, start, end, unit, PARAMETERS[parameter])
+                    _set_product(gid, origin, product, reference, start, end, unit, PARAMETERS[parameter])
                     _set_data(gid, _oriented(data[index, step], rows), packing)
                     yield eccodes.codes_get_message(gid)
                 finally:
@@ -511,15 +721,17 @@ def _messages(fc: FineForecast, data: np.ndarray, products: list[_Product], refe
         eccodes.codes_release(template)
 
 
-def _template(fc: FineForecast, rows: Rows) -> int:
+def _template(fc: FineForecast, rows: Rows, origin: Origin) -> int:
     """A handle with sections 0–3 and the identification set; the caller releases it."""
     eccodes = _eccodes()
     gid = eccodes.codes_grib_new_from_samples("GRIB2")
     eccodes.codes_set(gid, "tablesVersion", TABLES_VERSION)
-    eccodes.codes_set(gid, "centre", CENTRE_MISSING)
-    eccodes.codes_set(gid, "subCentre", 0)
+    eccodes.codes_set(gid, "centre", origin.centre)
+    eccodes.codes_set(gid, "subCentre", origin.sub_centre)
+    eccodes.codes_set(gid, "productionStatusOfProcessedData", RESEARCH_PRODUCTS)
     eccodes.codes_set(gid, "discipline", 0)
     _set_grid(gid, fc.lat, fc.lon, rows)
+    eccodes.codes_set(gid, "shapeOfTheEarth", SPHERE_6371229)
     return int(gid)
 
 
@@ -563,7 +775,7 @@ def _reference_and_unit(fc: FineForecast) -> tuple[datetime, str]:
     return reference, "h" if hourly else "m"
 
 
-def _set_product(gid: int, fc: FineForecast, product: _Product, reference: datetime, start: datetime,
+def _set_product(gid: int, origin: Origin, product: _Product, reference: datetime, start: datetime,
                  end: datetime, unit: str, triple: tuple[int, int, int]) -> None:
     """Section 1 time and type, section 4 template, parameter, surface, window and ensemble keys."""
     eccodes = _eccodes()
@@ -579,8 +791,8 @@ def _set_product(gid: int, fc: FineForecast, product: _Product, reference: datet
     eccodes.codes_set(gid, "typeOfStatisticalProcessing", 1)
     eccodes.codes_set(gid, "typeOfGeneratingProcess",
                       PROBABILITY_FORECAST if product.template == 9 else POST_PROCESSED_FORECAST)
-    eccodes.codes_set(gid, "generatingProcessIdentifier", version_code(__version__))
-    eccodes.codes_set(gid, "backgroundProcess", checkpoint_code(fc.attrs.get("harpnet_checkpoint_sha256")))
+    eccodes.codes_set(gid, "generatingProcessIdentifier", origin.process)
+    eccodes.codes_set(gid, "backgroundProcess", origin.background)
     per = timedelta(hours=1) if unit == "h" else timedelta(minutes=1)
     eccodes.codes_set(gid, "stepUnits", unit)
     eccodes.codes_set(gid, "startStep", (start - reference) // per)
@@ -589,8 +801,11 @@ def _set_product(gid: int, fc: FineForecast, product: _Product, reference: datet
         eccodes.codes_set(gid, f"{part}OfEndOfOverallTimeInterval", getattr(end, part))
     if product.template == 11:
         member = int(product.member)  # type: ignore[arg-type]
-        eccodes.codes_set(gid, "typeOfEnsembleForecast", 1 if member == 0 else 3)
+        kind = MULTI_MODEL_FORECAST if product.model_member else 1 if member == 0 else 3
+        eccodes.codes_set(gid, "typeOfEnsembleForecast", kind)
         eccodes.codes_set(gid, "perturbationNumber", member)
+    if product.template == 10:
+        eccodes.codes_set(gid, "percentileValue", int(product.percentile))  # type: ignore[arg-type]
     if product.template in (11, 12):
         size = product.ensemble_size
         eccodes.codes_set(gid, "numberOfForecastsInEnsemble", 255 if size is None or size > 254 else size)
@@ -606,11 +821,14 @@ def _set_product(gid: int, fc: FineForecast, product: _Product, reference: datet
 
 
 def _processed_data_type(product: _Product) -> int:
-    """Code table 1.4: 1 forecast, 3 control, 4 perturbed, 5 control and perturbed (statistics)."""
+    """Code table 1.4: 1 forecast, 3 control, 4 perturbed, 5 control and perturbed (statistics), 8 event
+    probability."""
     if product.template == 8:
         return 1
     if product.template == 11:
-        return 3 if product.member == 0 else 4
+        return 3 if product.member == 0 and not product.model_member else 4
+    if product.template == 9:
+        return 8
     return 5
 
 

@@ -34,11 +34,15 @@ class PlannedOutput:
         Indices of the time windows it holds.
     members : list of int
         Indices (not numbers) of the members it holds.
+    product : str or None
+        The one ensemble product it holds (a name of
+        :meth:`~harpnet_cli.fields.EnsembleProducts.names`); None for every product of the run.
     """
 
     path: Path
     steps: list[int]
     members: list[int]
+    product: str | None = None
 
     @property
     def to_stdout(self) -> bool:
@@ -52,14 +56,32 @@ def is_template(output: Path) -> bool:
 
 
 def plan_outputs(output: Path, *, starts: Sequence[datetime], ends: Sequence[datetime],
-                 members: Sequence[int | None], reference_time: datetime | None) -> list[PlannedOutput]:
+                 members: Sequence[int | None], reference_time: datetime | None,
+                 products: Sequence[str] = ()) -> list[PlannedOutput]:
     """The files a run writes: ``output`` itself, or one per step (and per member with ``{member}``).
+
+    With ``products`` (ensemble products written one per file, see
+    :func:`harpnet_cli.io.writers.product_files`) every file is planned once per product: ``{product}``
+    in ``output`` is replaced by the product's name, or ``_<product>`` goes before the suffix
+    (``out.grib2`` -> ``out_mean.grib2``, ``out_spread.grib2``, ...).
 
     Raises
     ------
     UsageError
-        A bad template, or one that gives two steps the same name.
+        A bad template, one that gives two steps the same name, or ``{product}`` without products.
     """
+    if products:
+        text = str(output)
+        if "{product}" not in text:
+            path = Path(text)
+            text = str(path.with_name(f"{path.stem}_{{product}}{path.suffix}"))
+        return [dataclasses.replace(plan, product=name)
+                for name in products
+                for plan in plan_outputs(Path(text.replace("{product}", name)), starts=starts, ends=ends,
+                                         members=members, reference_time=reference_time)]
+    if "{product}" in str(output):
+        raise UsageError(f"output template {str(output)!r} uses {{product}}, but the run writes no ensemble "
+                         "products (they come from an ensemble --model)")
     every = list(range(len(members)))
     if not is_template(output):
         return [PlannedOutput(output, list(range(len(starts))), every)]
@@ -163,6 +185,7 @@ def write_output(plan: PlannedOutput, part: FineForecast, fmt: str, *, overwrite
         raise UsageError(f"{spec.label} cannot be written to standard output; give a file name or --format "
                          f"{stream_format()}")
     writer = get_writer(fmt)
+    chosen = {} if plan.product is None else {"product": plan.product}
     writer(sys.stdout.buffer if plan.to_stdout else plan.path, part, overwrite=overwrite, products=products,
-           **(options or {}))
+           **chosen, **(options or {}))
     return plan.path

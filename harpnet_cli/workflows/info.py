@@ -53,6 +53,9 @@ class ModelInfo:
     """From the card: tables of scores, as stored."""
     card: dict[str, Any] = field(default_factory=dict)
     """The whole card."""
+    scope: str | None = None
+    """One line: the region it was trained on and its limits (card ``trained_region`` and ``limits``;
+    else the first sentence of ``trained_on``)."""
 
 
 @dataclass
@@ -160,8 +163,36 @@ def describe_model(path: Path, source: str) -> ModelInfo:
         weights_dtype=str(meta.get("weights_dtype", "float32")),
         name=_text(card.get("name")), trained_on=card.get("trained_on"), created=_text(card.get("created")),
         built_with=[str(c) for c in built] if isinstance(built, list) else [str(built)],
-        scores=card["scores"] if isinstance(card.get("scores"), dict) else {}, card=card,
+        scores=card["scores"] if isinstance(card.get("scores"), dict) else {}, card=card, scope=scope_line(card),
     )
+
+
+def scope_line(card: dict[str, Any], width: int = 160) -> str | None:
+    """The card's trained-on region and limits as one line (``"CONUS (...): 2 days of ...; not verified ..."``).
+
+    Parameters
+    ----------
+    card : dict
+        A model card; ``trained_region`` and ``limits`` are used when present, else the first sentence
+        of ``trained_on``.
+    width : int
+        Longest line; a longer one is cut with ``…``.
+
+    Returns
+    -------
+    str or None
+        None when the card says nothing about the training data.
+    """
+    region, limits = _text(card.get("trained_region")), _text(card.get("limits"))
+    if region or limits:
+        line = ": ".join(p for p in (region, limits) if p)
+    else:
+        trained = _text(card.get("trained_on"))
+        if not trained:
+            return None
+        line = trained.split(". ")[0].rstrip(".")
+    line = " ".join(line.split())
+    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
 
 
 def _text(value: Any) -> str | None:

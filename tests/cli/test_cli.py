@@ -136,3 +136,98 @@ def test_os_errors_and_unexpected_errors_are_one_line(tmp_path, monkeypatch):
     assert "--debug" in res.output
     res = runner.invoke(app, ["--debug", "downscale", "x", "-o", str(tmp_path / "o.nc"), "-m", "m.pt"])
     assert isinstance(res.exception, RuntimeError)  # --debug lets the traceback through
+
+
+# -- the face: flags anywhere, one-line errors, JSON errors, help, completion -------------------------
+@pytest.mark.parametrize("name", sorted(c.name or c.callback.__name__ for c in app.registered_commands))
+def test_help_shows_plain_metavars(name):
+    res = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "<list[" not in res.output and "<bool>" not in res.output and "<path>" not in res.output
+    assert "<int>" not in res.output and "<str>" not in res.output
+
+
+def test_downscale_help_examples_need_no_model_file():
+    res = runner.invoke(app, ["downscale", "--help"], env={"COLUMNS": "200"})
+    assert "FILE..." in res.output and "-o out.nc" in res.output
+    assert "model.pt" not in res.output.split("Arguments")[0]  # the examples run on a fresh install
+    assert "grib2|netcdf" in res.output.replace("netcdf|grib2", "grib2|netcdf")  # --format's choices
+
+
+def test_global_flags_after_the_subcommand(tmp_path, monkeypatch):
+    import harpnet_cli.workflows.downscale as wf
+
+    seen = {}
+
+    def fake(cfg, reporter=None):
+        seen["settings"] = reporter.settings
+        raise wf.UsageError("stop here")
+
+    monkeypatch.setattr(wf, "run_downscale", fake)
+    for flags, attr in ((["-q"], "quiet"), (["--verbose"], "verbose"), (["--debug"], "debug")):
+        res = runner.invoke(app, ["downscale", "x", "-o", str(tmp_path / "o.nc"), *flags])
+        assert getattr(seen["settings"], attr), (flags, res.output)
+    from harpnet_cli.cli import _hoist_global_flags
+
+    assert _hoist_global_flags(["downscale", "a", "--", "-v"], {"downscale"}) == ["downscale", "a", "--", "-v"]
+
+
+def test_an_error_is_one_line_without_the_model_line(tmp_path):
+    res = runner.invoke(app, ["downscale", str(tmp_path / "missing.grib2"), "-o", str(tmp_path / "o.nc")])
+    assert res.exit_code in (2, 3)
+    assert len(res.output.strip().splitlines()) == 1 and res.output.startswith("error:"), res.output
+    res = runner.invoke(app, ["downscale", str(tmp_path / "missing.grib2"), "-o", str(tmp_path / "o.nc"), "-v"])
+    assert "model:" in res.output  # -v says everything, as it comes
+
+
+def test_usage_errors_are_one_plain_line_without_a_terminal(tmp_path):
+    for args in (["downscale", "x"], ["downscale", "x", "-o", "o.nc", "--bogus"], ["bogus"], ["--bogus"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert len(res.output.strip().splitlines()) == 1 and res.output.startswith("error: "), (args, res.output)
+
+
+def test_json_error_object(tmp_path):
+    import json
+
+    res = runner.invoke(app, ["downscale", str(tmp_path / "missing.grib2"), "-o", str(tmp_path / "o.nc"), "--json"])
+    assert res.exit_code == 3
+    error = json.loads(res.stdout.strip().splitlines()[-1])
+    assert error["exit_code"] == 3 and "missing.grib2" in error["error"]
+    res = runner.invoke(app, ["downscale", "x", "--json"])  # usage error: no -o
+    assert json.loads(res.stdout.strip().splitlines()[-1])["exit_code"] == 2
+    res = runner.invoke(app, ["downscale", str(tmp_path / "missing.grib2"), "-o", "-", "--json"])
+    assert res.stdout == "" and json.loads(res.stderr.strip().splitlines()[-1])["exit_code"] == 3
+
+
+def test_verbose_prints_the_stage_timings(tmp_path):
+    res = runner.invoke(app, ["downscale", "example", "-o", str(tmp_path / "o.nc"), "--bbox", "38,40,-106,-104",
+                              "--device", "cpu", "-v"])
+    assert res.exit_code == 0, res.output
+    (line,) = [x for x in res.output.splitlines() if x.startswith("timings:")]
+    for stage in ("read", "remap", "model", "write"):
+        assert f"{stage} " in line
+    quiet = runner.invoke(app, ["downscale", "example", "-o", str(tmp_path / "q.nc"), "--bbox", "38,40,-106,-104",
+                                "--device", "cpu"])
+    assert "timings:" not in quiet.output
+
+
+def complete(words: str) -> list[str]:
+    env = {**os.environ, "_HARPNET_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    out = subprocess.run([sys.executable, "-m", "harpnet_cli"], env=env, capture_output=True, text=True).stdout
+    return [line.split(",", 1)[-1] for line in out.splitlines()]
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("harpnet downscale x --format ", {"netcdf", "grib2"}),
+    ("harpnet downscale x --grib-packing c", {"complex", "ccsds"}),
+    ("harpnet downscale x --units ", {"mm", "in"}),
+    ("harpnet train s --preset ", None),
+    ("harpnet evaluate m --split ", {"test", "validation"}),
+])
+def test_completion_offers_option_values(words, expected):
+    from harpnet_cli.registry import PRESETS
+
+    got = set(complete(words))
+    assert got == (expected if expected is not None else set(PRESETS)), got

@@ -51,7 +51,7 @@ def test_no_default_model_is_reported_and_exit_0(tmp_path: Path, monkeypatch: py
 
 
 def test_default_model_with_its_card(installed: Path) -> None:
-    res = runner.invoke(app, ["info"])
+    res = runner.invoke(app, ["info", "--full"])
     assert res.exit_code == 0, res.output
     for text in ("harpnet-test-model", checkpoint_sha256(installed), "$HARPNET_DEFAULT_MODEL", "checkpoint",
                  "float32 weights", "50 synthetic CONUS samples", "harpnet train s.zarr -o run",
@@ -113,3 +113,26 @@ def test_score_tables_accept_several_layouts() -> None:
     listed = score_tables({"t": [{"name": "harpnet", "mae": 0.1}, {"mae": 0.2}]})
     assert listed[0].rows == [("harpnet", ["0.1"]), ("2", ["0.2"])]
     assert score_tables({}) == []
+
+
+def test_info_fits_a_screen_and_states_the_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled default's report: at most 30 lines, no shell variables, one line on region and limits."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    res = runner.invoke(app, ["info"], env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert len(lines) <= 30, res.output
+    assert "$" not in res.output and "--full" in res.output
+    (scope,) = [line for line in lines if line.startswith("trained for")]
+    assert "CONUS" in scope and "not verified" in res.output
+    full = runner.invoke(app, ["info", "--full"], env={"COLUMNS": "100"})
+    assert full.exit_code == 0 and len(full.output.splitlines()) > 30 and "training variants" in full.output
+
+
+def test_scope_line_from_the_card() -> None:
+    from harpnet_cli.workflows.info import scope_line
+
+    assert scope_line({"trained_region": "CONUS", "limits": "2 days"}) == "CONUS: 2 days"
+    assert scope_line({"trained_on": "Synthetic world. Then more."}) == "Synthetic world"
+    assert scope_line({}) is None
+    assert len(scope_line({"trained_region": "x" * 500}) or "") == 160

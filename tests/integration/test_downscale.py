@@ -90,7 +90,7 @@ def test_gefs_members_become_realizations(tmp_path, checkpoint):
     assert res.exit_code == 0, res.output
     ds = xr.open_dataset(out, engine="netcdf4")
     assert list(ds["realization"].values) == [1, 2, 3]
-    assert ds["precipitation_amount"].dims[0] == "realization"
+    assert ds["precipitation_amount"].dims[:2] == ("time", "realization")  # cdo needs time first
 
 
 def test_moving_nest_is_refused_in_one_line(tmp_path, checkpoint):
@@ -194,7 +194,7 @@ def test_gefs_half_degree_is_remapped_conservatively_with_a_warning(tmp_path, ch
     res = downscale(f, "-o", out, "-m", checkpoint)
     assert res.exit_code == 0, res.output
     assert "not on the 0.25° grid" in res.output and "0.5°" in res.output
-    p = xr.open_dataset(out, engine="netcdf4")["precipitation_amount"]
+    p = xr.open_dataset(out, engine="netcdf4")["precipitation_amount"].transpose("realization", ...)
     assert p.shape[0] == 2 and float(p.min()) >= 0
     # area-weighted mass inside the 0.5° box's interior is kept (cells at 30-40N have similar areas)
     interior = p.values[:, :, 8:-8, 8:-8]  # away from the half-covered edge cells

@@ -107,9 +107,9 @@ def test_plot_shows_the_wettest_step_with_its_input(tmp_path: Path, default_mode
     seen = {}
     original = plots.plot_downscaled
 
-    def spy(path, coarse, fine, terrain, lat, lon, *, title, overwrite):
-        seen.update(coarse=coarse, fine=fine, title=title)
-        return original(path, coarse, fine, terrain, lat, lon, title=title, overwrite=overwrite, dpi=40)
+    def spy(path, coarse, fine, terrain, lat, lon, *, title, overwrite, units):
+        seen.update(coarse=coarse, fine=fine, title=title, units=units)
+        return original(path, coarse, fine, terrain, lat, lon, title=title, overwrite=overwrite, dpi=40, units=units)
 
     monkeypatch.setattr(plots, "plot_downscaled", spy)
     png = tmp_path / "p.png"
@@ -117,6 +117,7 @@ def test_plot_shows_the_wettest_step_with_its_input(tmp_path: Path, default_mode
     assert res.exit_code == 0, res.output
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     assert "step 2 of 2, the wettest" in seen["title"] and "2020-03-26 00:00 UTC" in seen["title"]
+    assert grib.name in seen["title"] and seen["units"] == "mm"  # the input is named in the title
     expected = hourly[3:6].sum(0)[::-1]  # rows south -> north
     np.testing.assert_allclose(seen["coarse"], expected, atol=2e-3, rtol=1e-4)
     assert seen["fine"].shape == (164, 164)

@@ -91,11 +91,14 @@ def test_deterministic_keys_and_values(tmp_path: Path, rows: str) -> None:
             "longitudeOfLastGridPointInDegrees", "typeOfStatisticalProcessing", "typeOfFirstFixedSurface",
             "dataDate", "dataTime", "yearOfEndOfOverallTimeInterval", "dayOfEndOfOverallTimeInterval",
             "hourOfEndOfOverallTimeInterval", "centre", "typeOfGeneratingProcess", "generatingProcessIdentifier",
-            "backgroundProcess", "packingType", "decimalScaleFactor", "perturbationNumber")
+            "backgroundProcess", "packingType", "decimalScaleFactor", "perturbationNumber", "shapeOfTheEarth",
+            "productionStatusOfProcessedData")
     msgs = messages(path, keys)  # type: ignore[arg-type]
     assert len(msgs) == 2
     first = msgs[0]
-    assert (first["discipline"], first["parameterCategory"], first["parameterNumber"]) == (0, 1, 8)
+    # no GRIB input, so no centre: 0/1/52, which ecCodes names under every centre
+    assert (first["discipline"], first["parameterCategory"], first["parameterNumber"]) == (0, 1, 52)
+    assert first["shapeOfTheEarth"] == 6 and first["productionStatusOfProcessedData"] == 2
     assert first["productDefinitionTemplateNumber"] == 8 and "perturbationNumber" not in first
     assert [m["stepRange"] for m in msgs] == ["0-3", "3-6"]
     assert first["iDirectionIncrementInDegrees"] == first["jDirectionIncrementInDegrees"] == 0.0625
@@ -108,7 +111,7 @@ def test_deterministic_keys_and_values(tmp_path: Path, rows: str) -> None:
     assert (first["dataDate"], first["dataTime"]) == (20200325, 1800)
     assert [(m["yearOfEndOfOverallTimeInterval"], m["dayOfEndOfOverallTimeInterval"],
              m["hourOfEndOfOverallTimeInterval"]) for m in msgs] == [(2020, 25, 21), (2020, 26, 0)]
-    assert first["centre"] == 255 and first["typeOfGeneratingProcess"] == 13
+    assert first["centre"] == 255 and first["typeOfGeneratingProcess"] == 13  # no input centre: HARPNET's keys
     assert first["generatingProcessIdentifier"] == version_code(grib_writer.__version__)
     assert first["backgroundProcess"] == 0xAB
     assert first["packingType"] == "grid_complex_spatial_differencing"
@@ -274,16 +277,43 @@ def test_cfgrib_reads_it(tmp_path: Path, rows: str) -> None:
     np.testing.assert_allclose(data, fc.data, atol=TOL)
 
 
-def test_cfgrib_reads_apcp(tmp_path: Path) -> None:
+@pytest.mark.parametrize("origin", [None, "centre 7, subCentre 0, generatingProcessIdentifier 96",
+                                    "centre 98, subCentre 0, generatingProcessIdentifier 153"])
+def test_cfgrib_names_total_precipitation_under_every_centre(tmp_path: Path, origin: str | None) -> None:
     import cfgrib
 
     fc = make_fc()
+    if origin is not None:
+        fc.attrs["input_grib_origin"] = origin
     path = write_grib2(tmp_path / "c.grib2", fc)
     (ds,) = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
     (name,) = list(ds.data_vars)
-    assert name == "unknown"  # ecCodes has no WMO-level name for 0/1/8 outside NCEP's centre 7
+    assert name == "tp" and ds[name].attrs["GRIB_units"] == "kg m**-2"
     assert ds[name].attrs["GRIB_stepType"] == "accum"
     np.testing.assert_allclose(ds[name].values[:, ::-1], fc.data[0], atol=TOL)
+
+
+def test_input_centre_is_kept_and_marked_post_processed_research(tmp_path: Path) -> None:
+    fc = make_fc()
+    fc.attrs["input_grib_origin"] = "centre 7, subCentre 0, generatingProcessIdentifier 96"
+    keys = ("centre", "subCentre", "generatingProcessIdentifier", "backgroundProcess", "typeOfGeneratingProcess",
+            "productionStatusOfProcessedData", "shapeOfTheEarth", "parameterNumber")
+    (first, _) = messages(write_grib2(tmp_path / "n.grib2", fc), keys)  # type: ignore[arg-type]
+    assert first["centre"] == 7 and first["parameterNumber"] == 8  # NCEP: 0/1/8, named tp / APCP
+    assert (first["subCentre"], first["generatingProcessIdentifier"], first["backgroundProcess"]) == (0, 96, 255)
+    assert (first["typeOfGeneratingProcess"], first["productionStatusOfProcessedData"]) == (13, 2)
+    assert first["shapeOfTheEarth"] == 6
+
+
+def test_input_origin_reads_the_first_message_of_grib_inputs(tmp_path: Path) -> None:
+    fc = make_fc()
+    fc.attrs["input_grib_origin"] = "centre 7, subCentre 3, generatingProcessIdentifier 96"
+    a = write_grib2(tmp_path / "a.grib2", fc)
+    (tmp_path / "b.nc").write_bytes(b"CDF\x01")
+    assert grib_writer.input_origin([a, tmp_path / "b.nc"]) == "centre 7, subCentre 3, generatingProcessIdentifier 96"
+    other = write_grib2(tmp_path / "o.grib2", make_fc())
+    assert grib_writer.input_origin([a, other]) is None  # inputs disagree
+    assert grib_writer.input_origin([tmp_path / "b.nc"]) is None
 
 
 @pytest.mark.parametrize("rows", ["north_to_south", "south_to_north"])

@@ -51,10 +51,13 @@ def test_cf_file_reads_back_with_xarray_and_netcdf4(tmp_path):
     nc.close()
 
 
-def test_members_become_a_realization_axis(tmp_path):
-    ds = xr.open_dataset(write_netcdf(tmp_path / "o.nc", forecast(members=(0, 1, 2))), engine="netcdf4")
-    assert ds["precipitation_amount"].dims == ("realization", "time", "latitude", "longitude")
+def test_members_become_a_realization_axis_after_time(tmp_path):
+    fc = forecast(members=(0, 1, 2))
+    ds = xr.open_dataset(write_netcdf(tmp_path / "o.nc", fc), engine="netcdf4")
+    assert ds["precipitation_amount"].dims == ("time", "realization", "latitude", "longitude")  # cdo: time first
     assert list(ds["realization"].values) == [0, 1, 2]
+    assert ds["realization"].attrs["units"] == "1" and ds["realization"].attrs["standard_name"] == "realization"
+    np.testing.assert_array_equal(ds["precipitation_amount"].values, np.moveaxis(fc.data, 0, 1))
 
 
 def test_period_other_than_three_hours_is_stated(tmp_path):
@@ -102,5 +105,6 @@ def test_ensemble_products_are_written_as_given(tmp_path):
     ds = xr.open_dataset(write_ensemble_netcdf(tmp_path / "e.nc", fc, products), engine="netcdf4")
     np.testing.assert_array_equal(ds["precipitation_amount"].values, mean)
     np.testing.assert_array_equal(ds["precipitation_amount_spread"].values, spread)
-    np.testing.assert_array_equal(ds["probability_of_precipitation_amount_above_threshold"].values, probabilities)
+    np.testing.assert_array_equal(ds["probability_of_precipitation_amount_above_threshold"].values,
+                                  np.moveaxis(probabilities, 0, 1))
     assert int(ds.attrs["harpnet_ensemble_size"]) == 3 and "realization" not in ds.dims

