@@ -374,7 +374,8 @@ class SyntheticWorld:
                 phase = np.float32(shift_x) * self.k + np.float32(shift_y) * self.l_
                 field = sfft.irfft2(field_hat * np.exp(-1j * phase).astype(np.complex64), s=shape, workers=self.workers)
                 rate, envelope = self._rain_and_envelope(field, now)
-            amount = np.maximum(rate + envelope * self.orographic(now), 0) * np.float32(ACCUMULATION_HOURS)
+            orographic = np.float32(constants.OROGRAPHIC_EFFICIENCY) * self.orographic(now)
+            amount = np.maximum(rate + envelope * orographic, 0) * np.float32(ACCUMULATION_HOURS)
             out[s] = amount + self.convection(now, rng, envelope)
             shift_x += u * seconds
             shift_y += v * seconds
