@@ -102,8 +102,10 @@ class _ReadsInputs(BaseModel):
     @field_validator("accumulation", mode="before", check_fields=False)
     @classmethod
     def _parse_accumulation(cls, v: object) -> object:
-        """Accept ``"3h"``-style text."""
-        return parse_duration(v) if isinstance(v, str) else v
+        """Accept ``"3h"``-style text (and the ISO 8601 ``"PT3H"`` a dumped config holds)."""
+        if isinstance(v, str) and not v.strip().upper().startswith("P"):
+            return parse_duration(v)
+        return v
 
 
 class DownscaleConfig(_ReadsInputs):
