@@ -67,9 +67,9 @@ step "$R/ft/checkpoints/epoch_012.pt" harpnet --quiet train "$TRAIN" -o "$R/ft" 
     --lr-schedule cosine --seed "$SEED"
 DET=$R/ft/checkpoints/epoch_012.pt
 
-# 3. The stochastic model: the deterministic one's weights, noise at four scales, fair CRPS of 4 members.
+# 3. The stochastic model: the deterministic one's weights, noise at three scales, fair CRPS of 4 members.
 step "$R/sto/checkpoints/epoch_006.pt" harpnet --quiet train "$TRAIN" -o "$R/sto" --init "$DET" \
-    --extra-inputs period --noise-scales 0,1,2,4 --loss crps --members 4 --mix "$RADOLAN" --mix-ratio 0.25 \
+    --extra-inputs period --noise-scales 0,1,4 --loss crps --members 4 --mix "$RADOLAN" --mix-ratio 0.25 \
     --augment --epochs 6 --batch-size 32 --lr 3e-4 --lr-schedule cosine --seed "$SEED"
 STO=$R/sto/checkpoints/epoch_006.pt
 

@@ -6,9 +6,10 @@ drawn once on the whole domain's fine grid (plus a margin) and cut with the same
 terrain, exactly as static inputs are: the overlap of two tiles sees the same noise.
 
 Each member has one field per scale: white Gaussian noise smoothed by a Gaussian kernel of
-standard deviation ``scale`` fine cells (0: left white), renormalised to unit variance. The
-fields are reproducible from ``(seed, member)`` and independent of the domain's position, so the
-``k``-th member of a run is the same whatever the tile layout.
+standard deviation ``scale`` fine cells (0: left white), renormalised to unit variance. A member's
+fields are reproducible from ``(seed, member)``, so the ``k``-th member of a run is the same
+however many members are drawn. Training draws a whole batch at once (:func:`draw_batch_noise`):
+the same fields in distribution, from one generator per batch.
 """
 
 from __future__ import annotations
@@ -20,43 +21,62 @@ import numpy as np
 #: Margin (fine cells) drawn beyond the field on every side before smoothing, so the edges are as
 #: smooth and as variable as the inside.
 MARGIN = 12
+#: Kernels are cut at this many standard deviations (as ``scipy.ndimage.gaussian_filter``).
+TRUNCATE = 3.0
+
+
+def kernel_radius(sigma: float) -> int:
+    """Radius (cells) of the truncated Gaussian kernel of ``sigma`` (scipy's rule)."""
+    return int(TRUNCATE * sigma + 0.5)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
     """Normalised 1-D Gaussian of standard deviation ``sigma`` cells, truncated at 3 sigma; ``(2r + 1,)``."""
-    radius = max(1, int(np.ceil(3.0 * sigma)))
+    radius = kernel_radius(sigma)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
 
 
-def smooth_unit(white: np.ndarray, sigma: float) -> np.ndarray:
-    """Smooth white noise ``(..., H, W)`` along the last two axes, keeping unit variance ("valid" convolution).
+def margin(scales: Sequence[float]) -> int:
+    """The margin drawn around a field for these smoothing lengths."""
+    return max(MARGIN, *(kernel_radius(s) for s in scales if s > 0), 0)
 
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., H - 2r, W - 2r)`` float32, ``r`` the kernel radius (unchanged when ``sigma == 0``).
+
+def smooth(white: np.ndarray, sigma: float) -> np.ndarray:
+    """Unit-variance smoothing of white noise ``(..., H, W)`` along the last two axes (same shape).
+
+    Only cells at least :func:`kernel_radius` from the edge are exact; callers cut their margin.
     """
     if sigma <= 0:
-        return white.astype(np.float32, copy=False)
-    from scipy.signal import fftconvolve
+        return white
+    from scipy.ndimage import gaussian_filter
 
-    k = gaussian_kernel(sigma)
-    kernel = np.outer(k, k)
-    shape = (1,) * (white.ndim - 2) + kernel.shape
-    out = fftconvolve(white, kernel.reshape(shape), mode="valid", axes=(-2, -1))
-    return (out / np.sqrt((kernel**2).sum())).astype(np.float32)
+    sigmas = (0.0,) * (white.ndim - 2) + (sigma, sigma)
+    out = gaussian_filter(white, sigmas, truncate=TRUNCATE, mode="wrap")
+    norm = float((gaussian_kernel(sigma) ** 2).sum())  # the 2-D kernel's sum of squares is its square
+    return out / np.float32(norm)
+
+
+def _fields(rng: np.random.Generator, n: int, shape: tuple[int, int], scales: Sequence[float]) -> np.ndarray:
+    """``(n, J, H, W)`` float32: for each of ``n`` draws, one unit-variance field per scale."""
+    pad = margin(scales)
+    h, w = shape
+    out = np.empty((n, len(scales), h, w), dtype=np.float32)
+    for j, sigma in enumerate(scales):
+        white = rng.standard_normal((n, h + 2 * pad, w + 2 * pad), dtype=np.float32)
+        out[:, j] = smooth(white, sigma)[:, pad : pad + h, pad : pad + w]
+    return out
 
 
 def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], seed: int | Sequence[int],
                first_member: int = 0) -> np.ndarray:
-    """Noise of ``members`` members on a ``shape`` grid: one unit-variance field per member and scale.
+    """Noise of ``members`` members on a ``shape`` grid (a whole domain): one field per member and scale.
 
     Parameters
     ----------
     shape : (H, W)
-        Fine grid of the field (a whole padded domain, or a training tile).
+        Fine grid of the field.
     members : int
         Members to draw.
     scales : sequence of float
@@ -72,15 +92,19 @@ def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], se
         ``(members * len(scales), H, W)`` float32, member major (channel ``m * S + s``).
     """
     seeds = [int(seed)] if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-    h, w = shape
-    out = np.empty((members * len(scales), h, w), dtype=np.float32)
-    for m in range(members):
-        rng = np.random.default_rng([*seeds, first_member + m])
-        for s, sigma in enumerate(scales):
-            radius = 0 if sigma <= 0 else max(1, int(np.ceil(3.0 * sigma)))
-            pad = max(MARGIN, radius)
-            white = rng.standard_normal((h + 2 * pad, w + 2 * pad))
-            field = smooth_unit(white, sigma)
-            cut = pad - radius
-            out[m * len(scales) + s] = field[cut: cut + h, cut: cut + w]
-    return out
+    parts = [_fields(np.random.default_rng([*seeds, m]), 1, shape, scales)[0]
+             for m in range(first_member, first_member + members)]
+    return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=np.float32)
+
+
+def draw_batch_noise(n: int, members: int, scales: Sequence[float], shape: tuple[int, int],
+                     seed: Sequence[int]) -> np.ndarray:
+    """Noise of ``members`` members for each of ``n`` training tiles, from one generator.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, members * len(scales), H, W), float32
+        Member major within each tile, as :func:`draw_noise`.
+    """
+    fields = _fields(np.random.default_rng([int(s) for s in seed]), n * members, shape, scales)
+    return fields.reshape(n, members * len(scales), *shape)

@@ -113,7 +113,7 @@ class NoiseSpec:
     scales : tuple of float
         The model's ``noise_scales``.
     seed : tuple of int
-        Seed of the draws; sample ``i`` of batch ``k`` draws from ``(*seed, k, i)``.
+        Seed of the draws: batch ``k`` draws from ``(*seed, k)``, store row ``r`` alone from ``(*seed, r)``.
     """
 
     members: int
@@ -122,11 +122,10 @@ class NoiseSpec:
 
     def tensor(self, n: int, shape: tuple[int, ...], k: int) -> Tensor:
         """``(n, K J, H, W)`` noise for the ``n`` samples of batch ``k``."""
-        from harpnet_cli.core.noise import draw_noise
+        from harpnet_cli.core.noise import draw_batch_noise
 
-        h, w = int(shape[0]), int(shape[1])
-        fields = [draw_noise((h, w), self.members, self.scales, [*self.seed, k, i]) for i in range(n)]
-        return torch.from_numpy(np.stack(fields))
+        return torch.from_numpy(draw_batch_noise(n, self.members, self.scales, (int(shape[0]), int(shape[1])),
+                                                 [*self.seed, k]))
 
     def for_rows(self, rows: np.ndarray, shape: tuple[int, ...]) -> Tensor:
         """``(n, K J, H, W)`` noise for store rows ``rows``: each row's own draw, whatever the batching."""
