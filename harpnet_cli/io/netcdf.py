@@ -132,13 +132,15 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
         layout = _layout(path, ds, var)
         times, bounds = _times(path, ds, var, layout)
         windows = _windows(path, var, times, bounds, accumulation)
+        references = _reference_times(path, ds, var, layout, len(times))
         members = _members(ds, layout)
         key = _grid_key(ds, var, layout)
         name = var.name
     time_index = [-1] if layout.time is None else list(range(len(windows)))
     return [FieldRef(path, "netcdf", (name, t, m if layout.member else -1, factor), start, end, "interval", member,
-                     key)
-            for t, (start, end) in zip(time_index, windows, strict=True) for m, member in enumerate(members)]
+                     key, reference)
+            for t, (start, end), reference in zip(time_index, windows, references, strict=True)
+            for m, member in enumerate(members)]
 
 
 def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
