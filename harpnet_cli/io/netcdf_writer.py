@@ -238,8 +238,22 @@ def write_ensemble_netcdf(path: str | Path, fc: FineForecast, products: Ensemble
     return _write_dataset(path, to_ensemble_dataset(fc, products), overwrite)
 
 
+def dataset_for(fc: FineForecast, products: EnsembleProducts | None = None) -> xr.Dataset:
+    """The dataset :func:`write_forecast` writes: :func:`to_ensemble_dataset` with products, else :func:`to_dataset`."""
+    return to_dataset(fc) if products is None else to_ensemble_dataset(fc, products)
+
+
 def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
-    """Write ``ds`` with HARPNET's encoding: gridded variables compressed, one step per chunk."""
+    """Write ``ds`` with HARPNET's encoding (:func:`encoding_for`), through netCDF4 directly."""
+    from harpnet_cli.io.netcdf_stream import write_dataset
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        write_dataset(tmp, ds, encoding_for(ds))
+    return Path(path)
+
+
+def encoding_for(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """HARPNET's encoding of a dataset: gridded variables compressed, one step per chunk."""
     encoding: dict[str, dict[str, Any]] = {
         "time": {"dtype": "float64", "_FillValue": None},
         "time_bnds": {"dtype": "float64", "_FillValue": None},
@@ -259,6 +273,4 @@ def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
     if "forecast_reference_time" in ds:
         encoding["forecast_reference_time"] = {"_FillValue": None}
         encoding["forecast_period"] = {"_FillValue": None}
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
-    return Path(path)
+    return encoding
