@@ -370,6 +370,11 @@ class LazySeries:
     def __len__(self) -> int:
         return len(self.recipes)
 
+    @property
+    def fields_held(self) -> int:
+        """Fields read and kept for a later step (memory does not grow with the steps)."""
+        return len(self._cache)
+
     def amount(self, k: int) -> np.ndarray:
         """The amount of step ``k``.
 
