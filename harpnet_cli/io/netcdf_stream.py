@@ -1,11 +1,12 @@
 """Write CF datasets to NetCDF-4 with netCDF4 directly: at once, or step by step along ``time``.
 
 The layout of an output (variables, dimensions, attributes) is built by
-:mod:`harpnet_cli.io.netcdf_writer` as an ``xarray.Dataset``; this module only writes such
-datasets, with the encoding that module gives (compression, chunks, fill values, dtypes). It
-writes through netCDF4 itself rather than ``Dataset.to_netcdf``, which imports dask and
-distributed when they are installed (about 1 s on 2 cores) and holds a whole variable in memory
-to replace its NaN by the fill value.
+:mod:`harpnet_cli.io.netcdf_writer` as a :class:`Layout`: plain numpy arrays and attributes,
+which :meth:`Layout.to_xarray` turns into the ``xarray.Dataset`` users see. This module writes a
+layout (or any ``xarray.Dataset``) with the encoding that module gives (compression, chunks, fill
+values, dtypes), through netCDF4 itself: building an ``xarray.Dataset`` imports xarray, pandas and
+dask (about 1.4 s of a fresh process on 2 cores, more than the model takes), and
+``Dataset.to_netcdf`` also holds a whole variable in memory to replace its NaN by the fill value.
 
 :class:`NetcdfStream` creates the file from a *structure* dataset (the whole output's variables
 and attributes, its spatial size taken from the first step) and then writes each step's slice
@@ -19,9 +20,10 @@ another fill value are written as that value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -33,6 +35,82 @@ TIME = "time"
 _ENCODING_KEYS = ("zlib", "complevel", "shuffle", "chunksizes")
 
 
+@dataclass
+class Variable:
+    """One variable of a :class:`Layout`: its dimensions, values and attributes."""
+
+    dims: tuple[str, ...]
+    values: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The values' shape."""
+        return tuple(self.values.shape)
+
+
+@dataclass
+class Layout:
+    """A CF dataset without xarray: variables in order, which of them are coordinates, attributes.
+
+    Offers what :class:`NetcdfStream` and the encoding read of an ``xarray.Dataset`` (``sizes``,
+    ``variables``, ``data_vars``, ``coords``, ``attrs``, ``layout[name].values``, ``name in
+    layout``); :meth:`to_xarray` gives the same dataset as xarray.
+    """
+
+    variables: dict[str, Variable] = field(default_factory=dict)
+    coord_names: list[str] = field(default_factory=list)
+    """Names of the variables that are coordinates (xarray ``coords``), in order."""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, dims: tuple[str, ...], values: Any, attrs: Mapping[str, Any] | None = None, *,
+            coord: bool = False) -> None:
+        """Add (or replace) a variable; ``coord`` makes it a coordinate."""
+        self.variables[name] = Variable(tuple(dims), np.asarray(values), dict(attrs or {}))
+        if coord and name not in self.coord_names:
+            self.coord_names.append(name)
+
+    def __getitem__(self, name: str) -> Variable:
+        return self.variables[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.variables
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data_vars)
+
+    @property
+    def coords(self) -> dict[str, Variable]:
+        """The coordinate variables."""
+        return {n: self.variables[n] for n in self.coord_names}
+
+    @property
+    def data_vars(self) -> dict[str, Variable]:
+        """The variables that are not coordinates."""
+        return {n: v for n, v in self.variables.items() if n not in self.coord_names}
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Length of every dimension, in order of first use."""
+        sizes: dict[str, int] = {}
+        for var in self.variables.values():
+            for dim, size in zip(var.dims, var.shape, strict=True):
+                sizes.setdefault(dim, size)
+        return sizes
+
+    def to_xarray(self) -> xr.Dataset:
+        """The same dataset as an ``xarray.Dataset`` (imports xarray)."""
+        import xarray as xr
+
+        data = {n: (v.dims, v.values, v.attrs) for n, v in self.data_vars.items()}
+        coords = {n: (v.dims, v.values, v.attrs) for n, v in self.coords.items()}
+        return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
+
+
+#: What :class:`NetcdfStream` writes: a :class:`Layout` or an ``xarray.Dataset``.
+Dataset = Union[Layout, "xr.Dataset"]
+
+
 class NetcdfStream:
     """A NetCDF-4 file written one time step (or a few) at a time.
 
@@ -40,11 +118,11 @@ class NetcdfStream:
     ----------
     path : Path
         The file to create (normally a temporary file, renamed when complete).
-    structure : xarray.Dataset
+    structure : Layout or xarray.Dataset
         Every variable, dimension and attribute of the whole output. Its ``time`` dimension has
         the output's full length; other dimensions may be smaller than the output's (only their
         names matter): their sizes come from ``first``.
-    first : xarray.Dataset
+    first : Layout or xarray.Dataset
         A step of the output: the sizes of the other dimensions, and the values of every variable
         without a ``time`` dimension (coordinates, bounds, grid mapping), written now.
     encoding : mapping
@@ -52,7 +130,7 @@ class NetcdfStream:
         ``complevel``, ``shuffle``, ``chunksizes``), as for ``Dataset.to_netcdf``.
     """
 
-    def __init__(self, path: str | Path, structure: xr.Dataset, first: xr.Dataset,
+    def __init__(self, path: str | Path, structure: Dataset, first: Dataset,
                  encoding: Mapping[str, Mapping[str, Any]]) -> None:
         import netCDF4
 
@@ -67,11 +145,11 @@ class NetcdfStream:
             self._nc.close()
             raise
 
-    def _define(self, structure: xr.Dataset, first: xr.Dataset, encoding: Mapping[str, Mapping[str, Any]]) -> None:
+    def _define(self, structure: Dataset, first: Dataset, encoding: Mapping[str, Mapping[str, Any]]) -> None:
         """Dimensions, variables and attributes; the values without a time dimension."""
         nc = self._nc
         for dim, size in structure.sizes.items():
-            nc.createDimension(str(dim), size if dim == TIME else first.sizes[dim])
+            nc.createDimension(str(dim), size if dim == TIME else first.sizes[str(dim)])
         for name, var in structure.variables.items():
             key = str(name)
             enc = dict(encoding.get(key, {}))
@@ -101,16 +179,15 @@ class NetcdfStream:
             values = np.where(np.isnan(values), np.asarray(fill, dtype=values.dtype), values)
         return np.asarray(values).astype(dtype, copy=False)
 
-    def write(self, index: int, step: xr.Dataset) -> None:
+    def write(self, index: int, step: Dataset) -> None:
         """Write the time-dependent variables of ``step`` at ``index`` along ``time``.
 
         Parameters
         ----------
         index : int
             Position of the step's first time in the file.
-        step : xarray.Dataset
-            The output's layout over ``n`` consecutive times (usually 1); its other dimensions
-            are the file's.
+        step : Layout or xarray.Dataset
+            The output over ``n`` consecutive times (usually 1); its other dimensions are the file's.
         """
         n = step.sizes[TIME]
         for name, axis in self._time_axis.items():
@@ -154,14 +231,14 @@ def _attribute(value: Any) -> Any:
     return value
 
 
-def write_dataset(path: str | Path, ds: xr.Dataset, encoding: Mapping[str, Mapping[str, Any]]) -> Path:
+def write_dataset(path: str | Path, ds: Dataset, encoding: Mapping[str, Mapping[str, Any]]) -> Path:
     """Write a whole dataset (see :class:`NetcdfStream`); a dataset without ``time`` works too.
 
     Parameters
     ----------
     path : str or Path
         The file to create.
-    ds : xarray.Dataset
+    ds : Layout or xarray.Dataset
         What to write.
     encoding : mapping
         Per-variable encoding.

@@ -2,6 +2,12 @@
 
 :func:`write_forecast` is the ``netcdf`` entry of the writer registry
 (:data:`harpnet_cli.formats.OUTPUT_FORMATS`); NetCDF is written to files only, never streamed.
+
+The output's variables and attributes are built once, by :func:`forecast_layout` and
+:func:`ensemble_layout`, as a :class:`~harpnet_cli.io.netcdf_stream.Layout` (numpy arrays and
+attributes, no xarray: importing xarray costs a fresh ``harpnet downscale`` more than its model);
+:func:`to_dataset` and :func:`to_ensemble_dataset` give the same as ``xarray.Dataset`` s, and the
+files are written with netCDF4 by :mod:`harpnet_cli.io.netcdf_stream`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 
 from harpnet_cli.fields import EnsembleProducts, FineForecast
 from harpnet_cli.io.atomic import atomic_path
+from harpnet_cli.io.netcdf_stream import Layout
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -38,7 +45,7 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def to_dataset(fc: FineForecast) -> xr.Dataset:
-    """Build the CF-1.8 ``xarray.Dataset`` of a forecast.
+    """The CF-1.8 ``xarray.Dataset`` of a forecast (:func:`forecast_layout` as xarray).
 
     Parameters
     ----------
@@ -50,8 +57,24 @@ def to_dataset(fc: FineForecast) -> xr.Dataset:
     -------
     xarray.Dataset
     """
-    import xarray as xr
+    return forecast_layout(fc).to_xarray()
 
+
+def forecast_layout(fc: FineForecast) -> Layout:
+    """Build the CF-1.8 layout of a forecast.
+
+    Parameters
+    ----------
+    fc : FineForecast
+        ``data`` is ``(M, T, H, W)``; the member axis is dropped when there is one deterministic
+        member, and kept as ``realization`` otherwise.
+
+    Returns
+    -------
+    Layout
+        Data variables first (``precipitation_amount``, bounds, ``crs``, reference time and
+        period), then the coordinates, in the order xarray writes them.
+    """
     hours = f"{(fc.ends[0] - fc.starts[0]).total_seconds() / 3600:g}"
     uniform = len({e - s for s, e in zip(fc.starts, fc.ends, strict=True)}) == 1
     interval = f" (interval: {hours} hours)" if uniform else ""
@@ -68,50 +91,42 @@ def to_dataset(fc: FineForecast) -> xr.Dataset:
     dims: tuple[str, ...] = ("time", "latitude", "longitude")
     if not deterministic:
         dims = ("realization", *dims)
-    coords: dict[str, tuple[Any, ...]] = {
-        "time": ("time", _hours(fc.ends), {
-            "standard_name": "time", "long_name": "end of the accumulation window",
-            "units": TIME_UNITS, "calendar": "proleptic_gregorian", "bounds": "time_bnds", "axis": "T",
-        }),
-        "latitude": ("latitude", fc.lat.astype(np.float64), {
-            "standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds", "axis": "Y",
-        }),
-        "longitude": ("longitude", fc.lon.astype(np.float64), {
-            "standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds", "axis": "X",
-        }),
-    }
-    if not deterministic:
-        coords["realization"] = ("realization", np.array([m if m is not None else -1 for m in fc.members],
-                                                         dtype=np.int32),
-                                 {"standard_name": "realization", "long_name": "ensemble member number"})
-    extra: dict[str, tuple[Any, ...]] = {}
+    if fc.reference_time is not None:
+        data_attrs["coordinates"] = "forecast_reference_time forecast_period"
+    layout = Layout(attrs={"Conventions": "CF-1.8", **fc.attrs})
+    layout.add("precipitation_amount", dims, data.astype(np.float32), data_attrs)
+    layout.add("time_bnds", ("time", "nv"), np.stack([_hours(fc.starts), _hours(fc.ends)], axis=1))
+    layout.add("lat_bnds", ("latitude", "nv"), fc.lat_bounds.astype(np.float64))
+    layout.add("lon_bnds", ("longitude", "nv"), fc.lon_bounds.astype(np.float64))
+    layout.add("crs", (), np.int32(0), {
+        "grid_mapping_name": "latitude_longitude",
+        "longitude_of_prime_meridian": 0.0, "semi_major_axis": 6371229.0, "inverse_flattening": 0.0,
+    })
     if fc.reference_time is not None:
         # data variables named by the ``coordinates`` attribute (CF auxiliary coordinates), so
         # xarray does not stamp them onto every other variable
         ref = _hours([fc.reference_time])[0]
-        extra["forecast_reference_time"] = ((), ref, {
+        layout.add("forecast_reference_time", (), ref, {
             "standard_name": "forecast_reference_time", "units": TIME_UNITS, "calendar": "proleptic_gregorian",
         })
-        extra["forecast_period"] = ("time", _hours(fc.ends) - ref, {
+        layout.add("forecast_period", ("time",), _hours(fc.ends) - ref, {
             "standard_name": "forecast_period", "units": "hours", "long_name": "time since the forecast start",
         })
-        data_attrs["coordinates"] = "forecast_reference_time forecast_period"
-    ds = xr.Dataset(
-        {
-            "precipitation_amount": (dims, data.astype(np.float32), data_attrs),
-            "time_bnds": (("time", "nv"), np.stack([_hours(fc.starts), _hours(fc.ends)], axis=1)),
-            "lat_bnds": (("latitude", "nv"), fc.lat_bounds.astype(np.float64)),
-            "lon_bnds": (("longitude", "nv"), fc.lon_bounds.astype(np.float64)),
-            "crs": ((), np.int32(0), {
-                "grid_mapping_name": "latitude_longitude",
-                "longitude_of_prime_meridian": 0.0, "semi_major_axis": 6371229.0, "inverse_flattening": 0.0,
-            }),
-            **extra,
-        },
-        coords=coords,
-        attrs={"Conventions": "CF-1.8", **fc.attrs},
-    )
-    return ds
+    layout.add("time", ("time",), _hours(fc.ends), {
+        "standard_name": "time", "long_name": "end of the accumulation window",
+        "units": TIME_UNITS, "calendar": "proleptic_gregorian", "bounds": "time_bnds", "axis": "T",
+    }, coord=True)
+    layout.add("latitude", ("latitude",), fc.lat.astype(np.float64), {
+        "standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds", "axis": "Y",
+    }, coord=True)
+    layout.add("longitude", ("longitude",), fc.lon.astype(np.float64), {
+        "standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds", "axis": "X",
+    }, coord=True)
+    if not deterministic:
+        layout.add("realization", ("realization",),
+                   np.array([m if m is not None else -1 for m in fc.members], dtype=np.int32),
+                   {"standard_name": "realization", "long_name": "ensemble member number"}, coord=True)
+    return layout
 
 
 def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) -> Path:
@@ -131,7 +146,7 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False) ->
     Path
         The written file.
     """
-    return _write_dataset(path, to_dataset(fc), overwrite)
+    return _write_dataset(path, forecast_layout(fc), overwrite)
 
 
 def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
@@ -163,7 +178,12 @@ def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool
 
 
 def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts) -> xr.Dataset:
-    """Build the CF-1.8 dataset of an ensemble's products (computed before, written as given).
+    """The CF-1.8 ``xarray.Dataset`` of an ensemble's products (:func:`ensemble_layout` as xarray)."""
+    return ensemble_layout(fc, products).to_xarray()
+
+
+def ensemble_layout(fc: FineForecast, products: EnsembleProducts) -> Layout:
+    """Build the CF-1.8 layout of an ensemble's products (computed before, written as given).
 
     Parameters
     ----------
@@ -181,27 +201,27 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts) -> xr.Data
 
     Returns
     -------
-    xarray.Dataset
+    Layout
     """
     n = products.size
     if products.every_member:
-        ds = to_dataset(fc)
+        ds = forecast_layout(fc)
     else:
         assert products.mean is not None and products.spread is not None
-        ds = to_dataset(dataclasses.replace(fc, data=products.mean[None], members=[None]))
+        ds = forecast_layout(dataclasses.replace(fc, data=products.mean[None], members=[None]))
         var = ds["precipitation_amount"]
         var.attrs["cell_methods"] += " realization: mean"
         var.attrs["long_name"] = f"Ensemble mean ({n} members) of the precipitation amount downscaled to 0.0625 degrees"
         attrs = {k: v for k, v in var.attrs.items() if k != "standard_name"}
         attrs["long_name"] = f"Ensemble spread (standard deviation over {n} members) of the precipitation amount"
         attrs["cell_methods"] = attrs["cell_methods"].replace("realization: mean", "realization: standard_deviation")
-        ds["precipitation_amount_spread"] = (var.dims, products.spread, attrs)
+        ds.add("precipitation_amount_spread", var.dims, products.spread, attrs)
     if products.thresholds and products.probabilities is not None:
         base = ds["precipitation_amount"].attrs
-        ds = ds.assign_coords(threshold=("threshold", np.asarray(products.thresholds, dtype=np.float64), {
+        ds.add("threshold", ("threshold",), np.asarray(products.thresholds, dtype=np.float64), {
             "standard_name": "precipitation_amount", "units": "kg m-2", "long_name": "precipitation amount threshold",
             "spp__relative_to_threshold": "greater_than",
-        }))
+        }, coord=True)
         attrs = {
             "long_name": "probability_of_precipitation_amount_above_threshold", "units": "1",
             "comment": f"fraction of the {n} ensemble members with precipitation_amount > threshold",
@@ -210,7 +230,7 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts) -> xr.Data
         }
         if "coordinates" in base:
             attrs["coordinates"] = base["coordinates"]
-        ds[PROBABILITY_VARIABLE] = (("threshold", "time", "latitude", "longitude"), products.probabilities, attrs)
+        ds.add(PROBABILITY_VARIABLE, ("threshold", "time", "latitude", "longitude"), products.probabilities, attrs)
     ds.attrs["harpnet_ensemble_size"] = np.int32(n)
     return ds
 
@@ -235,15 +255,20 @@ def write_ensemble_netcdf(path: str | Path, fc: FineForecast, products: Ensemble
     Path
         The written file.
     """
-    return _write_dataset(path, to_ensemble_dataset(fc, products), overwrite)
+    return _write_dataset(path, ensemble_layout(fc, products), overwrite)
+
+
+def layout_for(fc: FineForecast, products: EnsembleProducts | None = None) -> Layout:
+    """What :func:`write_forecast` writes: :func:`ensemble_layout` with products, else :func:`forecast_layout`."""
+    return forecast_layout(fc) if products is None else ensemble_layout(fc, products)
 
 
 def dataset_for(fc: FineForecast, products: EnsembleProducts | None = None) -> xr.Dataset:
-    """The dataset :func:`write_forecast` writes: :func:`to_ensemble_dataset` with products, else :func:`to_dataset`."""
-    return to_dataset(fc) if products is None else to_ensemble_dataset(fc, products)
+    """:func:`layout_for` as an ``xarray.Dataset``."""
+    return layout_for(fc, products).to_xarray()
 
 
-def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
+def _write_dataset(path: str | Path, ds: Layout, overwrite: bool) -> Path:
     """Write ``ds`` with HARPNET's encoding (:func:`encoding_for`), through netCDF4 directly."""
     from harpnet_cli.io.netcdf_stream import write_dataset
 
@@ -252,7 +277,7 @@ def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
     return Path(path)
 
 
-def encoding_for(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+def encoding_for(ds: Layout | xr.Dataset) -> dict[str, dict[str, Any]]:
     """HARPNET's encoding of a dataset: gridded variables compressed, one step per chunk."""
     encoding: dict[str, dict[str, Any]] = {
         "time": {"dtype": "float64", "_FillValue": None},

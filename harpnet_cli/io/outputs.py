@@ -354,15 +354,15 @@ class OutputWriter:
     # -- NetCDF: one file, step by step ------------------------------------------------------------
     def _add_netcdf(self, index: int, part: FineForecast, products: EnsembleProducts | None) -> None:
         """Create the file at the first step; write the step's slice."""
-        from harpnet_cli.io.netcdf_writer import dataset_for, encoding_for
+        from harpnet_cli.io.netcdf_writer import encoding_for, layout_for
 
-        step = dataset_for(part, products)
+        step = layout_for(part, products)
         if self._stream is None:
             from harpnet_cli.io.atomic import atomic_path
             from harpnet_cli.io.netcdf_stream import NetcdfStream
 
             tmp = self._stack.enter_context(atomic_path(self.plan.path, overwrite=self.overwrite))
-            structure = dataset_for(*self._structure(part, products))
+            structure = layout_for(*self._structure(part, products))
             self._stream = NetcdfStream(tmp, structure, step, encoding_for(step))
             self._stack.callback(self._close_netcdf)
         self._stream.write(index, step)
