@@ -54,9 +54,10 @@ def env_for(code: Path, cache: str) -> dict[str, str]:
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
-    """Wall-clock seconds of one subprocess (which must succeed)."""
+    """Wall-clock seconds of one subprocess (which must succeed), run outside any checkout: ``python -m``
+    puts the working folder first on the path, which would shadow ``PYTHONPATH``."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     return time.perf_counter() - t0
 
 
@@ -113,7 +114,7 @@ def stages(cmd_args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """One instrumented fresh process: stage times from its start (exit measured from outside)."""
     t0 = time.time()
     out = subprocess.run([sys.executable, __file__, "--stages-worker", "--", *cmd_args], env=env, check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
     end = time.time()
     report = json.loads(out.stderr.strip().splitlines()[-1])
     marks, spans = report["marks"], report["spans"]
@@ -134,7 +135,7 @@ def stages(cmd_args: list[str], env: dict[str, str]) -> dict[str, Any]:
 def import_times(cmd_args: list[str], env: dict[str, str]) -> dict[str, float]:
     """Cumulative import time (s) of the watched modules in one ``-X importtime`` run."""
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "harpnet_cli", *cmd_args], env=env,
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
     times: dict[str, float] = {}
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -173,6 +174,11 @@ def main() -> None:
         }
         if args.baseline:
             cases["baseline"] = (run, lambda: env_for(args.baseline.resolve(), warm))
+            check = subprocess.run([sys.executable, "-c", "import harpnet_cli; print(harpnet_cli.__file__)"],
+                                   env=env_for(args.baseline.resolve(), warm), capture_output=True, text=True,
+                                   cwd=tempfile.gettempdir(), check=True)
+            if not check.stdout.strip().startswith(str(args.baseline.resolve())):
+                sys.exit(f"the baseline imports harpnet_cli from {check.stdout.strip()}, not {args.baseline}")
         timed(run, env_for(REPO, warm))  # fill the cache, warm the page cache
         before = load()
         times: dict[str, list[float]] = {k: [] for k in cases}
@@ -184,7 +190,7 @@ def main() -> None:
         report = {
             "machine": machine(), "input": args.input.name, "command": "harpnet " + " ".join(cmd_args[:-3]),
             "rounds": args.rounds, "load_before_after": [before, load()],
-            "wall_s": {k: summary(v) for k, v in times.items()},
+            "wall_s": {k: summary(v) for k, v in times.items()}, "wall_raw_s": times,
             "stages_s": breakdown, "imports_s": imports, "output_bytes": out.stat().st_size,
             "target_s": 1.5,
         }
