@@ -86,9 +86,9 @@ def choose_tile(fine_shape: tuple[int, int], *, native: int, multiple: int, rati
 
     Overlaps are computed twice, so small tiles on a large domain spend much of their work on them
     (64-pixel tiles overlapping by 16 compute 1.8 times the pixels of CONUS). The model is fully
-    convolutional; measured with the bundled model on a real GFS field over CONUS, tiles of 128 to
-    512 pixels change the output by 0.002 mm on average (a quarter of what bfloat16 changes), so
-    any size from ``native`` to ``largest`` is allowed.
+    convolutional; measured with the bundled model on the real GFS f006, the tiles chosen change the
+    6-hour output by 0.004 mm on average over CONUS and 0.0045 mm over the globe (field means 0.82
+    and 0.64 mm), less than bfloat16 changes it, so any size from ``native`` to ``largest`` is allowed.
 
     Parameters
     ----------
