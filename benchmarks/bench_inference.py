@@ -20,6 +20,10 @@ that interleave the cases, so drift of a shared machine hits all cases alike:
 Prints tables and writes ``benchmarks/results/inference.json``. Without ``--model`` a ``lite``
 checkpoint with random weights is used (speed does not depend on the weights).
 
+bf16 cases run only where the CPU has native bfloat16 (``avx512_bf16``/``amx_bf16``, see
+:func:`harpnet_cli.devices.native_bf16`): emulated, one 2048² bf16 matmul took 70-500 s on an
+AVX2-only EPYC and the full run did not finish in 28 minutes. ``--force-bf16`` runs them anyway.
+
 Usage::
 
     python benchmarks/bench_inference.py --quick      # ~1-2 min: few rounds, no v1 bf16, no series
@@ -156,8 +160,10 @@ def bench_models(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
     a16, b16 = a.bfloat16(), b.bfloat16()
-    cases: dict[str, Callable[[], object]] = {"matmul/fp32": lambda: a @ b, "matmul/bf16": lambda: a16 @ b16}
-    dtypes = ["fp32", "bf16"]
+    cases: dict[str, Callable[[], object]] = {"matmul/fp32": lambda: a @ b}
+    dtypes = ["fp32", "bf16"] if args.bf16 else ["fp32"]
+    if args.bf16:
+        cases["matmul/bf16"] = lambda: a16 @ b16
     for name, m in folded.items():
         for dtype in dtypes:
             if name == "harpnet-v1" and dtype == "bf16" and args.quick:
@@ -227,17 +233,18 @@ def bench_levers(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
         cases[f"batch {b}"] = batch_runner(folded, *inputs[b], bf16=False)
         work[f"batch {b}"] = b
     cases["channels-last off"] = batch_runner(contiguous, *inputs[args.batch], bf16=False)
-    cases["bf16"] = batch_runner(folded, *inputs[args.batch], bf16=True)
+    if args.bf16:
+        cases["bf16"] = batch_runner(folded, *inputs[args.batch], bf16=True)
     if args.threads > 1:
         cases["1 thread"] = one_thread(batch_runner(folded, *inputs[args.batch], bf16=False), args.threads)
     for b in (128, 180):
-        if b in args.batches:
+        if b in args.batches and args.bf16:
             cases[f"bf16 batch {b}"] = batch_runner(folded, *inputs[b], bf16=True)
             work[f"bf16 batch {b}"] = b
     first_call: dict[str, float] = {}
     if args.compile:
         compiled = torch.compile(copy.deepcopy(folded))
-        for bf16 in (False, True):
+        for bf16 in (False, True)[:1 + args.bf16]:
             key = "compile" + (" bf16" if bf16 else "")
             cases[key] = batch_runner(compiled, *inputs[args.batch], bf16=bf16)
             t0 = time.perf_counter()
@@ -279,7 +286,7 @@ def bench_tiles(lite: Downscaler, args: argparse.Namespace) -> dict[str, Any]:
         return run
 
     cases: dict[str, Callable[[], object]] = {
-        f"{t}/{d}": field(t, d == "bf16") for t in args.tiles for d in ("fp32", "bf16")
+        f"{t}/{d}": field(t, d == "bf16") for t in args.tiles for d in ("fp32", "bf16")[:1 + args.bf16]
     }
     times = interleave(cases, args.rounds_field)
     ref = outputs[f"{args.tiles[0]}/fp32"]
@@ -398,7 +405,7 @@ def bench_end_to_end(lite: Downscaler, model: Path, tmp: Path, args: argparse.Na
     configs = {}
     for tile in args.tiles:
         path = model if tile == lite.config.tile else save_checkpoint(tmp / f"tile{tile}.pt", with_tile(lite, tile))
-        for bf16 in (False, True):
+        for bf16 in (False, True)[:1 + args.bf16]:
             configs[f"{tile}/{'bf16' if bf16 else 'fp32'}"] = downscale_config(
                 src, tmp / "variant.nc", path, args.threads).model_copy(update={"bf16": bf16})
     cmd = cli(src, out, model, args.threads)
@@ -514,8 +521,10 @@ def print_tables(report: dict[str, Any]) -> None:
 def print_models(m: dict[str, Any]) -> None:
     """Peak, model throughput and the headline ratio."""
     peak = m["peak_matmul_2048_gflop_per_s"]
+    bf16 = (f", bf16 {f(peak['bf16']['median'], 0)}/{f(peak['bf16']['best'], 0)}" if "bf16" in peak
+            else " (bf16 skipped: no native bfloat16 on this CPU)")
     console.print(f"peak (2048² matmul, median/best GFLOP/s): fp32 {f(peak['fp32']['median'], 0)}/"
-                  f"{f(peak['fp32']['best'], 0)}, bf16 {f(peak['bf16']['median'], 0)}/{f(peak['bf16']['best'], 0)}")
+                  f"{f(peak['fp32']['best'], 0)}{bf16}")
     t = Table(title=f"models, 64×64 tiles, batch {m['batch']}, folded + channels-last (median, best)")
     for col in ("case", "params", "GFLOP/tile", "tiles/s", "best", "GFLOP/s", "% peak", "CONUS s"):
         t.add_column(col, justify="left" if col == "case" else "right")
@@ -605,10 +614,15 @@ def main() -> None:
     parser.add_argument("--series-breakdown", action="store_true",
                         help="also run the series in-process for a per-step breakdown (doubles its time)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections (development)")
+    parser.add_argument("--force-bf16", action="store_true",
+                        help="run the bf16 cases on a CPU without native bfloat16 (emulated: very slow)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.rounds_v1, args.rounds_field, args.repeats = 4, 2, 3, 2
+    from harpnet_cli.devices import native_bf16
+
+    args.bf16 = native_bf16() or args.force_bf16
 
     torch.set_num_threads(args.threads)
     started = datetime.now(timezone.utc)
@@ -629,6 +643,7 @@ def main() -> None:
             "machine": machine(args.threads),
             "model": str(args.model) if args.model else "lite, random weights (seed 0)",
             "quick": args.quick,
+            "bf16": "run" if args.bf16 else "skipped: no native bfloat16 on this CPU (--force-bf16 runs it)",
             "note": "figures are {median, best} over interleaved rounds; the machine may be shared "
                     "(see load_average_before_after)",
         }

@@ -853,9 +853,13 @@ def main() -> None:
     """Console-script entry point; SIGTERM (e.g. from ``timeout``) exits 143 with nothing half-written."""
     import signal
 
+    from harpnet_cli.process import exit_process
+
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app(prog_name="harpnet")
+    except SystemExit as done:
+        exit_process(done.code)  # without the interpreter's teardown once a workflow allows it
     except Terminated:
         stderr.print("[bold red]error:[/bold red] terminated (SIGTERM)", soft_wrap=True)
         sys.exit(EXIT_TERMINATED)

@@ -1,7 +1,17 @@
-"""Hardware selection: the compute device and the CPU thread count.
+"""Hardware selection: the compute device, the CPU thread count and policy, native bfloat16.
 
 torch is imported inside the functions, never at module level, so the CLI can import this module
 (e.g. for ``harpnet --help``) without loading torch.
+
+**Busy hosts.** By default the OpenMP threads of torch's CPU kernels spin while they wait for
+each other. On a machine where other jobs run, a spinning thread takes the core from the thread
+it waits for: measured on 2 cores beside a CPU-bound neighbour, 2 threads ran several times
+slower than 1 (``benchmarks/bench_threads.py``). :func:`prefer_passive_waiting` therefore asks
+OpenMP to sleep instead (``OMP_WAIT_POLICY=PASSIVE``, unless the variable is set already); it
+must run before torch is first imported, which is why ``import harpnet_cli`` calls it.
+With waiting threads asleep, all usable cores beat fewer even on a loaded host (the scheduler
+gives two runnable threads more of the machine than one), so :func:`configure_cpu_threads` keeps
+using every usable core.
 """
 
 from __future__ import annotations
@@ -23,6 +33,53 @@ logger = logging.getLogger("harpnet")
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _SYSFS_CPU = Path("/sys/devices/system/cpu")
+_CPUINFO = Path("/proc/cpuinfo")
+
+#: OpenMP wait policy set by :func:`prefer_passive_waiting` (when the environment sets none).
+WAIT_POLICY = "PASSIVE"
+#: CPU flags of native bfloat16 arithmetic: x86 AVX-512 BF16 and AMX, Arm BF16.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def prefer_passive_waiting() -> bool:
+    """Make OpenMP threads sleep, not spin, while they wait (``OMP_WAIT_POLICY=PASSIVE``).
+
+    Only when the environment does not set ``OMP_WAIT_POLICY`` and torch is not imported yet
+    (OpenMP reads the variable when torch loads it).
+
+    Returns
+    -------
+    bool
+        Whether the variable was set here.
+    """
+    import sys
+
+    if "OMP_WAIT_POLICY" in os.environ or "torch" in sys.modules:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+    return True
+
+
+def cpu_flags(path: Path = _CPUINFO) -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (``flags`` on x86, ``Features`` on Arm); empty elsewhere."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return set(value.split())
+    return set()
+
+
+def native_bf16(path: Path = _CPUINFO) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16, AMX or Arm BF16).
+
+    Without it torch emulates bfloat16 and ``--bf16`` runs the model about 10 times slower
+    (measured on an AVX2-only AMD EPYC), so the CPU path runs float32 instead.
+    """
+    return bool(cpu_flags(path) & set(BF16_FLAGS))
 
 
 def _mps_available() -> bool:
@@ -154,7 +211,8 @@ def configure_cpu_threads(n: int | None = None) -> int:
     ----------
     n : int, optional
         Threads to use; by default :func:`usable_cpu_count` (affinity and cgroup quota, not the
-        host's logical CPU count).
+        host's logical CPU count). On a busy host all of them still beat fewer once waiting
+        threads sleep (:func:`prefer_passive_waiting`; ``benchmarks/bench_threads.py``).
 
     Returns
     -------

@@ -184,6 +184,9 @@ class FieldRef:
     grid : str
         Key identifying the grid (shape plus a hash of a few coordinates, see :func:`grid_key`);
         fields with equal keys share one grid.
+    reference_time : datetime or None
+        Forecast reference (initialisation) time, when the file states one (GRIB, CF
+        ``forecast_reference_time``); as :attr:`Accumulation.reference_time`.
     """
 
     path: Path
@@ -194,6 +197,7 @@ class FieldRef:
     kind: str = "interval"
     member: int | None = None
     grid: str = ""
+    reference_time: datetime | None = None
 
     @property
     def period(self) -> timedelta:

@@ -10,6 +10,12 @@ Conventions
 * Arrays are ordered south → north (row 0 is the southernmost) and west → east.
 * Longitudes are kept in −180…180 when the box allows, else continuous past 180 (a box across the
   date line); inputs in 0…360 or −180…180 are both accepted (see :func:`wrap_lon`).
+* A box that spans all longitudes (``--bbox 30,40,-180,180``, ``0,360``, ``--domain global``) is
+  **periodic**: 1440 coarse cells from 180° W, whose last column neighbours its first
+  (:attr:`GridSpec.periodic`); the model's tiles wrap across the date line.
+* Latitudes stop at the cells centred on ±89.75° (edges ±89.875°): the GFS/ECMWF rows centred on
+  the poles are half cells, and 4 x 4 fine cells nested in them would pass the pole. Those rows
+  are still read as the buffer (context) of the last rows (:meth:`GridSpec.padded`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ FINE_RES = COARSE_RES / RATIO
 DOMAINS: dict[str, tuple[float, float, float, float]] = {
     # 416 x 960 fine cells (104 x 240 coarse): centres 24.0..49.75 N, 126.0..66.25 W.
     "conus": (23.875, 49.875, -126.125, -66.125),
+    # 2876 x 5760 fine cells (719 x 1440 coarse): every longitude, centres 89.75 S..89.75 N.
+    "global": (-90.0, 90.0, -180.0, 180.0),
 }
+#: Coarse cells round a latitude circle.
+CIRCLE = round(360 / COARSE_RES)
+#: A box leaving out at most this many coarse cells of a latitude circle on each side is the
+#: whole circle (so that its buffer never overlaps itself).
+PERIODIC_SNAP = 1
 
 _EPS = 1e-6
 
@@ -115,7 +128,9 @@ class GridSpec:
         i1 = math.ceil((east_w - 0.125) / COARSE_RES - _EPS)
         j0 = max(j0, -359)  # the cells centred on the poles would put fine cells past ±90
         j1 = min(j1, 359)
-        nx = min(i1 - i0 + 1, 1440)
+        nx = i1 - i0 + 1
+        if nx > CIRCLE - 2 * PERIODIC_SNAP:  # (almost) all longitudes: the periodic circle
+            nx = CIRCLE
         lon0 = float(wrap_lon(i0 * COARSE_RES))
         return cls(lat0=j0 * COARSE_RES, lon0=lon0, ny=j1 - j0 + 1, nx=nx)
 
@@ -148,6 +163,11 @@ class GridSpec:
     def east(self) -> float:
         """Eastern edge of the box (degrees, may exceed 180 across the date line)."""
         return self.lon0 + (self.nx - 0.5) * COARSE_RES
+
+    @property
+    def periodic(self) -> bool:
+        """True when the grid goes round the globe: its last column neighbours its first."""
+        return self.nx == CIRCLE
 
     @property
     def coarse_shape(self) -> tuple[int, int]:
@@ -196,12 +216,21 @@ class GridSpec:
         return np.stack([c - FINE_RES / 2, c + FINE_RES / 2], axis=1)
 
     def padded(self, cells: int) -> GridSpec:
-        """The same grid grown by ``cells`` coarse cells on every side (clipped at the poles)."""
+        """The same grid grown by ``cells`` coarse cells on every side (clipped at the poles).
+
+        A periodic grid grows in latitude only: its side columns are its own other edge (see
+        :func:`harpnet_cli.core.tiling.wrap_columns`).
+        """
         last = self.lat0 + (self.ny - 1) * COARSE_RES
         south_pad = min(cells, int(round((self.lat0 + 90) / COARSE_RES)))
         north_pad = min(cells, int(round((90 - last) / COARSE_RES)))
-        nx = min(self.nx + 2 * cells, 1440)
-        lon0 = self.lon0 - cells * COARSE_RES if nx < 1440 else self.lon0
+        if self.periodic:
+            nx, lon0 = self.nx, self.lon0
+        elif self.nx + 2 * cells > CIRCLE:
+            raise ValueError(f"a {self.nx}-cell grid padded by {cells} would wrap onto itself; use all "
+                             f"{CIRCLE} cells (a periodic grid)")
+        else:
+            nx, lon0 = self.nx + 2 * cells, self.lon0 - cells * COARSE_RES
         return GridSpec(
             lat0=self.lat0 - south_pad * COARSE_RES,
             lon0=float(wrap_lon(lon0)),
@@ -220,10 +249,8 @@ class GridSpec:
             return f"{abs(v):g}{'E' if v >= 0 else 'W'}"
 
         fy, fx = self.fine_shape
-        return (
-            f"{lat(self.south)}..{lat(self.north)} {lon(self.west)}..{lon(self.east)} "
-            f"({self.ny}x{self.nx} coarse -> {fy}x{fx} fine)"
-        )
+        lons = "all longitudes" if self.periodic else f"{lon(self.west)}..{lon(self.east)}"
+        return f"{lat(self.south)}..{lat(self.north)} {lons} ({self.ny}x{self.nx} coarse -> {fy}x{fx} fine)"
 
     def to_dict(self) -> dict[str, float | int]:
         """Plain dict for checkpoints and output metadata."""

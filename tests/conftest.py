@@ -1,10 +1,18 @@
 """Shared test setup: the ``../shared/data`` folder and the tiny synthetic store, built once per run."""
 
+import atexit
 import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pyproj  # noqa: F401  (before anything loads ecCodes; see harpnet_cli/io/__init__.py)
 import pytest
+
+#: The run's own cache folder (terrain), never the user's ~/.cache; subprocesses inherit it.
+os.environ["HARPNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="harpnet-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HARPNET_CACHE_DIR"], ignore_errors=True)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: ``harpnet prepare`` options of the tiny store: a box over the Colorado Rockies (25 x 33 coarse

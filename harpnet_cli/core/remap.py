@@ -29,15 +29,36 @@ Pure numpy/scipy: arrays in, arrays out.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-from scipy import sparse
 
 from harpnet_cli.fields import SourceGrid
 from harpnet_cli.grids import COARSE_RES, FINE_RES, RATIO, GridSpec
+
+
+class _LazyModule:
+    """A module imported on first attribute access (scipy.sparse costs ~0.2 s to import, and the
+    exact remap of a GFS file onto the coarse grid never needs it)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+if TYPE_CHECKING:
+    from scipy import sparse
+else:
+    sparse = _LazyModule("scipy.sparse")
 
 Level = Literal["coarse", "fine"]
 Method = Literal["conservative", "bilinear"]

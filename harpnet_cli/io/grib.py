@@ -246,7 +246,7 @@ def _ref(path: Path, gid: int, number: int, kind: _Kind, accumulation: timedelta
     offset = int(_get(gid, "offset"))
     return FieldRef(path=path, format="grib", locator=(offset, number), start=start, end=end,
                     kind="running" if running else "interval", member=_member(gid),
-                    grid=_grid_key(path, gid))
+                    grid=_grid_key(path, gid), reference_time=None if kind.name == "mrms" else reference)
 
 
 def _grid_key(path: Path, gid: int) -> str:

@@ -97,8 +97,8 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
         layout = _layout(path, dataset, var)
         grid = _grid(path, dataset, var, layout)
         times, bounds = _times(path, dataset, var, layout)
-        windows = _windows(path, var, times, bounds, accumulation)
         references = _reference_times(path, dataset, var, layout, len(times))
+        windows = _windows(path, var, times, bounds, accumulation, references)
         members = _members(dataset, layout)
         data = _data(var, layout) * np.float32(factor)
         name = var.name
@@ -131,14 +131,16 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
         factor = _units_factor(path, var)
         layout = _layout(path, ds, var)
         times, bounds = _times(path, ds, var, layout)
-        windows = _windows(path, var, times, bounds, accumulation)
+        references = _reference_times(path, ds, var, layout, len(times))
+        windows = _windows(path, var, times, bounds, accumulation, references)
         members = _members(ds, layout)
         key = _grid_key(ds, var, layout)
         name = var.name
     time_index = [-1] if layout.time is None else list(range(len(windows)))
     return [FieldRef(path, "netcdf", (name, t, m if layout.member else -1, factor), start, end, "interval", member,
-                     key)
-            for t, (start, end) in zip(time_index, windows, strict=True) for m, member in enumerate(members)]
+                     key, reference)
+            for t, (start, end), reference in zip(time_index, windows, references, strict=True)
+            for m, member in enumerate(members)]
 
 
 def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
@@ -358,8 +360,8 @@ def _layout(path: Path, dataset: Any, var: Any) -> _Layout:
         coord = _coordinate(dataset, dim)
         if dim in (y, x):
             continue
-        if coord is not None and _is_time(coord):
-            time = dim
+        if coord is not None and (_is_time(coord) or getattr(coord, "standard_name", "") == "forecast_period"):
+            time = dim  # a cfgrib/xarray 'step' (forecast_period) axis is the time axis
         elif dim.lower() in _MEMBER_DIMS or getattr(coord, "standard_name", "") == "realization":
             member = dim
         elif len(dataset.dimensions[dim]) != 1:
@@ -496,12 +498,20 @@ def decode_times(path: Path, values: Any, units: str, calendar: str = "standard"
 
 
 def _time_variable(dataset: Any, var: Any, layout: _Layout) -> Any | None:
-    """The time coordinate: of the time dimension, else a scalar one named in ``coordinates``."""
-    if layout.time is not None:
-        return _coordinate(dataset, layout.time)
-    for name in str(getattr(var, "coordinates", "")).split() + ["time"]:
-        cand = dataset.variables.get(name)
-        if cand is not None and cand.size == 1 and _is_time(cand):
+    """The time coordinate: of the time dimension, else a scalar one named in ``coordinates``.
+
+    Never the forecast reference time: cfgrib and xarray write ``time`` as the reference
+    (``standard_name = forecast_reference_time``), ``step`` as the lead (``forecast_period``) and
+    ``valid_time`` (``standard_name = time``) as the end of the window, which is the one used.
+    """
+    coord = None if layout.time is None else _coordinate(dataset, layout.time)
+    if coord is not None and getattr(coord, "standard_name", "") != "forecast_period":
+        return coord
+    dims = () if layout.time is None else (layout.time,)
+    names = str(getattr(var, "coordinates", "")).split() + ["valid_time", "time"]
+    for cand in (dataset.variables.get(name) for name in dict.fromkeys(names)):
+        if (cand is not None and cand.dimensions == dims and _is_time(cand)
+                and getattr(cand, "standard_name", "") != "forecast_reference_time"):
             return cand
     return None
 
@@ -532,8 +542,15 @@ def _cell_methods_period(var: Any) -> timedelta | None:
 
 
 def _windows(path: Path, var: Any, times: list[datetime], bounds: list[tuple[datetime, datetime]] | None,
-             accumulation: timedelta | None) -> list[tuple[datetime, datetime]]:
-    """``(start, end)`` of each step from bounds, cell_methods or the explicit period."""
+             accumulation: timedelta | None,
+             references: list[datetime | None] | None = None) -> list[tuple[datetime, datetime]]:
+    """``(start, end)`` of each step from bounds, cell_methods or the explicit period.
+
+    Without any of them, a GRIB field written by cfgrib/xarray (``GRIB_stepType`` with a forecast
+    reference time) is the amount accumulated since the reference time, as cfgrib decodes GRIB
+    accumulations (ECMWF ``tp``; GFS ``APCP`` up to 6 hours). NCEP's ``APCP`` past 6 hours is a
+    6-hour bucket or a running total that cfgrib does not tell apart: refused.
+    """
     if bounds is not None:
         periods = {end - start for start, end in bounds}
         _check_agrees(path, accumulation, periods, "time bounds")
@@ -542,6 +559,15 @@ def _windows(path: Path, var: Any, times: list[datetime], bounds: list[tuple[dat
     if period is not None:
         _check_agrees(path, accumulation, {period}, "cell_methods interval")
     period = period or accumulation
+    grib = getattr(var, "GRIB_stepType", None) is not None
+    if period is None and grib and references and all(r is not None for r in references):
+        starts = [r for r in references if r is not None]
+        ncep = str(getattr(var.group(), "GRIB_centre", "")) == "kwbc"
+        if ncep and any(t - r > timedelta(hours=6) for r, t in zip(starts, times, strict=True)):
+            raise InputDataError(path, f"{var.name!r} is NCEP precipitation past 6 hours, written by cfgrib without "
+                                       "its window (a 6-hour bucket or a running total); pass --accumulation, or "
+                                       "give the GRIB file itself")
+        return list(zip(starts, times, strict=True))
     if period is None:
         raise InputDataError(path, f"no accumulation period for {var.name!r} (no time bounds and no "
                                    "cell_methods interval); pass --accumulation")

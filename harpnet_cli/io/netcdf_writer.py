@@ -18,6 +18,12 @@ cf_xarray, the IOOS compliance checker and ``nccopy -k classic``; see the README
   coordinate and warns);
 * every attribute is ASCII text or a number, and no variable is 64-bit integer, so ``nccopy -k
   classic`` converts the file to netCDF-3.
+
+The output's variables and attributes are built once, by :func:`forecast_layout` and
+:func:`ensemble_layout`, as a :class:`~harpnet_cli.io.netcdf_stream.Layout` (numpy arrays and
+attributes, no xarray: importing xarray costs a fresh ``harpnet downscale`` more than its model);
+:func:`to_dataset` and :func:`to_ensemble_dataset` give the same as ``xarray.Dataset`` s, and the
+files are written with netCDF4 by :mod:`harpnet_cli.io.netcdf_stream`, at once or step by step.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 from harpnet_cli.fields import EnsembleProducts, FineForecast, product_name
 from harpnet_cli.formats import AMOUNT_UNITS, AmountUnit
 from harpnet_cli.io.atomic import atomic_path
+from harpnet_cli.io.netcdf_stream import Layout
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -86,7 +93,12 @@ def _unit(units: str) -> AmountUnit:
 
 
 def to_dataset(fc: FineForecast, units: str = "mm") -> xr.Dataset:
-    """Build the CF-1.8 ``xarray.Dataset`` of a forecast.
+    """The CF-1.8 ``xarray.Dataset`` of a forecast (:func:`forecast_layout` as xarray)."""
+    return forecast_layout(fc, units).to_xarray()
+
+
+def forecast_layout(fc: FineForecast, units: str = "mm") -> Layout:
+    """Build the CF-1.8 layout of a forecast.
 
     Parameters
     ----------
@@ -99,10 +111,10 @@ def to_dataset(fc: FineForecast, units: str = "mm") -> xr.Dataset:
 
     Returns
     -------
-    xarray.Dataset
+    Layout
+        Data variables first (the amount, bounds, ``crs``, reference time and period), then the
+        coordinates, in the order xarray writes them; every text attribute ASCII.
     """
-    import xarray as xr
-
     unit = _unit(units)
     hours = f"{(fc.ends[0] - fc.starts[0]).total_seconds() / 3600:g}"
     uniform = len({e - s for s, e in zip(fc.starts, fc.ends, strict=True)}) == 1
@@ -120,51 +132,41 @@ def to_dataset(fc: FineForecast, units: str = "mm") -> xr.Dataset:
     dims: tuple[str, ...] = ("time", "latitude", "longitude")
     if not deterministic:
         dims = ("time", "realization", "latitude", "longitude")
-    coords: dict[str, tuple[Any, ...]] = {
-        "time": ("time", _hours(fc.ends), {
-            "standard_name": "time", "long_name": "end of the accumulation window",
-            "units": TIME_UNITS, "calendar": "proleptic_gregorian", "bounds": "time_bnds", "axis": "T",
-        }),
-        "latitude": ("latitude", fc.lat.astype(np.float64), {
-            "standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds", "axis": "Y",
-        }),
-        "longitude": ("longitude", fc.lon.astype(np.float64), {
-            "standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds", "axis": "X",
-        }),
-    }
-    if not deterministic:
-        coords["realization"] = ("realization", np.array([m if m is not None else -1 for m in fc.members],
-                                                         dtype=np.int32),
-                                 {"standard_name": "realization", "long_name": "ensemble member number",
-                                  "units": "1"})
-    extra: dict[str, tuple[Any, ...]] = {}
+    layout = Layout(attrs={"Conventions": "CF-1.8", **fc.attrs})
+    layout.add(AMOUNT_VARIABLE, dims, data.astype(np.float32), data_attrs)
+    layout.add("time_bnds", ("time", "nv"), np.stack([_hours(fc.starts), _hours(fc.ends)], axis=1))
+    layout.add("lat_bnds", ("latitude", "nv"), fc.lat_bounds.astype(np.float64))
+    layout.add("lon_bnds", ("longitude", "nv"), fc.lon_bounds.astype(np.float64))
+    layout.add("crs", (), np.int32(0), {
+        "grid_mapping_name": "latitude_longitude",
+        "longitude_of_prime_meridian": 0.0, "semi_major_axis": 6371229.0, "inverse_flattening": 0.0,
+    })
     if fc.reference_time is not None:
         # plain variables with their standard names: listed in a ``coordinates`` attribute, cdo
         # warns that it cannot attach them ("forecast_reference_time can't be assigned")
         ref = _hours([fc.reference_time])[0]
-        extra["forecast_reference_time"] = ((), ref, {
+        layout.add("forecast_reference_time", (), ref, {
             "standard_name": "forecast_reference_time", "long_name": "forecast reference time of the input",
             "units": TIME_UNITS, "calendar": "proleptic_gregorian",
         })
-        extra["forecast_period"] = ("time", _hours(fc.ends) - ref, {
+        layout.add("forecast_period", ("time",), _hours(fc.ends) - ref, {
             "standard_name": "forecast_period", "units": "hours", "long_name": "time since the forecast start",
         })
-    ds = xr.Dataset(
-        {
-            AMOUNT_VARIABLE: (dims, data.astype(np.float32), data_attrs),
-            "time_bnds": (("time", "nv"), np.stack([_hours(fc.starts), _hours(fc.ends)], axis=1)),
-            "lat_bnds": (("latitude", "nv"), fc.lat_bounds.astype(np.float64)),
-            "lon_bnds": (("longitude", "nv"), fc.lon_bounds.astype(np.float64)),
-            "crs": ((), np.int32(0), {
-                "grid_mapping_name": "latitude_longitude",
-                "longitude_of_prime_meridian": 0.0, "semi_major_axis": 6371229.0, "inverse_flattening": 0.0,
-            }),
-            **extra,
-        },
-        coords=coords,
-        attrs={"Conventions": "CF-1.8", **fc.attrs},
-    )
-    return ds
+    layout.add("time", ("time",), _hours(fc.ends), {
+        "standard_name": "time", "long_name": "end of the accumulation window",
+        "units": TIME_UNITS, "calendar": "proleptic_gregorian", "bounds": "time_bnds", "axis": "T",
+    }, coord=True)
+    layout.add("latitude", ("latitude",), fc.lat.astype(np.float64), {
+        "standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds", "axis": "Y",
+    }, coord=True)
+    layout.add("longitude", ("longitude",), fc.lon.astype(np.float64), {
+        "standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds", "axis": "X",
+    }, coord=True)
+    if not deterministic:
+        layout.add("realization", ("realization",),
+                   np.array([m if m is not None else -1 for m in fc.members], dtype=np.int32),
+                   {"standard_name": "realization", "long_name": "ensemble member number", "units": "1"}, coord=True)
+    return _ascii_layout(layout)
 
 
 def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False, units: str = "mm") -> Path:
@@ -186,7 +188,7 @@ def write_netcdf(path: str | Path, fc: FineForecast, overwrite: bool = False, un
     Path
         The written file.
     """
-    return _write_dataset(path, to_dataset(fc, units), overwrite)
+    return _write_dataset(path, forecast_layout(fc, units), overwrite)
 
 
 def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool = False,
@@ -224,7 +226,13 @@ def write_forecast(target: Path | BinaryIO, fc: FineForecast, *, overwrite: bool
 
 def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts, *, product: str | None = None,
                         units: str = "mm") -> xr.Dataset:
-    """Build the CF-1.8 dataset of an ensemble's products (computed before, written as given).
+    """The CF-1.8 ``xarray.Dataset`` of an ensemble's products (:func:`ensemble_layout` as xarray)."""
+    return ensemble_layout(fc, products, product=product, units=units).to_xarray()
+
+
+def ensemble_layout(fc: FineForecast, products: EnsembleProducts, *, product: str | None = None,
+                    units: str = "mm") -> Layout:
+    """Build the CF-1.8 layout of an ensemble's products (computed before, written as given).
 
     Parameters
     ----------
@@ -250,7 +258,7 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts, *, product
 
     Returns
     -------
-    xarray.Dataset
+    Layout
 
     Raises
     ------
@@ -264,33 +272,31 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts, *, product
     unit = _unit(units)
     n = products.size
     if products.every_member:
-        ds = to_dataset(fc, units)
+        ds = forecast_layout(fc, units)
         if "members" not in wanted:
-            ds = ds.drop_vars([AMOUNT_VARIABLE, "realization"])
+            ds.drop([AMOUNT_VARIABLE, "realization"])
     else:
         assert products.mean is not None and products.spread is not None
-        ds = to_dataset(dataclasses.replace(fc, data=products.mean[None], members=[None]), units)
+        ds = forecast_layout(dataclasses.replace(fc, data=products.mean[None], members=[None]), units)
         var = ds[AMOUNT_VARIABLE]
         var.attrs["long_name"] = f"Ensemble mean ({n} members) of the precipitation amount downscaled to 0.0625 degrees"
         var.attrs["comment"] = f"unweighted mean over the {n} members (realizations) of the ensemble"
         attrs = {k: v for k, v in var.attrs.items() if k != "standard_name"}
         attrs["long_name"] = f"Ensemble spread (standard deviation over {n} members) of the precipitation amount"
         attrs["comment"] = f"population standard deviation (ddof 0) over the {n} members of the ensemble"
-        ds[SPREAD_VARIABLE] = (var.dims, products.spread * np.float32(unit.per_mm), attrs)
-        ds = ds.drop_vars([v for v, name in ((AMOUNT_VARIABLE, "mean"), (SPREAD_VARIABLE, "spread"))
-                           if name not in wanted])
-    base = {k: v for k, v in to_dataset(dataclasses.replace(fc, data=fc.data[:1], members=[None]),
-                                        units)[AMOUNT_VARIABLE].attrs.items()}
+        ds.add(SPREAD_VARIABLE, var.dims, products.spread * np.float32(unit.per_mm), attrs)
+        ds.drop([v for v, name in ((AMOUNT_VARIABLE, "mean"), (SPREAD_VARIABLE, "spread")) if name not in wanted])
+    base = dict(forecast_layout(dataclasses.replace(fc, data=fc.data[:1], members=[None]),
+                                units)[AMOUNT_VARIABLE].attrs)
     common = {"cell_methods": base["cell_methods"], "grid_mapping": "crs", "coverage_content_type": "modelResult"}
     if products.probabilities is not None:
         keep = [k for k, t in enumerate(products.thresholds) if product_name("probability", t) in wanted]
         if keep:
-            ds = ds.assign_coords(threshold=("threshold", np.asarray(products.thresholds, dtype=np.float64)[keep]
-                                             * unit.per_mm, {
+            ds.add("threshold", ("threshold",), np.asarray(products.thresholds, dtype=np.float64)[keep] * unit.per_mm, {
                 "long_name": "threshold of the precipitation amount (strictly above)", "units": unit.cf_units,
-            }))
-            ds[PROBABILITY_VARIABLE] = (("time", "threshold", "latitude", "longitude"),
-                                        np.moveaxis(products.probabilities[keep], 0, 1), {
+            }, coord=True)
+            ds.add(PROBABILITY_VARIABLE, ("time", "threshold", "latitude", "longitude"),
+                   np.moveaxis(products.probabilities[keep], 0, 1), {
                 "long_name": "probability_of_precipitation_amount_above_threshold", "units": "1",
                 "comment": f"fraction of the {n} ensemble members with an amount strictly above the threshold",
                 **common,
@@ -298,11 +304,11 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts, *, product
     if products.percentile_fields is not None:
         keep = [k for k, q in enumerate(products.percentiles) if product_name("percentile", q) in wanted]
         if keep:
-            ds = ds.assign_coords(percentile=("percentile", np.asarray(products.percentiles, dtype=np.float64)[keep], {
+            ds.add("percentile", ("percentile",), np.asarray(products.percentiles, dtype=np.float64)[keep], {
                 "long_name": "percentile of the ensemble distribution", "units": "percent",
-            }))
-            ds[PERCENTILE_VARIABLE] = (("time", "percentile", "latitude", "longitude"),
-                                       np.moveaxis(products.percentile_fields[keep], 0, 1) * np.float32(unit.per_mm), {
+            }, coord=True)
+            ds.add(PERCENTILE_VARIABLE, ("time", "percentile", "latitude", "longitude"),
+                   np.moveaxis(products.percentile_fields[keep], 0, 1) * np.float32(unit.per_mm), {
                 "long_name": "Percentile over the ensemble members of the precipitation amount",
                 "units": unit.cf_units,
                 "comment": f"percentile of the {n} members' amounts, linear between order statistics",
@@ -311,7 +317,7 @@ def to_ensemble_dataset(fc: FineForecast, products: EnsembleProducts, *, product
     ds.attrs["harpnet_ensemble_size"] = np.int32(n)
     if product is not None:
         ds.attrs["harpnet_product"] = product
-    return ds
+    return _ascii_layout(ds)
 
 
 def write_ensemble_netcdf(path: str | Path, fc: FineForecast, products: EnsembleProducts, *,
@@ -338,7 +344,21 @@ def write_ensemble_netcdf(path: str | Path, fc: FineForecast, products: Ensemble
     Path
         The written file.
     """
-    return _write_dataset(path, to_ensemble_dataset(fc, products, product=product, units=units), overwrite)
+    return _write_dataset(path, ensemble_layout(fc, products, product=product, units=units), overwrite)
+
+
+def layout_for(fc: FineForecast, products: EnsembleProducts | None = None, *, product: str | None = None,
+               units: str = "mm") -> Layout:
+    """What :func:`write_forecast` writes: :func:`ensemble_layout` with products, else :func:`forecast_layout`."""
+    if products is None:
+        return forecast_layout(fc, units)
+    return ensemble_layout(fc, products, product=product, units=units)
+
+
+def dataset_for(fc: FineForecast, products: EnsembleProducts | None = None, *, product: str | None = None,
+                units: str = "mm") -> xr.Dataset:
+    """:func:`layout_for` as an ``xarray.Dataset``."""
+    return layout_for(fc, products, product=product, units=units).to_xarray()
 
 
 def _ascii_attrs(attrs: dict[Any, Any]) -> dict[Any, Any]:
@@ -346,11 +366,25 @@ def _ascii_attrs(attrs: dict[Any, Any]) -> dict[Any, Any]:
     return {k: ascii_text(v) if isinstance(v, str) else v for k, v in attrs.items()}
 
 
-def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
-    """Write ``ds`` with HARPNET's encoding: gridded variables compressed, one step per chunk, ASCII attributes."""
-    ds.attrs = _ascii_attrs(ds.attrs)
-    for name in ds.variables:
-        ds[name].attrs = _ascii_attrs(ds[name].attrs)
+def _ascii_layout(layout: Layout) -> Layout:
+    """The layout with every text attribute (global and per variable) in ASCII."""
+    layout.attrs = _ascii_attrs(layout.attrs)
+    for var in layout.variables.values():
+        var.attrs = _ascii_attrs(var.attrs)
+    return layout
+
+
+def _write_dataset(path: str | Path, ds: Layout, overwrite: bool) -> Path:
+    """Write ``ds`` with HARPNET's encoding (:func:`encoding_for`), through netCDF4 directly."""
+    from harpnet_cli.io.netcdf_stream import write_dataset
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        write_dataset(tmp, ds, encoding_for(ds))
+    return Path(path)
+
+
+def encoding_for(ds: Layout | xr.Dataset) -> dict[str, dict[str, Any]]:
+    """HARPNET's encoding of a dataset: gridded variables compressed, one step per chunk."""
     encoding: dict[str, dict[str, Any]] = {
         "time": {"dtype": "float64", "_FillValue": None},
         "time_bnds": {"dtype": "float64", "_FillValue": None},
@@ -369,6 +403,4 @@ def _write_dataset(path: str | Path, ds: xr.Dataset, overwrite: bool) -> Path:
     for name in ("threshold", "percentile", "realization", "forecast_reference_time", "forecast_period"):
         if name in ds.variables:
             encoding[name] = {"_FillValue": None}
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
-    return Path(path)
+    return encoding

@@ -1,29 +1,45 @@
 """``harpnet downscale``: input files → interval series → 0.25° grid → model → CF NetCDF or GRIB2.
 
+A run goes **read → per-step model → write**, one step at a time:
+
+* :func:`_read_series` scans the inputs (metadata only) and plans each member's interval series
+  (:class:`~harpnet_cli.core.accumulation.LazySeries`); a step's fields are read when the step is
+  computed, so memory stays flat however many steps a run has;
+* :class:`StepDownscaler` turns one step of every input member into fine fields: remap onto the
+  target grid, fill gaps, run the model over the domain's tiles (periodic round the globe),
+  conserve each coarse cell's amount;
+* an :class:`~harpnet_cli.io.outputs.OutputWriter` per planned output takes each step as soon as
+  it is done (a per-step template file is complete, a GRIB2 or NetCDF file grows).
+
+:func:`downscale_forecast` runs the same steps on series already in memory and returns the
+whole :class:`~harpnet_cli.fields.FineForecast`: the Python API (:mod:`harpnet`) calls it.
+
 The model file is read once (:class:`~harpnet_cli.io.model_files.ModelFile`): whether it is an
 ensemble, its weights and its SHA-256 all come from that read. An ensemble's statistics (mean,
-spread, probabilities) are computed here, per output, and handed to the writer registered for
-the output format (:mod:`harpnet_cli.io.writers`), which only writes them.
+spread, probabilities) are computed here, per step, and handed to the writer registered for the
+output format (:mod:`harpnet_cli.io.writers`), which only writes them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from harpnet_cli import __version__
 from harpnet_cli.config import DownscaleConfig
 from harpnet_cli.core.masking import fill_nearest, upsample_mask
-from harpnet_cli.core.tiling import Patcher
+from harpnet_cli.core.tiling import Patcher, wrap_columns
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.fields import FineForecast, IntervalSeries, SourceGrid
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
@@ -33,11 +49,12 @@ from harpnet_cli.workflows.reporting import NullReporter, Reporter
 if TYPE_CHECKING:
     import torch
 
+    from harpnet_cli.core.accumulation import LazySeries
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
     from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.io.model_files import ModelFile
-    from harpnet_cli.io.outputs import PlannedOutput
+    from harpnet_cli.io.outputs import OutputWriter, PlannedOutput
 
 #: The model's native accumulation period.
 NATIVE_PERIOD = timedelta(hours=3)
@@ -106,7 +123,9 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     ----------
     cfg : DownscaleConfig
         The validated request. An input ``-`` is a GRIB stream on standard input; ``cfg.output``
-        may be ``-`` (GRIB2 on standard output) or a name template (one file per step).
+        may be ``-`` (GRIB2 on standard output, refused when that is a terminal) or a name
+        template (one file per step, written as soon as its step is done; missing folders are
+        created).
     reporter : Reporter, optional
         Where messages and progress go; silent by default.
 
@@ -121,10 +140,13 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     """
     from harpnet_cli.io.atomic import check_writable
     from harpnet_cli.io.model_files import ModelFile
-    from harpnet_cli.io.outputs import is_template, locked, plan_outputs
+    from harpnet_cli.io.outputs import is_template, locked, make_folders, plan_outputs, refuse_terminal
+    from harpnet_cli.process import allow_fast_exit
 
     rep = reporter or NullReporter()
     t0 = time.perf_counter()
+    if cfg.to_stdout:
+        refuse_terminal()
     if cfg.model is None:
         cfg = cfg.model_copy(update={"model": _default_model(rep)})
     assert cfg.model is not None
@@ -144,11 +166,16 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         first = series[0]
         plans = plan_outputs(cfg.output, starts=first.starts, ends=first.ends, members=[s.member for s in series],
                              reference_time=first.reference_time, products=_product_files(cfg, model_file))
+        make_folders(plans, cfg.output)
         stack.enter_context(locked(plans, cfg.wait))
         todo = _pending(plans, cfg, rep)
         if not todo:
-            return DownscaleResult([], [p.path for p in plans], 0, len(series), None, time.perf_counter() - t0, 1.0)
-        return _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0, timings)
+            result = DownscaleResult([], [p.path for p in plans], 0, len(series), None, time.perf_counter() - t0, 1.0)
+        else:
+            result = _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0,
+                                timings)
+    allow_fast_exit()  # every output is closed and every temporary file removed
+    return result
 
 
 def _product_files(cfg: DownscaleConfig, model_file: ModelFile) -> list[str]:
@@ -163,11 +190,15 @@ def _product_files(cfg: DownscaleConfig, model_file: ModelFile) -> list[str]:
     return product_files(cfg.output, cfg.output_format, names)
 
 
-def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[IntervalSeries]:
-    """Read the inputs as interval series; ``-`` is spooled from stdin to a file deleted with ``stack``."""
-    from harpnet_cli.core.accumulation import to_interval_series
+def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[LazySeries]:
+    """Plan the inputs' interval series from a metadata scan; fields are read step by step.
+
+    ``-`` is spooled from stdin to a file deleted with ``stack``; the example input is written
+    to a folder deleted with it.
+    """
+    from harpnet_cli.core.accumulation import plan_lazy_series
     from harpnet_cli.io.pipes import spool_stdin
-    from harpnet_cli.io.readers import read_accumulations
+    from harpnet_cli.io.readers import load_field, scan_files
 
     example = is_example(cfg.inputs)
     if example:
@@ -183,11 +214,12 @@ def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[Inte
                 path = spool_stdin()
                 stack.callback(path.unlink, missing_ok=True)
             paths.append(path)
-    series = to_interval_series(read_accumulations(paths, variable=cfg.variable, accumulation=cfg.accumulation))
+    refs = scan_files(paths, variable=cfg.variable, accumulation=cfg.accumulation)
+    series = plan_lazy_series(refs, load_field)
     _check_members_agree(series)
     if example:
         for s in series:
-            s.notes.append(EXAMPLE_NOTE)
+            s.base_notes.append(EXAMPLE_NOTE)
     return series
 
 
@@ -241,7 +273,6 @@ def write_example_input(folder: Path, steps: int = 2) -> Path:
     write_grib2(path, fc)
     return path
 
-
 def _default_model(rep: Reporter) -> Path:
     """The default model file; a one-line UsageError when none is installed."""
     from harpnet_cli.io.default_model import ENV_VAR, default_model_location, default_model_path, read_card
@@ -270,85 +301,305 @@ def _pending(plans: list[PlannedOutput], cfg: DownscaleConfig, rep: Reporter) ->
         todo.append(plan)
     return todo
 
-
-def _downscale(cfg: DownscaleConfig, model_file: ModelFile, series: list[IntervalSeries], todo: list[PlannedOutput],
-               skipped: list[Path], rep: Reporter, t0: float,
+def _downscale(cfg: DownscaleConfig, model_file: ModelFile, series: Sequence[StepSource],
+               todo: list[PlannedOutput], skipped: list[Path], rep: Reporter, t0: float,
                timings: dict[str, float] | None = None) -> DownscaleResult:
-    """Run the model of ``model_file`` over the steps ``todo`` needs and write them."""
-    from harpnet_cli.core.ensemble_stats import ensemble_products
-    from harpnet_cli.io.outputs import select, write_output
-    from harpnet_cli.io.terrain import load_terrain
+    """Run the model of ``model_file`` over the steps ``todo`` needs, writing each output as soon as it can be."""
+    from harpnet_cli.io.outputs import OutputWriter
 
-    assert cfg.model is not None
-    timings = {"read": 0.0, "remap": 0.0, "model": 0.0, "write": 0.0, **(timings or {})}
     began = time.perf_counter()
-    runner = _ModelRunner.load(cfg, model_file)
-    timings["model"] += time.perf_counter() - began
-    n = runner.members
-    if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:
-        raise UsageError(f"--members with an ensemble input ({len(series)} members) and an ensemble model ({n} "
-                         "members) would need two member axes; drop --members for the mean and spread over all "
-                         f"{len(series) * n}, or give one input member at a time")
+    engine = StepDownscaler.prepare(cfg, model_file, series, rep)
+    engine.timings["read"] += (timings or {}).get("read", 0.0)
+    engine.timings["model"] += time.perf_counter() - began
     first = series[0]
-    began = time.perf_counter()
-    spec, regridder = _target(cfg, first.grid, first.paths[0], rep)
-    timings["remap"] += time.perf_counter() - began
-    mcfg = runner.config
-    patcher = Patcher(spec.coarse_shape, tile=mcfg.tile, ratio=mcfg.ratio, buffer=mcfg.buffer)
-    terrain = load_terrain(spec)[None]
-    _warn_periods(first, mcfg, rep)
-
+    n = engine.runner.members
     needed = sorted({k for p in todo for k in p.steps})
-    # rows input member major: row i n + j is model member j on input member i (n = 1 for a checkpoint)
-    out = np.full((len(series) * n, len(first.starts), *spec.fine_shape), np.nan, dtype=np.float32)
-    coarse_sum = fine_sum = 0.0
-    plotted: dict[int, np.ndarray] = {}  # step -> coarse input of the first member, for --plot
-    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} model members" if n > 1 else "")
-    with rep.progress(label, len(series) * len(needed) * len(patcher)) as advance:
-        for m, s in enumerate(series):
-            for k in needed:
-                began = time.perf_counter()
-                coarse = regridder(s.data[k])
-                timings["remap"] += time.perf_counter() - began
-                began = time.perf_counter()
-                out[m * n:(m + 1) * n, k] = runner.step(coarse, terrain, patcher, s.ends[k] - s.starts[k], advance)
-                timings["model"] += time.perf_counter() - began
-                if cfg.plot is not None and m == 0:
-                    plotted[k] = coarse[1:-1, 1:-1]
-                valid = np.isfinite(coarse[1:-1, 1:-1])
-                coarse_sum += float(coarse[1:-1, 1:-1][valid].sum()) * n
-                fine_sum += float(np.nansum(out[m * n:(m + 1) * n, k])) / RATIO**2
-
-    sha = model_file.sha256
-    fc = FineForecast(
-        data=out, lat=spec.fine_lat(), lon=spec.fine_lon(),
-        lat_bounds=spec.fine_lat_bounds(), lon_bounds=spec.fine_lon_bounds(),
-        starts=first.starts, ends=first.ends, members=_member_numbers(series, n),
-        reference_time=first.reference_time,
-        attrs=_attributes(cfg, mcfg.preset, sha, spec, regridder, series, runner.epochs),
-    )
     assert cfg.output_format is not None
-    began = time.perf_counter()
-    written = []
-    for plan in todo:
-        part = select(plan, fc, n if runner.epochs is not None else 1)
-        products = None  # an ensemble model's products, computed here: writers only write
-        if runner.epochs is not None:
-            products = ensemble_products(part.data, every_member=cfg.members, thresholds=cfg.thresholds_mm,
-                                         percentiles=cfg.percentiles)
-        written.append(write_output(plan, part, cfg.output_format, overwrite=cfg.overwrite,
-                                    options=cfg.writer_options, products=products))
-    if cfg.plot is not None:
-        plot = _plot(cfg.plot, fc, plotted, terrain[0], n, series, overwrite=cfg.overwrite, units=cfg.units)
-        rep.info(f"wrote {plot}")
-    timings["write"] += time.perf_counter() - began
-    ratio = fine_sum / coarse_sum if coarse_sum > 0 else 1.0
-    return DownscaleResult(written, skipped, len(needed), len(series) * n, spec, time.perf_counter() - t0, ratio,
-                           sha, timings)
+    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} model members" if n > 1 else "")
+    written: list[Path] = []
+    plot = _PlotPicker(n) if cfg.plot is not None else None
+    with contextlib.ExitStack() as stack, rep.progress(label, len(series) * len(needed) * engine.tiles) as advance:
+        writers = [stack.enter_context(OutputWriter(
+            plan, cfg.output_format, starts=[first.starts[k] for k in plan.steps],
+            ends=[first.ends[k] for k in plan.steps], overwrite=cfg.overwrite, options=cfg.writer_options))
+            for plan in todo]
+        for k, fine, coarse in engine.run(series, needed, advance):
+            step = engine.forecast(k, fine, series)
+            if plot is not None:
+                plot.offer(k, step, coarse)
+            began = time.perf_counter()
+            for writer in writers:
+                if k in writer.plan.steps:
+                    path = _write_step(writer, k, step, engine, cfg)
+                    if path is not None:
+                        written.append(path)
+            engine.timings["write"] += time.perf_counter() - began
+    if plot is not None and cfg.plot is not None:
+        began = time.perf_counter()
+        rep.info(f"wrote {plot.draw(cfg.plot, engine, series, overwrite=cfg.overwrite, units=cfg.units)}")
+        engine.timings["write"] += time.perf_counter() - began
+    return DownscaleResult(written, skipped, len(needed), len(series) * n, engine.spec, time.perf_counter() - t0,
+                           engine.mass_ratio, model_file.sha256, dict(engine.timings))
 
 
-def _plot(path: Path, fc: FineForecast, coarse: dict[int, np.ndarray], terrain: np.ndarray, n: int,
-          series: list[IntervalSeries], *, overwrite: bool, units: str = "mm") -> Path:
+def _write_step(writer: OutputWriter, k: int, step: FineForecast, engine: StepDownscaler,
+                cfg: DownscaleConfig) -> Path | None:
+    """Hand one step's part of an output to its writer; an ensemble model's products are computed here."""
+    from harpnet_cli.core.ensemble_stats import ensemble_products
+    from harpnet_cli.io.outputs import select
+
+    n = engine.runner.members
+    plan = writer.plan
+    ensemble = engine.runner.epochs is not None
+    part = select(dataclasses.replace(plan, steps=[0]), step, n if ensemble else 1)
+    products = None  # an ensemble model's products, computed here: writers only write
+    if ensemble:
+        products = ensemble_products(part.data, every_member=cfg.members, thresholds=cfg.thresholds_mm,
+                                     percentiles=cfg.percentiles)
+    return writer.add(k, part, products)
+
+
+class StepSource(Protocol):
+    """One member's interval series, step by step: a :class:`~harpnet_cli.core.accumulation.LazySeries`
+    (files) or a :class:`SeriesInMemory` (arrays)."""
+
+    starts: list[datetime]
+    ends: list[datetime]
+    member: int | None
+    reference_time: datetime | None
+    paths: list[Path]
+
+    @property
+    def notes(self) -> list[str]:
+        """Things the user should hear about (gathered while the steps are read)."""
+        ...
+
+    @property
+    def grid(self) -> SourceGrid:
+        """The source grid."""
+        ...
+
+    def amount(self, k: int) -> np.ndarray:
+        """Step ``k``: ``(ny, nx)`` float32 mm, ``>= 0`` or NaN."""
+        ...
+
+
+@dataclass
+class SeriesInMemory:
+    """An :class:`~harpnet_cli.fields.IntervalSeries` as a :class:`StepSource`."""
+
+    series: IntervalSeries
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.series, name)
+
+    def amount(self, k: int) -> np.ndarray:
+        """Step ``k`` of the series' data."""
+        return self.series.data[k]
+
+
+@dataclass
+class StepDownscaler:
+    """A model on a target grid: one step of every input member in, fine fields out.
+
+    Build with :meth:`prepare`; :meth:`run` yields the steps, :meth:`forecast` wraps one as a
+    :class:`~harpnet_cli.fields.FineForecast` with the run's attributes.
+    """
+
+    runner: _ModelRunner
+    spec: GridSpec
+    """The target grid."""
+    regridder: Regridder
+    """From the source grid onto ``spec.padded(1)`` (in latitude only when ``spec`` is periodic)."""
+    terrain: np.ndarray
+    """``(1, 4 ny, 4 nx)`` static input."""
+    patcher: Patcher
+    """The domain's tiles (see :func:`~harpnet_cli.core.tiling.choose_tile`)."""
+    attrs: dict[str, str]
+    """Global attributes of the output (notes are added as the steps are read)."""
+    coarse_sum: float = 0.0
+    fine_sum: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "remap", "model", "write"), 0.0))
+    """Seconds spent so far per stage (see :attr:`DownscaleResult.timings`)."""
+
+    @classmethod
+    def prepare(cls, cfg: DownscaleConfig, model_file: ModelFile, series: Sequence[StepSource],
+                rep: Reporter) -> StepDownscaler:
+        """Load the model, choose the target grid and the tiles, load the terrain.
+
+        Raises
+        ------
+        UsageError
+            ``--members`` with both an ensemble input and an ensemble model.
+        InputDataError
+            The input does not cover the requested domain.
+        """
+        from harpnet_cli.io.terrain import load_terrain
+
+        assert cfg.model is not None
+        runner = _ModelRunner.load(cfg, model_file, rep)
+        n = runner.members
+        if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:
+            raise UsageError(f"--members with an ensemble input ({len(series)} members) and an ensemble model ({n} "
+                             "members) would need two member axes; drop --members for the mean and spread over all "
+                             f"{len(series) * n}, or give one input member at a time")
+        first = series[0]
+        spec, regridder = _target(cfg, first.grid, first.paths[0], rep)
+        patcher = runner.tiles_for(spec)
+        terrain = load_terrain(spec)[None]
+        _warn_periods(first, runner.config, rep)
+        attrs = _attributes(cfg, runner.config.preset, model_file.sha256, spec, regridder, series, runner.epochs)
+        return cls(runner, spec, regridder, terrain, patcher, attrs)
+
+    @property
+    def tiles(self) -> int:
+        """Tiles per field (progress units)."""
+        return len(self.patcher)
+
+    @property
+    def mass_ratio(self) -> float:
+        """Mean of the fine output over the mean of the coarse input, so far (1.0 before any rain)."""
+        return self.fine_sum / self.coarse_sum if self.coarse_sum > 0 else 1.0
+
+    def coarse(self, field: np.ndarray) -> np.ndarray:
+        """A source field on the padded coarse grid ``(ny + 2, nx + 2)``, NaN where not covered."""
+        padded = self.regridder(field)
+        return wrap_columns(padded, 1) if self.spec.periodic else padded
+
+    def run(self, series: Sequence[StepSource], steps: Sequence[int],
+            advance: Callable[[int], None]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Downscale ``steps`` of every member, one step at a time.
+
+        Parameters
+        ----------
+        series : sequence of StepSource
+            The input members (all on one grid with the same windows).
+        steps : sequence of int
+            Step indices, in the order to compute them (increasing, so each field is read once).
+        advance : callable
+            Progress callback (tiles done).
+
+        Yields
+        ------
+        k : int
+            The step.
+        fine : numpy.ndarray
+            ``(S M, 4 ny, 4 nx)`` float32 amounts over the step's window, input member major (row
+            ``i M + j`` is model member ``j`` on input member ``i``; M = 1 for a checkpoint), NaN
+            under missing coarse cells.
+        coarse : numpy.ndarray
+            ``(ny, nx)`` the first member's coarse input on the target grid (for ``--plot``).
+        """
+        n = self.runner.members
+        for k in steps:
+            fine = np.empty((len(series) * n, *self.spec.fine_shape), dtype=np.float32)
+            first: np.ndarray | None = None
+            for m, s in enumerate(series):
+                began = time.perf_counter()
+                amount = s.amount(k)
+                read = time.perf_counter()
+                coarse = self.coarse(amount)
+                remapped = time.perf_counter()
+                fine[m * n:(m + 1) * n] = self.runner.step(coarse, self.terrain, self.patcher, s.ends[k] - s.starts[k],
+                                                           advance)
+                self.timings["read"] += read - began
+                self.timings["remap"] += remapped - read
+                self.timings["model"] += time.perf_counter() - remapped
+                centre = coarse[1:-1, 1:-1]
+                if first is None:
+                    first = centre
+                valid = np.isfinite(centre)
+                self.coarse_sum += float(centre[valid].sum()) * n
+                self.fine_sum += float(np.nansum(fine[m * n:(m + 1) * n])) / RATIO**2
+            assert first is not None
+            yield k, fine, first
+
+    def forecast(self, k: int, fine: np.ndarray, series: Sequence[StepSource]) -> FineForecast:
+        """Step ``k`` as a :class:`~harpnet_cli.fields.FineForecast` ``(S M, 1, H, W)`` with the run's attributes."""
+        first = series[0]
+        attrs = dict(self.attrs)
+        notes = sorted({note for s in series for note in s.notes})
+        if notes:
+            attrs["comment"] = "; ".join(notes)
+        spec = self.spec
+        return FineForecast(data=fine[:, None], lat=spec.fine_lat(), lon=spec.fine_lon(),
+                            lat_bounds=spec.fine_lat_bounds(), lon_bounds=spec.fine_lon_bounds(),
+                            starts=[first.starts[k]], ends=[first.ends[k]],
+                            members=_member_numbers(series, self.runner.members),
+                            reference_time=first.reference_time, attrs=attrs)
+
+
+def downscale_forecast(cfg: DownscaleConfig, series: Sequence[StepSource],
+                       reporter: Reporter | None = None) -> tuple[FineForecast, StepDownscaler]:
+    """Downscale every step of series in memory and return the whole forecast (the Python API).
+
+    The same steps as ``harpnet downscale`` (:class:`StepDownscaler`), collected instead of
+    written.
+
+    Parameters
+    ----------
+    cfg : DownscaleConfig
+        Model, area, device and threads (inputs and output are not used); ``cfg.model`` None is
+        the default model.
+    series : sequence of StepSource
+        One per input member, as :func:`harpnet_cli.core.accumulation.to_interval_series` forms
+        them (wrapped in :class:`SeriesInMemory`).
+    reporter : Reporter, optional
+        Where messages go; silent by default.
+
+    Returns
+    -------
+    forecast : FineForecast
+        ``(S M, T, H, W)`` (M model members of each of the S input members).
+    engine : StepDownscaler
+        The model, grid and attributes that made it (``runner.epochs`` says whether the model is
+        an ensemble).
+    """
+    from harpnet_cli.io.model_files import ModelFile
+
+    rep = reporter or NullReporter()
+    if cfg.model is None:
+        cfg = cfg.model_copy(update={"model": _default_model(rep)})
+    assert cfg.model is not None
+    _check_members_agree(series)
+    engine = StepDownscaler.prepare(cfg, ModelFile(cfg.model), series, rep)
+    steps = list(range(len(series[0].starts)))
+    fields = [fine for _, fine, _ in engine.run(series, steps, lambda n: None)]
+    last = engine.forecast(steps[-1], fields[-1], series)
+    fc = dataclasses.replace(last, data=np.stack(fields, axis=1), starts=list(series[0].starts),
+                             ends=list(series[0].ends))
+    return fc, engine
+
+
+class _PlotPicker:
+    """Keeps the wettest step seen so far (largest mean output), for ``--plot``: memory stays flat."""
+
+    def __init__(self, model_members: int) -> None:
+        self.n = model_members
+        self.best: tuple[float, int, FineForecast, np.ndarray, np.ndarray] | None = None
+        self.steps = 0
+
+    def offer(self, k: int, step: FineForecast, coarse: np.ndarray) -> None:
+        """Consider step ``k`` (``coarse``: the first input member's coarse field)."""
+        rows = step.data[:self.n, 0]
+        fine = np.nanmean(rows, axis=0) if self.n > 1 else rows[0]
+        wet = float(np.nanmean(fine)) if np.isfinite(fine).any() else 0.0
+        self.steps += 1
+        if self.best is None or wet > self.best[0]:
+            self.best = (wet, k, step, coarse.copy(), np.array(fine))
+
+    def draw(self, path: Path, engine: StepDownscaler, series: Sequence[StepSource], *, overwrite: bool,
+             units: str = "mm") -> Path:
+        """Write the PNG of the wettest step."""
+        assert self.best is not None
+        _, k, step, coarse, fine = self.best
+        return _plot(path, step, k, coarse, fine, engine.terrain[0], self.n, series, total=len(series[0].starts),
+                     several=self.steps > 1, overwrite=overwrite, units=units)
+
+
+def _plot(path: Path, step: FineForecast, k: int, coarse: np.ndarray, fine: np.ndarray, terrain: np.ndarray,
+          n: int, series: Sequence[StepSource], *, total: int, several: bool, overwrite: bool,
+          units: str = "mm") -> Path:
     """The ``--plot`` PNG: input and output of one step side by side over shaded terrain.
 
     With several steps the wettest (largest mean output) is drawn; with an ensemble model the
@@ -356,18 +607,14 @@ def _plot(path: Path, fc: FineForecast, coarse: dict[int, np.ndarray], terrain: 
     """
     from harpnet_cli.io.plots import plot_downscaled
 
-    steps = sorted(coarse)
-    fine = {k: np.nanmean(fc.data[:n, k], axis=0) if n > 1 else fc.data[0, k] for k in steps}
-    wettest = {k: float(np.nanmean(fine[k])) if np.isfinite(fine[k]).any() else 0.0 for k in steps}
-    k = max(steps, key=lambda j: (wettest[j], -j))
-    start, end = fc.starts[k], fc.ends[k]
+    start, end = step.starts[0], step.ends[0]
     hours = (end - start) / timedelta(hours=1)
     when = f"valid {end:%Y-%m-%d %H:%M} UTC, {hours:g}-hour total from {start:%H:%M} UTC"
-    if fc.reference_time is not None:
-        lead = (end - fc.reference_time) / timedelta(hours=1)
-        when += f" (+{lead:g} h from {fc.reference_time:%Y-%m-%d %H} UTC)"
-    which = f"step {k + 1} of {len(fc.starts)}"
-    if len(steps) > 1:
+    if step.reference_time is not None:
+        lead = (end - step.reference_time) / timedelta(hours=1)
+        when += f" (+{lead:g} h from {step.reference_time:%Y-%m-%d %H} UTC)"
+    which = f"step {k + 1} of {total}"
+    if several:
         which += ", the wettest"
     if n > 1:
         which += f"; mean of {n} model members"
@@ -379,7 +626,7 @@ def _plot(path: Path, fc: FineForecast, coarse: dict[int, np.ndarray], terrain: 
     else:
         head += f" of {input_names([p for s in series[:1] for p in s.paths])}"
     title = f"{head}\n{when}; {which}"
-    return plot_downscaled(path, coarse[k], fine[k], terrain, fc.lat, fc.lon, title=title, overwrite=overwrite,
+    return plot_downscaled(path, coarse, fine, terrain, step.lat, step.lon, title=title, overwrite=overwrite,
                            units=units)
 
 
@@ -391,7 +638,7 @@ def input_names(paths: list[Path], limit: int = 2) -> str:
     return f"{names[0]} … {names[-1]} ({len(names)} files)"
 
 
-def _member_numbers(series: list[IntervalSeries], n: int) -> list[int | None]:
+def _member_numbers(series: Sequence[StepSource], n: int) -> list[int | None]:
     """Member number of each output row: the input's with one model member, else the model member's
     index (one input member), else the row index (mean and spread over input x model members only)."""
     if n == 1:
@@ -403,9 +650,14 @@ def _member_numbers(series: list[IntervalSeries], n: int) -> list[int | None]:
 
 @dataclass
 class _ModelRunner:
-    """A loaded model, or every member of an ensemble run in one pass, on its device."""
+    """A loaded model, or every member of an ensemble run in one pass, on its device.
 
-    model: Downscaler | EnsembleDownscaler
+    :meth:`load` reads the model file; :meth:`tiles_for` fixes the tile size for a domain and
+    prepares the model for inference (BatchNorm folded, channels-last on the CPU).
+    """
+
+    loaded: list[Downscaler]
+    """The models as read (every member of an ensemble), on the device."""
     config: ModelConfig
     """The model's config (the first member's for an ensemble: inputs and tiles are shared)."""
     device: torch.device
@@ -413,6 +665,10 @@ class _ModelRunner:
     bf16: bool
     epochs: list[int] | None = None
     """Epoch of each ensemble member; None for a single checkpoint."""
+    path: Path | None = None
+    """The model file, for messages."""
+    model: Downscaler | EnsembleDownscaler | None = None
+    """The model ready for inference (after :meth:`tiles_for`)."""
 
     @property
     def members(self) -> int:
@@ -420,32 +676,67 @@ class _ModelRunner:
         return 1 if self.epochs is None else len(self.epochs)
 
     @classmethod
-    def load(cls, cfg: DownscaleConfig, model_file: ModelFile) -> _ModelRunner:
-        """Pick the device, set CPU threads, load the checkpoint or ensemble and prepare it for inference."""
-        from harpnet_cli.core.model.ensemble import EnsembleDownscaler
-        from harpnet_cli.devices import configure_cpu_threads, select_device
+    def load(cls, cfg: DownscaleConfig, model_file: ModelFile, rep: Reporter | None = None) -> _ModelRunner:
+        """Pick the device, set CPU threads, load the checkpoint or ensemble.
+
+        ``--bf16`` on a CPU without native bfloat16 (see :func:`harpnet_cli.devices.native_bf16`)
+        warns and runs float32: emulated bfloat16 is about 10 times slower.
+        """
+        from harpnet_cli.devices import configure_cpu_threads, native_bf16, select_device
         from harpnet_cli.workflows.models import load_models
 
         assert cfg.model is not None
         device = select_device(cfg.device)
+        bf16 = cfg.bf16
         if device.type == "cpu":
             configure_cpu_threads(cfg.threads)
-        channels_last = device.type == "cpu"
+            if bf16 and not native_bf16():
+                (rep or NullReporter()).warning(
+                    "--bf16: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag); running float32, "
+                    "since emulated bfloat16 is about 10x slower")
+                bf16 = False
         loaded = load_models(model_file, device=device)
-        if not loaded.ensemble:
-            model = loaded.models[0]
-            _check_inputs(model.config)
-            return cls(model.for_inference(channels_last=channels_last), model.config, device, cfg.batch_size,
-                       cfg.bf16)
-        models, meta = loaded.models, loaded.meta
-        for m in models:
+        for m in loaded.models:
             _check_inputs(m.config)
-        try:
-            ensemble = EnsembleDownscaler([m.for_inference(channels_last=channels_last) for m in models])
-        except ValueError as exc:
-            raise InputDataError(cfg.model, str(exc)) from None
-        epochs = [int(m["epoch"]) for m in meta["members"]]
-        return cls(ensemble.eval(), models[0].config, device, cfg.batch_size, cfg.bf16, epochs)
+        epochs = [int(m["epoch"]) for m in loaded.meta["members"]] if loaded.ensemble else None
+        return cls(loaded.models, loaded.models[0].config, device, cfg.batch_size, bf16, epochs, cfg.model)
+
+    def tiles_for(self, spec: GridSpec) -> Patcher:
+        """The tile layout for ``spec``; the model is rebuilt on larger tiles where that saves work.
+
+        The network is fully convolutional; :func:`~harpnet_cli.core.tiling.choose_tile` picks the
+        square tile that computes the fewest pixels (tile overlaps are computed twice).
+        """
+        from harpnet_cli.core.model.ensemble import EnsembleDownscaler
+        from harpnet_cli.core.model.wrapper import Downscaler
+        from harpnet_cli.core.tiling import choose_tile
+
+        cfg = self.config
+        assert cfg.channels is not None
+        levels = 2 ** len(cfg.channels)
+        tile, overlap = choose_tile(spec.fine_shape, native=cfg.tile, multiple=levels * cfg.ratio // math.gcd(
+            levels, cfg.ratio), ratio=cfg.ratio, periodic=spec.periodic)
+        models = self.loaded
+        if tile != cfg.tile:
+            models = [Downscaler.from_state({**m.config.model_dump(mode="json"), "tile": tile}, m.state_dict())
+                      .to(self.device).eval() for m in models]
+            self.config = models[0].config
+        ready = [m.for_inference(channels_last=self.device.type == "cpu") for m in models]
+        self.loaded = []  # folded in place: the models as read are gone
+        if self.epochs is None:
+            self.model = ready[0]
+        else:
+            try:
+                self.model = EnsembleDownscaler(ready).eval()
+            except ValueError as exc:
+                raise InputDataError(self.path, str(exc)) from None
+        return Patcher(spec.coarse_shape, tile=tile, ratio=cfg.ratio, buffer=cfg.buffer, overlap=overlap,
+                       periodic=spec.periodic)
+
+    @property
+    def tile_batch(self) -> int:
+        """Tiles per model call: ``batch_size`` counts 64 x 64 tiles, so larger tiles go fewer at a time."""
+        return max(1, self.batch_size * 64 * 64 // self.config.tile ** 2)
 
     def step(self, coarse: np.ndarray, terrain: np.ndarray, patcher: Patcher, period: timedelta,
              advance: Callable[[int], None]) -> np.ndarray:
@@ -475,12 +766,14 @@ class _ModelRunner:
         from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
         from harpnet_cli.core.remap import conserve_blocks
 
+        if self.model is None:
+            raise RuntimeError("tiles_for() prepares the model before step()")
         scale, model_hours = self.config.window_input(period / timedelta(hours=1))
         filled = np.maximum(fill_nearest(coarse), 0.0) * np.float32(scale)
         inputs = [filled]
         if PERIOD_INPUT in self.config.coarse_inputs:  # the only extra input (see _check_inputs)
             inputs.append(np.full_like(filled, np.log(model_hours)))
-        kwargs: dict[str, Any] = {"batch_size": self.batch_size, "device": self.device, "advance": advance}
+        kwargs: dict[str, Any] = {"batch_size": self.tile_batch, "device": self.device, "advance": advance}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if self.epochs is None:
                 fine = downscale_domain(self.model, np.stack(inputs), terrain, patcher, **kwargs)[None]
@@ -504,8 +797,7 @@ def _check_inputs(config: ModelConfig) -> None:
         raise UsageError(f"the model needs inputs {', '.join(extra) or 'other than terrain'} that precipitation "
                          "files do not provide; downscale runs models on precipitation and terrain only")
 
-
-def _check_members_agree(series: list[IntervalSeries]) -> None:
+def _check_members_agree(series: Sequence[StepSource]) -> None:
     """All members must share one grid and one list of windows to share one output array."""
     ref = series[0]
     for s in series[1:]:
@@ -544,14 +836,14 @@ def _target(cfg: DownscaleConfig, grid: SourceGrid, path: Path, rep: Reporter) -
     else:
         spec = GridSpec.from_domain(cfg.domain or "conus")
     regridder = Regridder.to_grid(grid, spec.padded(1), level="coarse")
-    covered = regridder.coverage[1:-1, 1:-1] >= 0.5
+    covered = _interior(regridder.coverage, spec) >= 0.5
     if cfg.bbox is None and cfg.domain is None and covered.mean() < CONUS_DEFAULT_COVERAGE:
         s, n, w, e = _source_box(grid)
         half = COARSE_RES / 2
         spec = GridSpec.from_bbox(s - half, n + half, w - half, e + half)
         rep.info(f"input does not cover conus; using its own extent {spec.describe()}")
         regridder = Regridder.to_grid(grid, spec.padded(1), level="coarse")
-        covered = regridder.coverage[1:-1, 1:-1] >= 0.5
+        covered = _interior(regridder.coverage, spec) >= 0.5
     if not covered.any():
         raise InputDataError(path, f"input does not cover the requested domain {spec.describe()}")
     if not covered.all():
@@ -561,7 +853,12 @@ def _target(cfg: DownscaleConfig, grid: SourceGrid, path: Path, rep: Reporter) -
     return spec, regridder
 
 
-def _warn_periods(s: IntervalSeries, config: ModelConfig, rep: Reporter) -> None:
+def _interior(padded: np.ndarray, spec: GridSpec) -> np.ndarray:
+    """The domain part of a field on ``spec.padded(1)`` (a periodic grid is padded in latitude only)."""
+    return padded[1:-1, :] if spec.periodic else padded[1:-1, 1:-1]
+
+
+def _warn_periods(s: StepSource, config: ModelConfig, rep: Reporter) -> None:
     """Warn when some windows are of a length the model was not trained on (3 hours for a model
     without the window length as an input)."""
     periods = sorted({e - st for st, e in zip(s.starts, s.ends, strict=True)})
@@ -577,7 +874,7 @@ def _warn_periods(s: IntervalSeries, config: ModelConfig, rep: Reporter) -> None
 
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,
-                series: list[IntervalSeries], epochs: list[int] | None = None) -> dict[str, str]:
+                series: Sequence[StepSource], epochs: list[int] | None = None) -> dict[str, str]:
     """Global attributes of the output: provenance of inputs, model and run."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     notes = sorted({n for s in series for n in s.notes})

@@ -211,12 +211,14 @@ def test_file_names_are_printed_literally(tmp_path, checkpoint):
 
 
 def test_run_interrupted_while_writing_leaves_no_output(tmp_path, checkpoint, monkeypatch):
-    def half_written(self, path, *args, **kwargs):
-        with open(path, "wb") as fh:
+    from harpnet_cli.io.netcdf_stream import NetcdfStream
+
+    def half_written(self, index, step):
+        with open(self.path, "ab") as fh:
             fh.write(b"CDF\x01 half of a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_written)
+    monkeypatch.setattr(NetcdfStream, "write", half_written)
     f = write_gfs_grib(tmp_path / "gfs.f003", synthetic_hourly(3), [(0, 3)])
     out_dir = tmp_path / "out"
     out_dir.mkdir()

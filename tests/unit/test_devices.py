@@ -104,3 +104,40 @@ def test_hyperthread_siblings_count_once(tmp_path: Path) -> None:
     assert devices._physical_cores({0, 1, 2, 3}, tmp_path) == 2
     assert devices._physical_cores({0, 2}, tmp_path) == 1
     assert devices._physical_cores({0, 7}, tmp_path) is None  # no sysfs entry: unknown
+
+
+# -- busy hosts: the OpenMP wait policy -------------------------------------------------------------
+def _policy_after(code: str, env: dict[str, str]) -> str:
+    """``OMP_WAIT_POLICY`` in a fresh interpreter after running ``code``."""
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport os; print(os.environ.get('OMP_WAIT_POLICY'))"],
+                         env=full, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_importing_harpnet_cli_makes_waiting_threads_sleep() -> None:
+    assert _policy_after("import harpnet_cli", {}) == "PASSIVE"
+
+
+def test_an_explicit_wait_policy_is_kept() -> None:
+    assert _policy_after("import harpnet_cli", {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_the_policy_is_not_set_after_torch_is_loaded() -> None:
+    assert _policy_after("import torch\nimport harpnet_cli", {}) == "None"
+
+
+# -- native bfloat16 -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx avx2 fma", False), ("avx2 avx512f avx512_bf16", True),
+                                               ("avx2 amx_bf16 amx_tile", True)])
+def test_native_bf16_from_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert devices.native_bf16(cpuinfo) is native
+    assert devices.cpu_flags(cpuinfo) == set(flags.split())
+
+
+def test_no_cpuinfo_means_no_native_bf16(tmp_path: Path) -> None:
+    assert devices.native_bf16(tmp_path / "missing") is False

@@ -75,3 +75,28 @@ def test_parse_bbox_accepts_spaces():
 def test_unknown_domain_lists_known_ones():
     with pytest.raises(ValueError, match="conus"):
         GridSpec.from_domain("atlantis")
+
+
+@pytest.mark.parametrize("box", [(30, 40, -180, 180), (30, 40, 0, 360), (30, 40, -179.8, 179.8)])
+def test_a_box_over_all_longitudes_is_periodic(box):
+    g = GridSpec.from_bbox(*box)
+    assert g.periodic and g.nx == 1440 and g.fine_shape[1] == 5760
+    padded = g.padded(1)
+    assert padded.nx == 1440 and padded.lon0 == g.lon0 and padded.ny == g.ny + 2  # latitude only
+    assert "all longitudes" in g.describe()
+
+
+def test_global_domain_stops_at_the_cells_beside_the_poles():
+    g = GridSpec.from_domain("global")
+    assert g.periodic and g.coarse_shape == (719, 1440) and g.fine_shape == (2876, 5760)
+    assert g.coarse_lat()[0] == -89.75 and g.coarse_lat()[-1] == 89.75
+    assert g.south == -89.875 and g.north == 89.875
+    padded = g.padded(1)  # the rows centred on the poles are the buffer
+    assert padded.lat0 == -90.0 and padded.ny == 721
+
+
+def test_regional_boxes_are_not_periodic():
+    g = GridSpec.from_bbox(30, 40, 100, -100)  # across the date line, 260° wide
+    assert not g.periodic and g.padded(1).nx == g.nx + 2
+    with pytest.raises(ValueError, match="wrap onto itself"):
+        GridSpec(lat0=0.0, lon0=0.0, ny=4, nx=1439).padded(1)

@@ -110,3 +110,36 @@ def test_missing_asset_is_a_harpnet_error(monkeypatch: pytest.MonkeyPatch) -> No
         global_terrain.cache_clear()
     assert load_terrain(GridSpec(lat0=0.0, lon0=0.0, ny=2, nx=2)).shape == (8, 8)
 
+
+
+# -- the terrain cache ---------------------------------------------------------------------------------
+def test_terrain_is_cached_per_box_and_read_back_identical(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(terrain.CACHE_ENV, str(tmp_path))
+    spec = GridSpec.from_bbox(39, 41, -107, -104)
+    first = load_terrain(spec)
+    files = list((tmp_path / "terrain").glob("terrain_*.npy"))
+    assert len(files) == 1
+    monkeypatch.setattr(terrain, "global_terrain", lambda: pytest.fail("decoded the asset again"))
+    again = load_terrain(spec)
+    np.testing.assert_array_equal(again, first)
+    assert again.dtype == np.float32
+
+
+def test_a_damaged_cache_file_is_recomputed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(terrain.CACHE_ENV, str(tmp_path))
+    spec = GridSpec.from_bbox(0, 1, 10, 11)
+    expected = load_terrain(spec)
+    (path,) = (tmp_path / "terrain").glob("*.npy")
+    path.write_bytes(b"not an npy file")
+    np.testing.assert_array_equal(load_terrain(spec), expected)
+
+
+def test_cache_off_and_unwritable_cache_are_fine(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(terrain.CACHE_ENV, "off")
+    assert terrain.cache_dir() is None
+    spec = GridSpec.from_bbox(10, 11, 10, 11)
+    expected = load_terrain(spec)
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv(terrain.CACHE_ENV, str(blocked))
+    np.testing.assert_array_equal(load_terrain(spec), expected)

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harpnet_cli.core.tiling import Patcher, Stitcher, seam_statistic, taper, tile_starts
+from harpnet_cli.core.tiling import (
+    Patcher,
+    Stitcher,
+    choose_tile,
+    periodic_tile_starts,
+    seam_statistic,
+    taper,
+    tile_starts,
+    wrap_columns,
+)
 
 
 def upsample(coarse: np.ndarray, r: int = 4) -> np.ndarray:
@@ -122,3 +131,89 @@ def test_seam_statistic_is_not_fooled_by_coarse_cell_blocks():
     """A blocky field (one value per coarse cell) jumps at every coarse boundary, tile edge or not."""
     out, _, p = run_identity(40, 40, seed=5)
     assert seam_statistic(out[0], p)["ratio"] == pytest.approx(1.0, abs=0.15)
+
+
+# -- periodic domains (all longitudes) ------------------------------------------------------------
+def run_periodic(ny: int, nx: int, tile: int = 64, overlap: int = 16, seed: int = 0,
+                 model=identity_model) -> tuple[np.ndarray, np.ndarray, Patcher]:
+    """Stitch a periodic domain whose buffer columns are the other edge's columns."""
+    rng = np.random.default_rng(seed)
+    domain = rng.gamma(0.5, 4.0, size=(1, ny, nx)).astype(np.float32)
+    padded = wrap_columns(np.pad(domain, ((0, 0), (1, 1), (0, 0)), mode="edge"), 1)
+    p = Patcher((ny, nx), tile=tile, overlap=overlap, periodic=True)
+    tiles = p.cut_coarse(padded)
+    s = Stitcher(p)
+    for sl in p.batches(5):
+        s.add(sl, model(tiles[sl]))
+    return s.result(), upsample(domain), p
+
+
+@settings(max_examples=20, deadline=None)
+@given(ny=st.integers(1, 40), nx=st.integers(16, 90), big=st.booleans(), seed=st.integers(0, 99))
+def test_periodic_identity_round_trip(ny, nx, big, seed):
+    tile, overlap = (128, 32) if big and nx >= 32 else (64, 16)
+    out, direct, p = run_periodic(ny, nx, tile, overlap, seed)
+    np.testing.assert_allclose(out, direct, atol=1e-6, rtol=0)
+    assert all(0 <= t.x0 < 4 * nx for t in p.tiles)
+
+
+def test_periodic_tiles_wrap_and_see_the_other_edge():
+    """A tile crossing the east edge gets the west edge's coarse cells, its buffer too."""
+    ny, nx = 17, 33
+    domain = np.arange(ny * nx, dtype=np.float32).reshape(1, ny, nx)
+    padded = wrap_columns(np.pad(domain, ((0, 0), (1, 1), (0, 0)), mode="edge"), 1)
+    p = Patcher((ny, nx), periodic=True)
+    tiles = p.cut_coarse(padded)
+    assert any(t.x0 + 64 > 4 * nx for t in p.tiles)  # some tile wraps
+    for k, t in enumerate(p.tiles):
+        cols = (t.x0 // 4 + np.arange(18) - 1) % nx
+        rows = np.clip(t.y0 // 4 + np.arange(18) - 1, 0, ny - 1)
+        np.testing.assert_array_equal(tiles[k, 0], domain[0][rows][:, cols])
+
+
+def test_periodic_blend_has_no_seam_at_the_date_line():
+    """Tiles that disagree (an offset per tile) are blended across the wrap as across any tile edge."""
+    def offset_model(tiles):
+        return identity_model(tiles) * 0 + np.arange(len(tiles), dtype=np.float32)[:, None, None, None]
+
+    out, _, p = run_periodic(20, 60, model=offset_model)
+    field = out[0]
+    wrap = np.abs(field[:, 0] - field[:, -1]).mean()
+    inside = np.abs(np.diff(field, axis=1)).max()
+    assert wrap <= inside + 1e-6
+    assert p.weight(0)[32, 0] < 0.5  # the first tile tapers toward its western (wrapped) neighbour
+
+
+def test_wrap_columns():
+    a = np.arange(12).reshape(2, 6)
+    np.testing.assert_array_equal(wrap_columns(a, 1), np.concatenate([a[:, -1:], a, a[:, :1]], axis=1))
+    assert wrap_columns(a, 0) is a
+
+
+def test_periodic_starts_cover_the_circle_with_overlap():
+    starts = periodic_tile_starts(5760, 512, 32, 4)
+    assert starts[0] == 0 and all(s % 4 == 0 for s in starts)
+    gaps = np.diff(starts + [starts[0] + 5760])
+    assert gaps.max() <= 512 - 28  # every neighbour overlaps (up to the alignment)
+
+
+def test_choose_tile_keeps_the_native_tile_where_larger_saves_nothing():
+    assert choose_tile((64, 64), native=64, multiple=16) == (64, 16)
+    assert choose_tile((24, 24), native=64, multiple=16) == (64, 16)
+
+
+@pytest.mark.parametrize(("shape", "periodic"), [((416, 960), False), ((2876, 5760), True), ((164, 5760), True),
+                                                 ((100, 100), False)])
+def test_choose_tile_computes_fewer_pixels(shape, periodic):
+    tile, overlap = choose_tile(shape, native=64, multiple=16, periodic=periodic)
+    assert tile % 16 == 0 and 64 <= tile <= 512
+
+    def pixels(p: Patcher) -> int:
+        return len(p) * p.tile**2
+
+    coarse = (shape[0] // 4, shape[1] // 4)
+    chosen = Patcher(coarse, tile=tile, overlap=overlap, periodic=periodic)
+    native = Patcher(coarse, tile=64, overlap=16, periodic=periodic)
+    assert pixels(chosen) <= pixels(native)
+    if shape == (416, 960):
+        assert tile > 64 and pixels(chosen) < 0.8 * pixels(native)

@@ -36,6 +36,7 @@ ERRORS = {  # the per-pixel error of each loss, in NumPy
     "mse": lambda p, t: (p - t) ** 2,
     "mae": lambda p, t: np.abs(p - t),
     "mse_log1p": lambda p, t: (np.log1p(p) - np.log1p(t)) ** 2,
+    "crps": lambda p, t: np.abs(p - t),  # one member: the CRPS is its absolute error
 }
 
 
@@ -198,3 +199,21 @@ def test_train_config_list_options_take_commas(tmp_path):
     assert cfg.derived_inputs == ["precip_nearest", "terrain_anomaly"]
     with pytest.raises(ValueError, match="derived_inputs"):
         TrainConfig.from_sources(None, {"store": tmp_path, "run_dir": tmp_path, "derived_inputs": ["slope,x"]})
+
+
+def test_fair_crps_of_members_matches_the_metric_and_skips_unobserved_pixels():
+    from harpnet_cli.core.metrics import crps_ensemble
+
+    rng = np.random.default_rng(3)
+    members, truth = 3 * rng.random((5, 2, 1, 6, 6)), 3 * rng.random((2, 1, 6, 6))
+    observed = rng.random((2, 1, 6, 6)) > 0.25
+    pred = torch.tensor(members, dtype=torch.float32, requires_grad=True)
+    loss = get_loss("crps")(pred, torch.tensor(np.where(observed, truth, np.nan), dtype=torch.float32))
+    loss.backward()
+    expect = crps_ensemble(members, truth, fair=True)[observed].mean()
+    assert loss.item() == pytest.approx(expect, rel=1e-5)
+    assert (pred.grad[:, torch.from_numpy(~observed)] == 0).all()
+    # identical members are no better than one member: the fair spread term rewards only real spread
+    same = torch.tensor(np.repeat(members[:1], 5, axis=0), dtype=torch.float32)
+    one = get_loss("crps")(same[0], torch.tensor(truth, dtype=torch.float32))
+    assert get_loss("crps")(same, torch.tensor(truth, dtype=torch.float32)).item() == pytest.approx(one.item())

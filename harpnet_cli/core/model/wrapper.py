@@ -39,8 +39,8 @@ CONSERVE_EPS = 1e-12
 WEIGHT_FLOOR = 1e-6
 #: Initial bias of the noise amplitudes (softplus(-2) = 0.13 in log-correction units).
 AMPLITUDE_BIAS = -2.0
-#: Initial bias of the dry gate (softplus(-6) = 0.0025 of the bilinear amount).
-GATE_BIAS = -6.0
+#: Initial bias of the dry gate (softplus(-2.5) = 0.079: fine cells below 8 % of the bilinear amount are dry).
+GATE_BIAS = -2.5
 #: The window length (hours) of a model that does not take the length as an input.
 NATIVE_HOURS = 3.0
 #: Bound on the log-correction of ``bilinear-residual`` models (exp(±20) cannot overflow float32).
@@ -358,7 +358,7 @@ class Downscaler(nn.Module):
             outputs = len(config.noise_scales) + int(config.noise_gate)
             head = nn.Conv2d(config.channels[0], outputs, 1)
             assert head.bias is not None
-            with torch.no_grad():  # small amplitudes at first (softplus(-2) = 0.13), gate nearly shut
+            with torch.no_grad():  # small amplitudes at first (softplus(-2) = 0.13), a low dry threshold
                 head.weight.mul_(0.1)
                 head.bias.fill_(AMPLITUDE_BIAS)
                 if config.noise_gate:
