@@ -159,6 +159,9 @@ class DownscaleConfig(_ReadsInputs):
     probabilities: tuple[float, ...] = ()
     """Ensemble model only: thresholds in kg m-2 (per window) for exceedance probabilities,
     increasing; empty for none."""
+    allow_extreme: bool = False
+    """Keep input amounts above the world-record bound for their window instead of masking them
+    (or refusing a field with many); see :mod:`harpnet_cli.plausibility`."""
 
     @field_validator("probabilities", mode="before")
     @classmethod

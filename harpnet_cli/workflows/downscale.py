@@ -9,6 +9,7 @@ the output format (:mod:`harpnet_cli.io.writers`), which only writes them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import PlannedOutput
+    from harpnet_cli.plausibility import GateReport
 
 #: The model's native accumulation period.
 NATIVE_PERIOD = timedelta(hours=3)
@@ -69,6 +71,8 @@ class DownscaleResult:
     """Mean of the fine output over the domain divided by the mean of the coarse input."""
     model_sha256: str | None = None
     """SHA-256 of the checkpoint that ran; None when there was nothing to do."""
+    masked_cells: int = 0
+    """Input cells the input checks set missing (fill values, amounts above the bound)."""
 
     def summary(self) -> str:
         """The one-line report of the run."""
@@ -77,8 +81,9 @@ class DownscaleResult:
         where = str(self.outputs[0]) if len(self.outputs) == 1 else f"{len(self.outputs)} files"
         skipped = f" ({len(self.skipped)} existing skipped)" if self.skipped else ""
         domain = self.domain.describe() if self.domain is not None else ""
+        masked = f", {self.masked_cells} input cell(s) masked" if self.masked_cells else ""
         return (f"{where}{skipped}: {self.steps} step(s) x {self.members} member(s), {domain}, "
-                f"mass ratio {self.mass_ratio:.4f}, {self.seconds:.1f} s")
+                f"mass ratio {self.mass_ratio:.4f}{masked}, {self.seconds:.1f} s")
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary (``--json``)."""
@@ -87,7 +92,7 @@ class DownscaleResult:
             "steps": self.steps, "members": self.members,
             "domain": None if self.domain is None else self.domain.describe(),
             "model_sha256": self.model_sha256, "seconds": round(self.seconds, 3),
-            "mass_ratio": self.mass_ratio,
+            "mass_ratio": self.mass_ratio, "masked_cells": self.masked_cells,
         }
 
 
@@ -129,7 +134,9 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     if cfg.plot is not None:
         check_writable(cfg.plot, cfg.overwrite)
     with contextlib.ExitStack() as stack:
-        series = _read_series(cfg, stack)
+        series, gate = _read_series(cfg, stack)
+        for line in gate.warnings:  # input checks (harpnet_cli.plausibility)
+            rep.warning(line)
         first = series[0]
         plans = plan_outputs(cfg.output, starts=first.starts, ends=first.ends, members=[s.member for s in series],
                              reference_time=first.reference_time)
@@ -137,14 +144,17 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         todo = _pending(plans, cfg, rep)
         if not todo:
             return DownscaleResult([], [p.path for p in plans], 0, len(series), None, time.perf_counter() - t0, 1.0)
-        return _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0)
+        result = _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0)
+        return dataclasses.replace(result, masked_cells=gate.masked)
 
 
-def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[IntervalSeries]:
-    """Read the inputs as interval series; ``-`` is spooled from stdin to a file deleted with ``stack``."""
+def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> tuple[list[IntervalSeries], GateReport]:
+    """Read the inputs as interval series, every field through the input checks (:mod:`harpnet_cli.plausibility`);
+    ``-`` is spooled from stdin to a file deleted with ``stack``."""
     from harpnet_cli.core.accumulation import to_interval_series
     from harpnet_cli.io.pipes import spool_stdin
     from harpnet_cli.io.readers import read_accumulations
+    from harpnet_cli.plausibility import gate_accumulations, gate_series
 
     example = is_example(cfg.inputs)
     if example:
@@ -160,12 +170,15 @@ def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[Inte
                 path = spool_stdin()
                 stack.callback(path.unlink, missing_ok=True)
             paths.append(path)
-    series = to_interval_series(read_accumulations(paths, variable=cfg.variable, accumulation=cfg.accumulation))
+    accs = read_accumulations(paths, variable=cfg.variable, accumulation=cfg.accumulation)
+    gate = gate_accumulations(accs, allow_extreme=cfg.allow_extreme)  # input checks: fields as read
+    series = to_interval_series(accs)
+    gate = gate.merge(gate_series(series, allow_extreme=cfg.allow_extreme))  # input checks: the model's windows
     _check_members_agree(series)
     if example:
         for s in series:
             s.notes.append(EXAMPLE_NOTE)
-    return series
+    return series, gate
 
 
 def is_example(inputs: list[Path]) -> bool:
