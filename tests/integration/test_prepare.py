@@ -1,5 +1,7 @@
 """``harpnet prepare``: synthetic and file sources into a store; resume; workers; bad input."""
 
+import re
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -64,7 +66,7 @@ def test_synthetic_splits_follow_water_years(synthetic_store):
 def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_store, tmp_path, monkeypatch):
     import harpnet_cli.workflows.prepare as wf
 
-    reference, _ = synthetic_store
+    reference, reference_summary = synthetic_store
     out = tmp_path / "store.zarr"
     real = wf.compute_unit
     calls = {"n": 0}
@@ -87,6 +89,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_store, tmp_pa
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert TrainingStore.open(out).stats == TrainingStore.open(reference).stats
+    # the resumed run reports the whole store: counts and dry fraction as the uninterrupted run's
+    assert TrainingStore.open(out).counts["dropped"] == TrainingStore.open(reference).counts["dropped"]
+
+    def figures(summary):
+        return re.search(r"(\d+ samples \(.*\), dry fraction [\d.]+%)", summary).group(1)
+
+    assert figures(res.output) == figures(reference_summary)
 
 
 def test_complete_store_is_not_redone_and_other_options_are_refused(synthetic_store):
