@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -242,10 +241,9 @@ def tiny_disk(tmp_path):
     try:
         yield mount
     finally:
-        for _ in range(10):
-            if subprocess.run(["umount", str(mount)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
+        # after ENOSPC, netCDF/HDF5 keeps the (deleted) temporary open in this process: unmount lazily then
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".grib2"])
