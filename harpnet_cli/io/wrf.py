@@ -197,6 +197,7 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         if base >= 0:
             data -= _sum_at(ds, names, base)
         grid = cached_grid(ref.grid, lambda: _first_grid(ds))
+        check_coordinates(ref.path, grid.lat, grid.lon)
     out = data.astype(np.float32)
     if ref.kind == "interval":
         clip_noise(out, ref.path, f"{label} {ref.describe()}")

@@ -178,6 +178,35 @@ def test_conus404_hourly_files_into_three_hour_windows(tmp_path):
     assert s.manifest["source_kind"] == "files"
 
 
+def test_fill_values_in_observations_are_missing_not_dry(tmp_path):
+    """-9999 in a CONUS404-like hour is missing data (its tiles dropped), never a dry 0 mm."""
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(3, 150, 130, seed=5)
+    hourly[1, :, :] = -9999.0
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1))
+    out = tmp_path / "f.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "36.5,40.5,-99,-95", "--keep-dry", 1.0)
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    assert len(s) == 0 and s.counts["dropped"]["missing_data"] == 4
+
+
+def test_negative_observations_are_refused_in_one_line(tmp_path):
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(3, 150, 130, seed=5)
+    hourly[2] = -hourly[2] - 1.0
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1))
+    res = prepare(*files, "-o", tmp_path / "n.zarr", "--bbox", "36.5,40.5,-99,-95")
+    assert res.exit_code == 3 and "negative amounts" in res.output and "Traceback" not in res.output, res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"error: {files[2]}")
+
+
 def test_moving_nest_is_refused(tmp_path):
     from harpnet_cli.testing.fixtures import synthetic_hourly, write_wrf_netcdf
 
