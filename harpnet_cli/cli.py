@@ -390,6 +390,9 @@ def _global(
 
     logging.basicConfig(level=level, format="%(message)s", force=True,
                         handlers=[RichHandler(console=stderr, show_time=False, show_path=debug)])
+    # library warnings (numpy's "invalid value encountered", xarray, torch) are not for the user: --debug shows them
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 @app.command(cls=HarpnetCommand, epilog=EXIT_CODES_HELP)
@@ -445,6 +448,9 @@ def downscale(
     json_: Annotated[bool, typer.Option("--json", help="Print a JSON summary (files, steps, members, domain, "
                                                        "model sha256, seconds, mass ratio) on stdout, or on "
                                                        "stderr with -o -.")] = False,
+    allow_extreme: Annotated[bool, typer.Option("--allow-extreme", help="Keep input amounts above the world-record "
+                                                                        "rainfall for their window (masked, or the "
+                                                                        "field refused, by default).")] = False,
 ) -> None:
     """Downscale precipitation files to the 0.0625° grid with the bundled model (or --model).
 
@@ -463,7 +469,7 @@ def downscale(
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
         "probabilities": probabilities, "percentiles": percentiles, "units": units,
-        "command_line": shlex.join(["harpnet", *sys.argv[1:]]),
+        "command_line": shlex.join(["harpnet", *sys.argv[1:]]), "allow_extreme": allow_extreme,
     })
     reporter = RichReporter(ctx.obj, defer=True)  # a failure prints its error line alone
     res = run_downscale(cfg, reporter)

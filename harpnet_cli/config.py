@@ -169,6 +169,9 @@ class DownscaleConfig(_ReadsInputs):
     """Unit of the NetCDF amounts, of ``--probabilities`` thresholds and of ``--plot``: ``mm``
     (kg m-2) or ``in`` (inches, CF ``lwe_thickness_of_precipitation_amount``). GRIB2 is always
     written in kg m-2, the unit WMO fixes for its parameter."""
+    allow_extreme: bool = False
+    """Keep input amounts above the world-record bound for their window instead of masking them
+    (or refusing a field with many); see :mod:`harpnet_cli.plausibility`."""
 
     @field_validator("probabilities", "percentiles", mode="before")
     @classmethod

@@ -77,6 +77,11 @@ class Accumulation:
         The file it came from.
     label : str
         Short provenance, e.g. ``"tp stepRange=6-12"``.
+    masked : int
+        Cells the reader read as missing because they held a fill value
+        (:func:`harpnet_cli.plausibility.mask_fill`), counted for the run's summary.
+    masked_values : tuple of float
+        Up to three of those fill values, as stored.
     """
 
     data: np.ndarray
@@ -87,6 +92,8 @@ class Accumulation:
     reference_time: datetime | None = None
     member: int | None = None
     label: str = ""
+    masked: int = 0
+    masked_values: tuple[float, ...] = ()
 
     @property
     def period(self) -> timedelta:

@@ -253,9 +253,12 @@ def _clip(data: np.ndarray, acc: Accumulation, minus: Accumulation | None) -> tu
     if minus is not None:
         what += f" minus {_window_text(minus.start, minus.end, minus.reference_time)} from {minus.path.name}"
     if valid and strong > NEGATIVE_FRACTION * valid:
+        why = ""
+        if minus is not None and minus.start == acc.start:  # two running totals from one start
+            why = ": the running total decreases, a reset bucket or totals of different runs"
         raise InputDataError(acc.path, f"inconsistent accumulations: {what} is below -{NEGATIVE_MM:g} mm in "
                                        f"{100 * strong / valid:.1f}% of cells (down to "
-                                       f"{float(np.nanmin(data)):.1f} mm)")
+                                       f"{float(np.nanmin(data)):.1f} mm){why}")
     clipped, lowest = clip_negatives(data)
     return data, clipped, lowest
 

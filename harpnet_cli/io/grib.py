@@ -18,7 +18,22 @@ since the forecast start, as ECMWF ``tp`` is (cfgrib calls it ``stepType=instant
 :func:`read` decodes every selected message. :func:`scan` reads only the header keys (no data
 section is decoded) and returns one :class:`~harpnet_cli.fields.FieldRef` per message, located by
 its byte offset; :func:`load` decodes that one message. A file is recognised (:func:`sniff`) by
-the ``GRIB`` magic among its first bytes.
+the ``GRIB`` magic among its first bytes, followed by edition 1 or 2.
+
+Damaged files
+-------------
+Nothing is skipped on a guess. An ecCodes failure (an exception, or an error it logs, see
+:mod:`harpnet_cli.io.ecc`) while a message is opened, classified or decoded makes it a corrupt
+message, a one-line error naming its number, unless its readable keys say plainly that it is no
+precipitation (another discipline or category): a damaged ``tp`` message is never silently left
+out for another one. Values are read as stored: bitmap-missing cells, MRMS's −3/9999 and the fill
+values of :mod:`harpnet_cli.plausibility` become NaN before the unit conversion; negative packing
+noise is clipped to 0 and anything below it refused.
+
+A ``lengthOfTimeRange`` of 2**31 or more is a negative length written as a 32-bit two's
+complement (Environment Canada's RDPA/CaPA analyses write −24 for "the 24 hours ending at the
+reference time"): it is read that way, ``[reference + forecastTime − |length|, reference +
+forecastTime]``, and said so in the field's label.
 """
 
 from __future__ import annotations
@@ -31,14 +46,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import pyproj  # noqa: F401  # before eccodes: once eckit's bundled PROJ is loaded, pyproj crashes
-
-# isort: split
-import eccodes
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, grid_key
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, grid_key
+from harpnet_cli.io.ecc import captured, drain, eccodes, errors_in
 from harpnet_cli.io.gridcache import cached_grid
+from harpnet_cli.plausibility import FillCount, clip_noise, mask_fill
 from harpnet_cli.units import ACCEPTED_TEXT, amount_factor
 
 #: MRMS (NSSL discipline 209, category 6) QPE products and their accumulation periods.
@@ -48,6 +61,14 @@ MRMS_QPE_PERIODS: dict[int, timedelta] = {
 }
 
 
+#: The most points a grid may have (MRMS's 0.01° CONUS grid has 24.5 million): a damaged Ni or Nj
+#: must not make ecCodes allocate gigabytes.
+MAX_POINTS = 200_000_000
+#: The longest forecast step or window accepted (2 years, in minutes); beyond it the message is damaged.
+MAX_STEP_MINUTES = 2 * 366 * 24 * 60
+#: A message whose fill values took its packing range so that amounts are packed coarser than
+#: this (mm) has lost them (1e20 among 24-bit values leaves steps of 6e12): it is refused.
+PACKING_STEP_MAX_MM = 0.5
 _MRMS_NO_COVERAGE_BELOW = -2.5  # MRMS writes -3 for "no coverage"
 _MRMS_MISSING_FROM = 9999.0
 _FILE_PERIOD = re.compile(r"_(\d{2})H_")
@@ -62,9 +83,25 @@ class _Kind:
     mrms_number: int | None = None
 
 
+#: Magic numbers of formats whose metadata may quote "GRIB" (GeoTIFFs converted from GRIB carry
+#: ``GRIB_ELEMENT`` tags), which are never GRIB files.
+_NOT_GRIB = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\x89PNG", b"%PDF", b"PK\x03\x04")
+
+
 def sniff(path: Path, head: bytes) -> bool:
-    """True when ``GRIB`` appears among the first bytes of the file (``head``; ``b""`` for a directory)."""
-    return b"GRIB" in head
+    """True when a GRIB edition 1 or 2 indicator section is among the first bytes (``head``).
+
+    ``GRIB`` must be followed, three bytes on, by the edition number 1 or 2 (a WMO bulletin header
+    before it is allowed); a TIFF, PNG, PDF or zip file is never GRIB, whatever its tags quote.
+    """
+    if head.startswith(_NOT_GRIB):
+        return False
+    at = head.find(b"GRIB")
+    while at >= 0:
+        if len(head) > at + 7 and head[at + 7] in (1, 2):
+            return True
+        at = head.find(b"GRIB", at + 1)
+    return False
 
 
 def read(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[Accumulation]:
@@ -94,15 +131,18 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
     seen: list[str] = []
     grids: dict[str, SourceGrid] = {}
     with open(path, "rb") as handle:
-        for number, gid in _messages(path, handle):
+        for number, gid, logged in _messages(path, handle):
             try:
-                kind = _precip_kind(gid)
-                seen.append(_describe_param(gid))
-                if kind is None or (variable is not None and _get(gid, "shortName") != variable):
-                    continue
-                _append_unique(accs, _read_message(path, gid, number, kind, grids, accumulation))
-            except eccodes.CodesInternalError as exc:
-                raise InputDataError(path, f"corrupt GRIB message #{number} (ecCodes: {exc})") from None
+                with captured():
+                    kind = _classify(path, gid, number, logged)
+                    seen.append(_describe_param(gid))
+                    if kind is None or (variable is not None and _get(gid, "shortName") != variable):
+                        continue
+                    acc = _read_message(path, gid, number, kind, grids, accumulation)
+                    _check_log(path, number)
+                _append_unique(accs, acc)
+            except (eccodes.CodesInternalError, ArithmeticError, ValueError) as exc:
+                raise _corrupt(path, number, exc) from None
             finally:
                 eccodes.codes_release(gid)
     check_found(path, seen, len(accs), variable)
@@ -134,19 +174,30 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
     refs: list[FieldRef] = []
     seen: list[str] = []
     with open(path, "rb") as handle:
-        for number, gid in _headers(path, handle):
-            kind = _precip_kind(gid)
-            seen.append(_describe_param(gid))
-            if kind is None or (variable is not None and _get(gid, "shortName") != variable):
-                continue
-            _units_factor(path, gid, number, kind)  # refuse unknown units now, not in a worker
-            refs.append(_ref(path, gid, number, kind, accumulation))
+        for number, gid, logged in _headers(path, handle):
+            try:
+                with captured():
+                    kind = _classify(path, gid, number, logged)
+                    seen.append(_describe_param(gid))
+                    if kind is None or (variable is not None and _get(gid, "shortName") != variable):
+                        continue
+                    _units_factor(path, gid, number, kind)  # refuse unknown units now, not in a worker
+                    refs.append(_ref(path, gid, number, kind, accumulation))
+                    _check_log(path, number)
+            except (eccodes.CodesInternalError, ArithmeticError, ValueError) as exc:
+                raise _corrupt(path, number, exc) from None
     check_found(path, seen, len(refs), variable)
     return refs
 
 
 def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
-    """Decode the one message at the ref's byte offset.
+    """Decode the one message at the ref's byte offset (see :func:`load_counted`)."""
+    data, grid, _ = load_counted(ref)
+    return data, grid
+
+
+def load_counted(ref: FieldRef) -> tuple[np.ndarray, SourceGrid, FillCount]:
+    """Decode the one message at the ref's byte offset, counting the fill values it held.
 
     Parameters
     ----------
@@ -159,6 +210,8 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         ``(ny, nx)`` float32 mm in scanning order, NaN where missing, ``>= 0``.
     grid : SourceGrid
         Shared by the fields with the same grid key (:mod:`harpnet_cli.io.gridcache`).
+    fill : FillCount
+        The cells set missing because they held fill values (before the unit conversion).
 
     Raises
     ------
@@ -168,19 +221,25 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
     offset, number = int(ref.locator[0]), int(ref.locator[1])
     with open(ref.path, "rb") as handle:
         handle.seek(offset)
-        gid = eccodes.codes_grib_new_from_file(handle)
+        gid = _open_message(ref.path, handle, number, headers_only=False)
         if gid is None:
             raise InputDataError(ref.path, f"no GRIB message #{number} at byte {offset}; has the file changed?")
         try:
-            kind = _precip_kind(gid)
-            if kind is None:
-                raise InputDataError(ref.path, f"GRIB message #{number} is not precipitation; has the file changed?")
-            grid = cached_grid(ref.grid, lambda: _grid(ref.path, gid, {}))
-            data = _values_2d(ref.path, gid, number, kind)
+            with captured():
+                kind = _classify(ref.path, gid, number, drain())
+                if kind is None:
+                    raise InputDataError(ref.path, f"GRIB message #{number} is not precipitation; has the file "
+                                                   "changed?")
+                _check_size(gid)
+                grid = cached_grid(ref.grid, lambda: _grid(ref.path, gid, {}))
+                data, fill = _values_2d(ref.path, gid, number, kind)
+                _check_log(ref.path, number)
+        except (eccodes.CodesInternalError, ArithmeticError, ValueError) as exc:
+            raise _corrupt(ref.path, number, exc) from None
         finally:
             eccodes.codes_release(gid)
-    clip_negatives(data)
-    return data, grid
+    clip_noise(data, ref.path, f"GRIB message #{number}")
+    return data, grid, fill
 
 
 def check_found(path: Path, seen: list[str], found: int, variable: str | None) -> None:
@@ -204,41 +263,107 @@ def check_found(path: Path, seen: list[str], found: int, variable: str | None) -
         raise InputDataError(path, f"no precipitation message{wanted}; found {_summary(seen)}")
 
 
-def _messages(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int]]:
-    """Yield ``(number, handle id)`` for each message, turning ecCodes errors into one line."""
+def _messages(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int, list[str]]]:
+    """Yield ``(number, handle id, ecCodes log lines of its opening)`` per message; errors in one line."""
     number = 0
     while True:
         number += 1
-        try:
-            gid = eccodes.codes_grib_new_from_file(handle)
-        except eccodes.PrematureEndOfFileError:
-            raise InputDataError(path, f"truncated GRIB file: message #{number} is cut short") from None
-        except eccodes.CodesInternalError as exc:
-            raise InputDataError(path, f"corrupt GRIB message #{number} (ecCodes: {exc})") from None
+        gid = _open_message(path, handle, number, headers_only=False)
         if gid is None:
             return
-        yield number, gid
+        yield number, gid, drain()
 
 
-def _headers(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int]]:
-    """Yield ``(number, handle id)`` of each message, its header only (no data section); released after use."""
+def _headers(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int, list[str]]]:
+    """As :func:`_messages`, the header only (no data section); each handle is released after use."""
     number = 0
     while True:
         number += 1
-        try:
-            gid = eccodes.codes_grib_new_from_file(handle, headers_only=True)
-        except eccodes.PrematureEndOfFileError:
-            raise InputDataError(path, f"truncated GRIB file: message #{number} is cut short") from None
+        gid = _open_message(path, handle, number, headers_only=True)
         if gid is None:
             return
         try:
-            yield number, gid
+            yield number, gid, drain()
         finally:
             eccodes.codes_release(gid)
 
 
+def _open_message(path: Path, handle: BinaryIO, number: int, *, headers_only: bool) -> int | None:
+    """The next message's handle id (None at the end of the file), failures as one-line errors."""
+    drain()
+    try:
+        with captured():
+            return eccodes.codes_grib_new_from_file(handle, headers_only=headers_only)  # type: ignore[no-any-return]
+    except eccodes.PrematureEndOfFileError:
+        drain()
+        raise InputDataError(path, f"truncated GRIB file: message #{number} is cut short") from None
+    except eccodes.CodesInternalError as exc:
+        raise _corrupt(path, number, exc) from None
+
+
+def _corrupt(path: Path, number: int, exc: Exception | None = None, logged: list[str] | None = None) -> InputDataError:
+    """The one-line error of a damaged message: what ecCodes said first (logged or raised)."""
+    said = errors_in(logged if logged is not None else drain())
+    detail = said[0] if said else str(exc) if exc is not None else ""
+    return InputDataError(path, f"corrupt GRIB message #{number}" + (f" (ecCodes: {detail})" if detail else ""))
+
+
+def _check_log(path: Path, number: int) -> None:
+    """Refuse a message while reading which ecCodes logged an error (it went on with a damaged message)."""
+    logged = drain()
+    if errors_in(logged):
+        raise _corrupt(path, number, logged=logged)
+
+
+def _classify(path: Path, gid: int, number: int, logged: list[str]) -> _Kind | None:
+    """:func:`_precip_kind`, made strict for damaged messages.
+
+    A message that ecCodes could not open cleanly (``logged`` holds errors) or whose keys cannot be
+    read is corrupt unless the keys it does give say plainly that it is not precipitation.
+    """
+    try:
+        kind = _precip_kind(gid)
+        missing = kind is None and _parameter_missing(gid)
+    except eccodes.CodesInternalError as exc:
+        raise _corrupt(path, number, exc, logged) from None
+    if missing:
+        raise _corrupt(path, number, eccodes.CodesInternalError("its parameter keys cannot be read"), logged)
+    damaged = errors_in(logged)
+    if damaged and (kind is not None or _could_be_precipitation(gid)):
+        raise _corrupt(path, number, logged=logged)
+    return kind
+
+
+def _parameter_missing(gid: int) -> bool:
+    """True when ecCodes opened a message without the keys that say what it holds (a damaged section)."""
+    edition = _get(gid, "edition")
+    if edition == 2:
+        discipline = _get(gid, "discipline")
+        if discipline is None:
+            return True
+        return discipline in (0, 209) and (_get(gid, "parameterCategory") is None
+                                           or _get(gid, "parameterNumber") is None)
+    if edition == 1:
+        return _get(gid, "indicatorOfParameter") is None or _get(gid, "table2Version") is None
+    return True
+
+
+def _could_be_precipitation(gid: int) -> bool:
+    """False only when the message's parameter keys can be read and name another discipline or category."""
+    try:
+        if _get(gid, "edition") == 2:
+            discipline, category = _get(gid, "discipline"), _get(gid, "parameterCategory")
+            if discipline is None or category is None:
+                return True
+            return (discipline, category) in ((0, 1), (209, 6))
+        return _get(gid, "indicatorOfParameter") in (None, 61, 228) or _get(gid, "table2Version") == 128
+    except eccodes.CodesInternalError:
+        return True
+
+
 def _ref(path: Path, gid: int, number: int, kind: _Kind, accumulation: timedelta | None) -> FieldRef:
     """The ref of one precipitation message."""
+    _check_size(gid)
     reference = _reference_time(gid)
     first, last = _steps_minutes(gid)
     start, end = _window(path, gid, kind, reference, accumulation)
@@ -267,11 +392,22 @@ def _grid_key(path: Path, gid: int) -> str:
 
 
 def _get(gid: int, key: str, default: Any = None) -> Any:
-    """A key's native value, or ``default`` when the message does not define it."""
+    """A key's native value, or ``default`` when the message does not define it.
+
+    Raises
+    ------
+    eccodes.CodesInternalError
+        A defined key that cannot be decoded (a damaged message: the caller names it corrupt).
+    """
+    if not eccodes.codes_is_defined(gid, key):
+        return default
+    return eccodes.codes_get(gid, key)
+
+
+def _get_quietly(gid: int, key: str, default: Any = None) -> Any:
+    """:func:`_get`, with ``default`` also for a key that cannot be decoded (names for messages only)."""
     try:
-        if not eccodes.codes_is_defined(gid, key):
-            return default
-        return eccodes.codes_get(gid, key)
+        return _get(gid, key, default)
     except eccodes.CodesInternalError:
         return default
 
@@ -300,12 +436,13 @@ def _precip_kind(gid: int) -> _Kind | None:
 
 def _describe_param(gid: int) -> str:
     """``shortName``, or ``discipline/category/number`` when ecCodes has no name for it."""
-    name = _get(gid, "shortName", "unknown")
+    get = _get_quietly
+    name = get(gid, "shortName", "unknown")
     if name not in ("unknown", None):
         return str(name)
-    if _get(gid, "edition") == 2:
-        return f"{_get(gid, 'discipline')}/{_get(gid, 'parameterCategory')}/{_get(gid, 'parameterNumber')}"
-    return f"table{_get(gid, 'table2Version')}/param{_get(gid, 'indicatorOfParameter')}"
+    if get(gid, "edition") == 2:
+        return f"{get(gid, 'discipline')}/{get(gid, 'parameterCategory')}/{get(gid, 'parameterNumber')}"
+    return f"table{get(gid, 'table2Version')}/param{get(gid, 'indicatorOfParameter')}"
 
 
 def _summary(names: list[str], limit: int = 8) -> str:
@@ -321,28 +458,71 @@ def _summary(names: list[str], limit: int = 8) -> str:
 def _read_message(path: Path, gid: int, number: int, kind: _Kind, grids: dict[str, SourceGrid],
                   accumulation: timedelta | None) -> Accumulation:
     """Decode one precipitation message into an :class:`Accumulation`."""
+    _check_size(gid)
     reference = _reference_time(gid)
     start, end = _window(path, gid, kind, reference, accumulation)
     grid = _grid(path, gid, grids)
-    data, clipped = _clip_negatives(_values_2d(path, gid, number, kind))
+    data, fill = _values_2d(path, gid, number, kind)
     label = f"{_describe_param(gid)} {_window_text(start, end, reference)}"
+    if _negative_length(gid) is not None:
+        label += " (negative lengthOfTimeRange: read as the window ending at the reference time)"
+    clipped = clip_noise(data, path, f"GRIB message #{number} ({label})")
     if clipped:
-        label += f"; clipped {clipped}"
+        label += f"; clipped {clipped} negative value(s) to 0"
+    analysis = kind.name == "mrms" or _negative_length(gid) is not None  # data time = window end
     return Accumulation(data=data, grid=grid, start=start, end=end, path=path,
-                        reference_time=None if kind.name == "mrms" else reference,
-                        member=_member(gid), label=label)
+                        reference_time=None if analysis else reference,
+                        member=_member(gid), label=label, masked=fill.cells, masked_values=fill.values)
 
 
 def _reference_time(gid: int) -> datetime:
     """``dataDate`` + ``dataTime`` as a naive UTC datetime."""
     date, hhmm = int(_get(gid, "dataDate")), int(_get(gid, "dataTime"))
-    return datetime.strptime(str(date), "%Y%m%d") + timedelta(hours=hhmm // 100, minutes=hhmm % 100)
+    try:
+        if not (0 <= hhmm // 100 < 24 and 0 <= hhmm % 100 < 60):
+            raise ValueError
+        return datetime.strptime(f"{date:08d}", "%Y%m%d") + timedelta(hours=hhmm // 100, minutes=hhmm % 100)
+    except ValueError:
+        raise eccodes.CodesInternalError(f"reference date {date} {hhmm:04d} is not a valid time") from None
+
+
+#: GRIB2 code table 4.4 (indicator of unit of time range) -> minutes.
+_UNIT_MINUTES = {0: 1, 1: 60, 2: 1440, 10: 180, 11: 360, 12: 720}
 
 
 def _steps_minutes(gid: int) -> tuple[int, int]:
-    """``(startStep, endStep)`` in minutes whatever the message's ``stepUnits``."""
-    eccodes.codes_set(gid, "stepUnits", "m")
-    return int(eccodes.codes_get_long(gid, "startStep")), int(eccodes.codes_get_long(gid, "endStep"))
+    """``(startStep, endStep)`` in minutes whatever the message's ``stepUnits``.
+
+    A negative ``lengthOfTimeRange`` (see the module docstring) gives ``(end - |length|, end)``
+    with ``end`` the forecast time: the window ending at the reference time for an analysis.
+    """
+    negative = _negative_length(gid)
+    if negative is not None:
+        first, last = negative[0] - negative[1], negative[0]
+    else:
+        eccodes.codes_set(gid, "stepUnits", "m")
+        first, last = int(eccodes.codes_get_long(gid, "startStep")), int(eccodes.codes_get_long(gid, "endStep"))
+    if max(abs(first), abs(last)) > MAX_STEP_MINUTES or last < first:
+        raise eccodes.CodesInternalError(f"forecast steps {first / 60:g}-{last / 60:g} h are not plausible")
+    return first, last
+
+
+def _negative_length(gid: int) -> tuple[int, int] | None:
+    """``(forecast time, |length|)`` in minutes when ``lengthOfTimeRange`` is a negative 32-bit number, else None.
+
+    Raises
+    ------
+    eccodes.CodesInternalError
+        Units outside code table 4.4's minutes to 12 hours (reported as a corrupt message).
+    """
+    length = _get(gid, "lengthOfTimeRange")
+    if _get(gid, "edition") != 2 or length is None or int(length) < 2**31:
+        return None
+    units = (_get(gid, "indicatorOfUnitOfTimeRange"), _get(gid, "indicatorOfUnitForTimeRange"))
+    if units[0] not in _UNIT_MINUTES or units[1] not in _UNIT_MINUTES:
+        raise eccodes.CodesInternalError(f"negative lengthOfTimeRange in time unit {units[1]} (code table 4.4)")
+    forecast = int(_get(gid, "forecastTime", 0)) * _UNIT_MINUTES[units[0]]
+    return forecast, (2**32 - int(length)) * _UNIT_MINUTES[units[1]]
 
 
 def _window(path: Path, gid: int, kind: _Kind, reference: datetime,
@@ -391,15 +571,40 @@ def _units_factor(path: Path, gid: int, number: int, kind: _Kind) -> float:
     return factor
 
 
-def _values_2d(path: Path, gid: int, number: int, kind: _Kind) -> np.ndarray:
-    """Decoded values in mm, ``(ny, nx)`` float32 in scanning order, NaN where missing."""
-    values = eccodes.codes_get_values(gid)
+def _values_2d(path: Path, gid: int, number: int, kind: _Kind) -> tuple[np.ndarray, FillCount]:
+    """Decoded values in mm, ``(ny, nx)`` float32 in scanning order, NaN where missing.
+
+    Bitmap-missing cells and MRMS's "no coverage" are missing as the format says; other fill
+    values (:func:`~harpnet_cli.plausibility.mask_fill`, on the values as stored) are missing too
+    and counted in the returned :class:`~harpnet_cli.plausibility.FillCount`.
+    """
+    values = np.asarray(eccodes.codes_get_values(gid), dtype=np.float64)
+    ni, nj = _ni_nj(gid)
+    if values.size != ni * nj:
+        raise eccodes.CodesInternalError(f"{values.size} values for a {ni}x{nj} grid")
     if _get(gid, "bitmapPresent"):
         values[values == float(_get(gid, "missingValue", 9999))] = np.nan
     if kind.name == "mrms":
-        values[(values < _MRMS_NO_COVERAGE_BELOW) | (values >= _MRMS_MISSING_FROM)] = np.nan
-    values *= _units_factor(path, gid, number, kind)
-    return _to_2d(gid, values).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            values[(values < _MRMS_NO_COVERAGE_BELOW) | (values >= _MRMS_MISSING_FROM)] = np.nan
+    fill = mask_fill(values)
+    factor = _units_factor(path, gid, number, kind)
+    if fill.cells:
+        step = _packing_step(gid) * factor
+        if step > PACKING_STEP_MAX_MM:
+            raise InputDataError(path, f"GRIB message #{number} ({_describe_param(gid)}): {fill.describe()} written "
+                                       f"as values leave a packing step of {step:.3g} mm for the amounts, which are "
+                                       "lost (missing cells belong in a bitmap)")
+    values *= factor
+    return _to_2d(gid, values).astype(np.float32), fill
+
+
+def _packing_step(gid: int) -> float:
+    """The spacing of the values a scaled packing can hold (``2**E / 10**D``; 0 for IEEE floats)."""
+    e, d = _get(gid, "binaryScaleFactor"), _get(gid, "decimalScaleFactor")
+    if e is None or d is None or str(_get(gid, "packingType", "")).endswith("ieee"):
+        return 0.0
+    return float(2.0 ** int(e) / 10.0 ** int(d))
 
 
 def _to_2d(gid: int, flat: np.ndarray) -> np.ndarray:
@@ -410,6 +615,24 @@ def _to_2d(gid: int, flat: np.ndarray) -> np.ndarray:
     return flat.reshape(nj, ni)
 
 
+def _check_size(gid: int) -> None:
+    """Refuse a grid whose size is inconsistent or absurd before anything of that size is allocated.
+
+    Raises
+    ------
+    eccodes.CodesInternalError
+        ``Ni x Nj`` differs from ``numberOfDataPoints`` or exceeds :data:`MAX_POINTS`, or more
+        values are packed than there are points.
+    """
+    ni, nj = _ni_nj(gid)
+    points = _get(gid, "numberOfDataPoints", ni * nj)
+    if ni <= 0 or nj <= 0 or ni * nj != int(points) or ni * nj > MAX_POINTS:
+        raise eccodes.CodesInternalError(f"grid of {ni} x {nj} points for {points} data points")
+    values = _get(gid, "numberOfValues", points)
+    if not 0 <= int(values) <= int(points):
+        raise eccodes.CodesInternalError(f"{values} packed values for {points} data points")
+
+
 def _ni_nj(gid: int) -> tuple[int, int]:
     """Points along a row and along a column."""
     ni = _get(gid, "Ni")
@@ -417,12 +640,6 @@ def _ni_nj(gid: int) -> tuple[int, int]:
     if ni is None or nj is None:
         ni, nj = _get(gid, "Nx"), _get(gid, "Ny")
     return int(ni), int(nj)
-
-
-def _clip_negatives(data: np.ndarray) -> tuple[np.ndarray, str]:
-    """Clip negative packing noise to 0; return the data and a short account (``""`` if none)."""
-    count, lowest = clip_negatives(data)
-    return data, f"{count} negative value(s) down to {lowest:.3g} mm" if count else ""
 
 
 def _grid(path: Path, gid: int, cache: dict[str, SourceGrid]) -> SourceGrid:

@@ -763,11 +763,14 @@ def _lon360(lon: float) -> float:
 
 
 def _reference_and_unit(fc: FineForecast) -> tuple[datetime, str]:
-    """The message reference time and ``stepUnits`` (``"h"``, or ``"m"`` when an edge is not a whole hour)."""
+    """The message reference time and ``stepUnits`` (``"h"``, or ``"m"`` when an edge is not a whole hour).
+
+    GRIB2 steps cannot be negative: an analysis whose window ends at its reference time (Canada's
+    RDPA, a 24-hour window ending at the analysis time) is written with the window's start as the
+    reference time.
+    """
     reference = fc.reference_time if fc.reference_time is not None else min(fc.starts)
-    if min(fc.starts) < reference:
-        raise ValueError(f"a window starts at {min(fc.starts):%Y-%m-%d %H:%M}, before the reference time "
-                         f"{reference:%Y-%m-%d %H:%M}; GRIB2 steps cannot be negative")
+    reference = min(reference, *fc.starts)
     offsets = [t - reference for t in (*fc.starts, *fc.ends)]
     if any(o % timedelta(minutes=1) for o in offsets):
         raise ValueError("window edges must fall on whole minutes for GRIB2 steps")

@@ -16,10 +16,16 @@ pyproj).
 attributes and returns one :class:`~harpnet_cli.fields.FieldRef` per time step (and member), whose
 field :func:`load` reads alone (AORC-like files, Stage IV converted, NAM). A file is recognised by
 its NetCDF3/NetCDF4 magic (:func:`sniff`), which :mod:`harpnet_cli.io.wrf` shares.
+
+Values: netCDF4 masks ``_FillValue``, ``missing_value`` and the default fill; the fill values of
+:mod:`harpnet_cli.plausibility` (1e20, 9999, −9999, …, on the values as stored, before the unit
+conversion) are missing too and counted. Negative packing noise is clipped to 0, anything below
+it refused. Coordinates that are not finite, or latitudes beyond ±90°, are refused in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from dataclasses import dataclass
@@ -30,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, corner_key, grid_key
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, corner_key, grid_key
 from harpnet_cli.io.gridcache import cached_grid
+from harpnet_cli.plausibility import FillCount, clip_noise, mask_fill
 from harpnet_cli.units import ACCEPTED_TEXT, amount_factor
 
 #: gzip-compressed files are read too (decompressed in memory; see :func:`open_netcdf`).
@@ -100,9 +107,10 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
         references = _reference_times(path, dataset, var, layout, len(times))
         windows = _windows(path, var, times, bounds, accumulation, references)
         members = _members(dataset, layout)
-        data = _data(var, layout) * np.float32(factor)
+        data = _data(var, layout)
+        own = _own_fill_values(var)
         name = var.name
-    return _accumulations(path, name, data, grid, windows, references, members)
+    return _accumulations(path, name, data, factor, own, grid, windows, references, members)
 
 
 def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | None = None) -> list[FieldRef]:
@@ -144,6 +152,12 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
 
 
 def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+    """Read one time step (and member) of a CF NetCDF variable (see :func:`load_counted`)."""
+    data, grid, _ = load_counted(ref)
+    return data, grid
+
+
+def load_counted(ref: FieldRef) -> tuple[np.ndarray, SourceGrid, FillCount]:
     """Read one time step (and member) of a CF NetCDF variable, in mm, negatives clipped.
 
     Parameters
@@ -157,6 +171,8 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         ``(ny, nx)`` float32 mm, NaN where missing, ``>= 0``.
     grid : SourceGrid
         Shared by the fields with the same grid key (:mod:`harpnet_cli.io.gridcache`).
+    fill : FillCount
+        The cells set missing because they held fill values (before the unit conversion).
     """
     name, t, m, factor = str(ref.locator[0]), int(ref.locator[1]), int(ref.locator[2]), ref.locator[3]
     with open_netcdf(ref.path) as ds:
@@ -167,10 +183,11 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         data = np.ma.filled(np.ma.asarray(var[index]).astype(np.float32), np.nan)
         if [d for d in var.dimensions if d in (layout.y, layout.x)] != [layout.y, layout.x]:
             data = np.ascontiguousarray(data.T)
+        fill = mask_fill(data, _own_fill_values(var))
         grid = cached_grid(ref.grid, lambda: _grid(ref.path, ds, var, layout))
     data *= np.float32(factor if isinstance(factor, float) else 1.0)
-    clip_negatives(data)
-    return data, grid
+    clip_noise(data, ref.path, f"{name} {ref.describe()}")
+    return data, grid, fill
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -250,8 +267,10 @@ def open_netcdf(path: Path) -> Any:
         if compressed:
             return netCDF4.Dataset(str(path), memory=gunzip(path))
         return netCDF4.Dataset(path)
-    except OSError as exc:
-        reason = exc.strerror or exc
+    except InputDataError:
+        raise
+    except (OSError, RuntimeError, ValueError, UnicodeError) as exc:  # netCDF/HDF5 errors, damaged attributes
+        reason = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputDataError(path, f"cannot open as NetCDF ({reason}); truncated or corrupt?") from None
 
 
@@ -419,8 +438,9 @@ def _grid_key(ds: Any, var: Any, layout: _Layout) -> str:
     shape = (len(ds.dimensions[layout.y]), len(ds.dimensions[layout.x]))
     y, x = _coordinate(ds, layout.y), _coordinate(ds, layout.x)
     if y is not None and x is not None and _is_lat(y) and _is_lon(x):
-        lat, lon = np.asarray(y[:], dtype=np.float64), np.mod(np.asarray(x[:], dtype=np.float64), 360.0)
-        return grid_key("ll", shape, [*lat, *lon])
+        lat, lon = _coordinate_values(y), _coordinate_values(x)
+        check_coordinates(Path(ds.filepath()), lat, lon)
+        return grid_key("ll", shape, [*lat, *np.mod(lon, 360.0)])
     aux = _aux_lat_lon(ds, var)
     if aux is not None:
         lat_var, lon_var = aux
@@ -439,16 +459,50 @@ def _grid(path: Path, dataset: Any, var: Any, layout: _Layout) -> SourceGrid:
     """The variable's grid: 1-D axes, 2-D auxiliary coordinates or projected x/y."""
     y, x = _coordinate(dataset, layout.y), _coordinate(dataset, layout.x)
     if y is not None and x is not None and _is_lat(y) and _is_lon(x):
-        lat, lon = np.asarray(y[:], dtype=np.float64), np.asarray(x[:], dtype=np.float64)
+        lat, lon = _coordinate_values(y), _coordinate_values(x)
+        check_coordinates(path, lat, lon)
         step = float(np.abs(np.diff(lat)).mean()) if lat.size > 1 else 0.0
         return SourceGrid(lat=lat, lon=lon, description=f"regular {step:.4g}° lat/lon")
     aux = _aux_lat_lon(dataset, var)
     if aux is not None:
-        lat2, lon2 = (np.asarray(v[:], dtype=np.float64) for v in aux)
+        lat2, lon2 = (_coordinate_values(v) for v in aux)
+        check_coordinates(path, lat2, lon2)
         if aux[0].dimensions != (layout.y, layout.x):
             lat2, lon2 = lat2.T, lon2.T
         return SourceGrid(lat=lat2, lon=lon2, description="curvilinear (2-D lat/lon)")
-    return _projected_grid(path, dataset, var, x, y)
+    grid = _projected_grid(path, dataset, var, x, y)
+    check_coordinates(path, grid.lat, grid.lon)
+    return grid
+
+
+def _coordinate_values(var: Any) -> np.ndarray:
+    """A coordinate variable as float64, NaN where masked."""
+    return np.ma.filled(np.ma.asarray(var[:]).astype(np.float64), np.nan)
+
+
+def check_coordinates(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
+    """Refuse latitudes or longitudes that are NaN, masked or infinite, or latitudes beyond ±90°.
+
+    Parameters
+    ----------
+    path : Path
+        The file, named in the error.
+    lat, lon : numpy.ndarray
+        Coordinates in degrees (any shape).
+
+    Raises
+    ------
+    InputDataError
+        When one is not a position on the globe.
+    """
+    for name, values in (("latitude", lat), ("longitude", lon)):
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise InputDataError(path, f"{bad} {name} coordinate value(s) are missing, NaN or infinite")
+    with np.errstate(invalid="ignore"):
+        beyond = int((np.abs(lat) > 90.0 + 1e-6).sum())
+    if beyond:
+        raise InputDataError(path, f"{beyond} latitude value(s) beyond ±90° (largest {float(np.abs(lat).max()):g})")
 
 
 def _projected_grid(path: Path, dataset: Any, var: Any, x: Any, y: Any) -> SourceGrid:
@@ -627,18 +681,34 @@ def _data(var: Any, layout: _Layout) -> np.ndarray:
     return np.ascontiguousarray(raw.transpose(order))
 
 
-def _accumulations(path: Path, name: str, data: np.ndarray, grid: SourceGrid,
-                   windows: list[tuple[datetime, datetime]], references: list[datetime | None],
+def _own_fill_values(var: Any) -> tuple[float, ...]:
+    """The variable's ``_FillValue`` and ``missing_value`` attributes (numbers only)."""
+    out: list[float] = []
+    for attr in ("_FillValue", "missing_value"):
+        value = getattr(var, attr, None)
+        with contextlib.suppress(TypeError, ValueError):  # an attribute that is no number is ignored
+            out += [float(v) for v in np.atleast_1d(np.asarray(value, dtype=np.float64))]
+    return tuple(out)
+
+
+def _accumulations(path: Path, name: str, data: np.ndarray, factor: float, own: tuple[float, ...],
+                   grid: SourceGrid, windows: list[tuple[datetime, datetime]], references: list[datetime | None],
                    members: list[int | None]) -> list[Accumulation]:
-    """One :class:`Accumulation` per step and member, negatives clipped and counted in the label."""
+    """One :class:`Accumulation` per step and member: fill values missing (counted), mm, noise clipped.
+
+    ``data`` is ``(T, M, ny, nx)`` as stored; ``factor`` turns it into mm.
+    """
     accs = []
     for t, (start, end) in enumerate(windows):
         for m, member in enumerate(members):
             field = data[t, m].copy()
-            clipped, lowest = clip_negatives(field)
+            fill = mask_fill(field, own)
+            field *= np.float32(factor)
             label = f"{name} {_hours(end - start)} ending {end:%Y-%m-%d %H:%M}"
+            clipped = clip_noise(field, path, label)
             if clipped:
-                label += f"; clipped {clipped} negative value(s) down to {lowest:.3g} mm"
+                label += f"; clipped {clipped} negative value(s) to 0"
             accs.append(Accumulation(data=field, grid=grid, start=start, end=end, path=path,
-                                     reference_time=references[t], member=member, label=label))
+                                     reference_time=references[t], member=member, label=label,
+                                     masked=fill.cells, masked_values=fill.values))
     return accs

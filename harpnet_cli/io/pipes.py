@@ -6,18 +6,25 @@
   not a stream format (the header may point anywhere in the file), a pipe gives no size to
   check a truncated transfer against, and a file path is always available for it.
 * :func:`output_name` formats ``'out/harpnet_{init:%Y%m%d%H}_f{lead:03d}.grib2'``-style templates.
+  The formatted part of a name cannot leave the folder the template names (no ``..`` and no
+  absolute path comes out of a field).
 * :class:`OutputLock` holds an ``fcntl`` lock on ``.{name}.lock`` beside an output, so two
   invocations (overlapping cron runs) never write the same file at once. The kernel drops the
   lock when the process exits or dies, so a lock file left behind by a killed run never blocks.
-  The lock file itself is left in place: deleting it would race with a process that has just
-  opened it.
+  The lock file is opened with ``O_NOFOLLOW`` and must be a regular file: a symbolic link planted
+  at its name (``.o.nc.lock -> victim``) is refused, never followed, so a privileged cron job in
+  a shared folder cannot be made to overwrite another file. Once the lock is held, temporaries a
+  killed run left beside the output (:func:`harpnet_cli.io.atomic.remove_stale_temporaries`) are
+  removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 import string
 import sys
 import tempfile
@@ -26,10 +33,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from harpnet_cli.errors import HarpnetError, InputDataError
+from harpnet_cli.errors import HarpnetError, InputDataError, UsageError
 
 #: Exit code of :class:`LockedError` (documented beside those in :mod:`harpnet_cli.errors`).
 EXIT_LOCKED = 4
+#: How a stream spooled from standard input is named in messages and outputs.
+STDIN_NAME = "-"
+#: Files :func:`spool_stdin` made in this process (see :func:`is_spooled`).
+_SPOOLED: set[Path] = set()
 
 #: Fields :func:`output_name` knows.
 TEMPLATE_FIELDS = ("init", "valid", "lead", "member")
@@ -60,7 +71,9 @@ def spool_stdin(max_bytes: int | None = None, *, stream: BinaryIO | None = None,
     Returns
     -------
     Path
-        A ``harpnet-stdin-*.grib`` file; the caller deletes it (e.g. ``path.unlink()`` in a ``finally``).
+        A ``harpnet-stdin-*.grib`` file (created with ``O_EXCL``, never through a link); the caller
+        deletes it (e.g. ``path.unlink()`` in a ``finally``). The readers name it ``-``
+        (:func:`is_spooled`).
 
     Raises
     ------
@@ -92,7 +105,18 @@ def spool_stdin(max_bytes: int | None = None, *, stream: BinaryIO | None = None,
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         raise
+    _SPOOLED.add(path)
     return path
+
+
+def is_spooled(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file :func:`spool_stdin` made in this process (named ``-`` to the user)."""
+    return Path(path) in _SPOOLED
+
+
+def shown_path(path: str | os.PathLike[str]) -> Path:
+    """How a path is named to the user: ``-`` for a file spooled from standard input, else itself."""
+    return Path(STDIN_NAME) if is_spooled(path) else Path(path)
 
 
 def _check_head(head: bytes) -> None:
@@ -142,9 +166,32 @@ def output_name(template: str, *, init: datetime | None, lead_hours: float, vali
     lead: int | float = int(lead_hours) if float(lead_hours).is_integer() else float(lead_hours)
     values = {"init": init, "valid": valid, "lead": lead, "member": "" if member is None else member}
     try:
-        return Path(template.format(**values))
+        name = template.format(**values)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"bad output template {template!r}: {exc}") from None
+    _check_inside(template, name)
+    return Path(name)
+
+
+def _check_inside(template: str, name: str) -> None:
+    """Refuse a formatted name that leaves the folder the template names.
+
+    The folder is the template's literal text before its first field (``out/2024/`` of
+    ``out/2024/h_{init:%Y}.nc``); what the fields add may go into sub-folders of it, never up
+    (``..``) nor to an absolute path.
+
+    Raises
+    ------
+    ValueError
+        When it does.
+    """
+    literal = next(iter(string.Formatter().parse(template)))[0]
+    folder = literal[: literal.rfind("/") + 1] if "/" in literal else ""
+    rest = name[len(folder):] if name.startswith(folder) else name
+    parts = Path(rest).parts
+    if not name.startswith(folder) or Path(rest).is_absolute() or ".." in parts:
+        raise ValueError(f"output template {template!r} gives {name!r}, outside the folder "
+                         f"{folder or './'!r} it names; fields may not add '..' or an absolute path")
 
 
 def _template_fields(template: str) -> set[str]:
@@ -205,11 +252,9 @@ class OutputLock:
         if self._fd is not None:
             return self
         if not self.lock_file.parent.is_dir():
-            from harpnet_cli.errors import UsageError
-
             raise UsageError(f"{self.lock_file.parent} does not exist (folder of the output {self.path.name})")
         while True:
-            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -225,14 +270,41 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        from harpnet_cli.io.atomic import remove_stale_temporaries
+
+        remove_stale_temporaries(self.path)  # under the lock: no other harpnet writes them
         return self
 
-    def _still_linked(self, fd: int) -> bool:
-        """Whether the locked descriptor is still the file at :attr:`lock_file`."""
+    def _open(self) -> int:
+        """The lock file's descriptor, opened without following a link; only a regular file is accepted.
+
+        Raises
+        ------
+        UsageError
+            The lock path is a symbolic link or not a regular file.
+        """
+        refusal = (f"{self.lock_file} (the lock of {self.path.name}) is a symbolic link or not a regular file; "
+                   "refusing to follow or use it: remove it")
         try:
-            return os.stat(self.lock_file).st_ino == os.fstat(fd).st_ino
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UsageError(refusal) from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UsageError(refusal)
+        os.set_blocking(fd, True)
+        return fd
+
+    def _still_linked(self, fd: int) -> bool:
+        """Whether the locked descriptor is still the file at :attr:`lock_file` (never through a link)."""
+        try:
+            here, held = os.lstat(self.lock_file), os.fstat(fd)
         except FileNotFoundError:
             return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         """Remove the lock file and drop the lock.

@@ -20,13 +20,18 @@ Zarr store by its metadata files. Adding a format is one new module and one line
 
 The modules are imported only when used, so ``import harpnet_cli.io.readers`` pulls in neither
 ecCodes nor netCDF4 nor xarray. Every failure becomes a one-line
-:class:`~harpnet_cli.errors.InputDataError` naming the file. :func:`load_field` keeps the grids
-of recent grid keys (:mod:`harpnet_cli.io.gridcache`), so 2-D lat/lon are read once per worker.
+:class:`~harpnet_cli.errors.InputDataError` naming the file (``-`` for a stream spooled from
+standard input by :func:`harpnet_cli.io.pipes.spool_stdin`). Only regular files and directories
+are read: a named pipe would block forever, so it is refused (``-`` reads standard input).
+:func:`load_field` keeps the grids of recent grid keys (:mod:`harpnet_cli.io.gridcache`), so 2-D
+lat/lon are read once per worker.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,6 +43,7 @@ import numpy as np
 from harpnet_cli.errors import InputDataError
 from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid
 from harpnet_cli.io.gridcache import GRID_CACHE_SIZE, clear_grid_cache
+from harpnet_cli.plausibility import FillCount
 
 __all__ = ["GRID_CACHE_SIZE", "READERS", "ReaderModule", "clear_grid_cache", "detect_format", "get_reader",
            "load_field", "read_accumulations", "read_file", "scan_file", "scan_files"]
@@ -106,13 +112,15 @@ def detect_format(path: Path) -> str:
     head = b"" if is_dir else _head(path)
     for name in READERS:
         module = get_reader(name)
-        if module.sniff(path, head):
+        with _one_line(path, name):
+            accepted = module.sniff(path, head)
+        if accepted:
             if not is_dir and not getattr(module, "READS_GZIP", False) and _is_gzip_file(path):
                 raise InputDataError(path, f"gzip-compressed {name} file: decompress it first (gunzip)")
             return name
     if is_dir:
         raise InputDataError(path, "is a directory but not a Zarr store (no zarr.json or .zgroup)")
-    raise InputDataError(path, f"not a GRIB or NetCDF file (it starts with {_describe_start(head)})")
+    raise InputDataError(path, f"not a GRIB or NetCDF file: {_describe_start(head)}")
 
 
 def read_accumulations(paths: Sequence[Path | str], *, variable: str | None = None,
@@ -147,15 +155,24 @@ def read_accumulations(paths: Sequence[Path | str], *, variable: str | None = No
 
 def read_file(path: Path, *, variable: str | None = None,
               accumulation: timedelta | None = None) -> list[Accumulation]:
-    """Read one file with the reader its content calls for (see :func:`read_accumulations`)."""
-    name = detect_format(path)
-    reader = get_reader(name)
+    """Read one file with the reader its content calls for (see :func:`read_accumulations`).
+
+    A file spooled from standard input is named ``-`` in errors and in the fields' ``path``.
+    """
+    from harpnet_cli.io.pipes import STDIN_NAME, is_spooled
+
+    shown = Path(STDIN_NAME) if is_spooled(path) else path
     try:
-        return reader.read(path, variable=variable, accumulation=accumulation)
-    except InputDataError:
-        raise
-    except (KeyError, IndexError, ValueError, TypeError, OSError, RuntimeError) as exc:
-        raise InputDataError(path, f"unreadable {name} file: {exc}") from None
+        name = detect_format(path)
+        with _one_line(path, name):
+            accs = get_reader(name).read(path, variable=variable, accumulation=accumulation)
+    except InputDataError as exc:
+        if shown == path:
+            raise
+        raise InputDataError(shown, exc.reason) from None
+    for acc in accs:
+        acc.path = shown
+    return accs
 
 
 def scan_file(path: Path | str, *, variable: str | None = None,
@@ -184,9 +201,10 @@ def scan_file(path: Path | str, *, variable: str | None = None,
         not increasing within a WRF file.
     """
     path = Path(path)
-    name = detect_format(path)
-    with _one_line(path, name):
-        return get_reader(name).scan(path, variable=variable, accumulation=accumulation)
+    with _named_as_shown(path):
+        name = detect_format(path)
+        with _one_line(path, name):
+            return get_reader(name).scan(path, variable=variable, accumulation=accumulation)
 
 
 def scan_files(paths: Sequence[Path | str], *, variable: str | None = None,
@@ -220,7 +238,7 @@ def load_field(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
     InputDataError
         The file changed or cannot be read.
     """
-    with _one_line(ref.path, ref.format):
+    with _named_as_shown(ref.path), _one_line(ref.path, ref.format):
         data, grid = get_reader(ref.format).load(ref)
     if data.shape != grid.shape:
         raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]} but its grid "
@@ -228,14 +246,44 @@ def load_field(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
     return data, grid
 
 
+def load_field_counted(ref: FieldRef) -> tuple[np.ndarray, SourceGrid, FillCount]:
+    """:func:`load_field`, with the fill values the reader set missing (formats whose module offers
+    ``load_counted``: GRIB and CF NetCDF; none counted for the others)."""
+    module = get_reader(ref.format)
+    counted = getattr(module, "load_counted", None)
+    if counted is None:
+        data, grid = load_field(ref)
+        return data, grid, FillCount()
+    with _named_as_shown(ref.path), _one_line(ref.path, ref.format):
+        data, grid, fill = counted(ref)
+    if data.shape != grid.shape:
+        raise InputDataError(ref.path, f"field {ref.describe()} is {data.shape[0]}x{data.shape[1]} but its grid "
+                                       f"{ref.grid!r} is {grid.shape[0]}x{grid.shape[1]}")
+    return data, grid, fill
+
+
+@contextmanager
+def _named_as_shown(path: Path) -> Iterator[None]:
+    """Errors about a file spooled from standard input name ``-`` (see :func:`harpnet_cli.io.pipes.shown_path`)."""
+    from harpnet_cli.io.pipes import shown_path
+
+    try:
+        yield
+    except InputDataError as exc:
+        shown = shown_path(path)
+        if shown == path:
+            raise
+        raise InputDataError(shown, exc.reason) from None
+
+
 @contextmanager
 def _one_line(path: Path, name: str) -> Iterator[None]:
     """Turn any failure of a reader library into a one-line :class:`InputDataError`."""
     try:
         yield
-    except InputDataError:
+    except (InputDataError, MemoryError):
         raise
-    except Exception as exc:  # ecCodes, netCDF4, zarr and xarray raise many types
+    except Exception as exc:  # ecCodes, netCDF4/HDF5, zarr, xarray and numpy raise many types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputDataError(path, f"unreadable {name} file: {first}") from None
 
@@ -245,10 +293,19 @@ def _head(path: Path) -> bytes:
     empty or unreadable files."""
     from harpnet_cli.io.compression import gunzip_head, is_gzip
 
-    if not path.exists():
-        raise InputDataError(path, "file not found")
     try:
-        with open(path, "rb") as handle:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputDataError(path, "file not found") from None
+    except OSError as exc:
+        raise InputDataError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise InputDataError(path, f"is {kind}, not a regular file; to read a GRIB stream, pipe it to "
+                                   "standard input and pass '-'")
+    try:
+        with open(path, "rb", opener=_nonblocking) as handle:
             head = handle.read(_HEAD_BYTES)
     except OSError as exc:
         raise InputDataError(path, f"cannot read the file ({exc.strerror or exc})") from None
@@ -261,6 +318,13 @@ def _head(path: Path) -> bytes:
     return head
 
 
+def _nonblocking(path: str, flags: int) -> int:
+    """``os.open`` that never waits (a file swapped for a FIFO after the check must not hang the run)."""
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _is_gzip_file(path: Path) -> bool:
     """Whether the file itself (not its content) is gzip-compressed."""
     from harpnet_cli.io.compression import is_gzip
@@ -269,8 +333,33 @@ def _is_gzip_file(path: Path) -> bool:
         return is_gzip(handle.read(2))
 
 
+#: Magic numbers of formats people hand to a precipitation tool by mistake, for the error message.
+_KNOWN_STARTS = {
+    b"II*\x00": "a TIFF image (GeoTIFF is not read: convert it, e.g. gdal_translate -of netCDF)",
+    b"MM\x00*": "a TIFF image (GeoTIFF is not read: convert it, e.g. gdal_translate -of netCDF)",
+    b"II+\x00": "a BigTIFF image (GeoTIFF is not read: convert it, e.g. gdal_translate -of netCDF)",
+    b"MM\x00+": "a BigTIFF image (GeoTIFF is not read: convert it, e.g. gdal_translate -of netCDF)",
+    b"\x0e\x03\x13\x01": "an HDF4 file (convert it to NetCDF-4 first)",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive (unzip it first)",
+    b"BZh": "a bzip2 archive (decompress it first)",
+    b"\xfd7zXZ": "an xz archive (decompress it first)",
+    b"\x28\xb5\x2f\xfd": "a zstd archive (decompress it first)",
+}
+
+
 def _describe_start(head: bytes) -> str:
-    """``"text 'hello'"`` or ``"binary data"`` for the error message."""
+    """``"it is a TIFF image …"``, ``"it starts with text 'hello'"`` or ``"it starts with binary data"``."""
+    for magic, what in _KNOWN_STARTS.items():
+        if head.startswith(magic):
+            return f"it is {what}"
+    return f"it starts with {_start_text(head)}"
+
+
+def _start_text(head: bytes) -> str:
+    """``"text 'hello'"`` or ``"binary data"``."""
     sample = head[:24]
     try:
         text = sample.decode("utf-8")

@@ -24,7 +24,9 @@ unit_end     (U,)             int64    committed sample count after each unit
 
 Group attributes: ``format``, ``format_version``, ``created``, ``manifest``, ``grid``,
 ``state_names``, ``split_names``, ``counts``, ``stats``, ``complete`` and the commit record
-``commit = {"n": N, "units": U, "updated": ISO time}``.
+``commit = {"n": N, "units": U, "updated": ISO time, "tally": {name: int}}``: ``tally`` sums the
+per-unit counts handed to :meth:`TrainingStore.append` (tiles dropped, dry tiles kept, …) over
+every committed unit, so a resumed run reports the whole store (:attr:`TrainingStore.tally`).
 
 Commit protocol
 ---------------
@@ -447,6 +449,7 @@ class TrainingStore:
         self._arrays: dict[str, Any] = {name: group[name] for name in (*SAMPLE_ARRAYS, *UNIT_ARRAYS, *TILE_ARRAYS)}
         self._n = int(self._attrs["commit"]["n"])
         self._units = int(self._attrs["commit"]["units"])
+        self._tally: dict[str, int] = {str(k): int(v) for k, v in self._attrs["commit"].get("tally", {}).items()}
         self._done: set[str] | None = None
         self._columns: dict[str, np.ndarray] = {}
         self._terrain_cache: np.ndarray | None = None
@@ -662,6 +665,7 @@ class TrainingStore:
         time: np.ndarray,
         split: np.ndarray,
         state: np.ndarray | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> None:
         """Append the ``k`` samples of one work unit (``k`` may be 0) and commit them.
 
@@ -681,6 +685,8 @@ class TrainingStore:
             :data:`TRAIN`, :data:`TEST` or :data:`VAL`.
         state : (k, S) array_like or None
             Extra state; None is allowed when ``S == 0``.
+        counts : mapping of str to int, optional
+            The unit's counts (tiles dropped, kept, …), added to :attr:`tally` in the same commit.
 
         Raises
         ------
@@ -699,7 +705,10 @@ class TrainingStore:
             self._write_rows(name, n, values)
         self._write_rows("unit_key", u, np.array([key], dtype=f"S{MAX_UNIT_KEY_BYTES}"))
         self._write_rows("unit_end", u, np.array([n + k], dtype=np.int64))
-        self._commit(n + k, u + 1)
+        tally = dict(self._tally)
+        for name, value in (counts or {}).items():
+            tally[str(name)] = tally.get(str(name), 0) + int(value)
+        self._commit(n + k, u + 1, tally)
         if self._done is not None:
             self._done.add(unit)
         self._columns.clear()
@@ -771,10 +780,11 @@ class TrainingStore:
         if len(values):
             self._arrays[name][start : start + len(values)] = values
 
-    def _commit(self, n: int, units: int) -> None:
+    def _commit(self, n: int, units: int, tally: Mapping[str, int]) -> None:
         """Write the commit record (the last write of an append); the unit is durable after it."""
-        self._set_attrs({"commit": {"n": n, "units": units, "updated": _now()}, "complete": False})
-        self._n, self._units = n, units
+        self._set_attrs({"commit": {"n": n, "units": units, "updated": _now(), "tally": dict(tally)},
+                         "complete": False})
+        self._n, self._units, self._tally = n, units, dict(tally)
 
     def _set_attrs(self, values: Mapping[str, Any]) -> None:
         """Update group attributes in one write and mirror them in memory."""
@@ -803,6 +813,11 @@ class TrainingStore:
 
     def __repr__(self) -> str:
         return f"TrainingStore({str(self._path)!r}, mode={self._mode!r}, n={self._n}, units={self._units})"
+
+    @property
+    def tally(self) -> dict[str, int]:
+        """The per-unit counts given to :meth:`append`, summed over every committed unit (a copy)."""
+        return dict(self._tally)
 
     def done_units(self) -> set[str]:
         """Keys of the committed work units (a copy)."""

@@ -11,7 +11,12 @@ Two kinds of fields:
   several one-time files can be differenced against each other.
 
 A moving nest (``XLAT``/``XLONG`` changing between times) is refused: its running totals cannot
-be differenced (the real ``ci_test_file.nc`` would give −201 mm).
+be differenced (the real ``ci_test_file.nc`` would give −201 mm). So are times that repeat or go
+back (:func:`check_increasing`) and running totals that decrease between two times by more than
+:data:`RESET_MM` in any cell (:func:`check_monotonic`): a bucket that was reset (``BUCKET_MM``
+without its ``I_RAIN*`` counters) or a restart, whose differences would be wrong (negative where
+it reset, double counted if the reset were clipped away). Fill values
+(:func:`harpnet_cli.plausibility.mask_fill`) are missing, never rain.
 
 :func:`read` reads every field at once. :func:`scan` reads only ``Times``/``XTIME``, attributes
 and the corners of ``XLAT``/``XLONG`` and returns one :class:`~harpnet_cli.fields.FieldRef` per
@@ -33,10 +38,12 @@ from typing import Any
 import numpy as np
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, clip_negatives, corner_key
+from harpnet_cli.fields import Accumulation, FieldRef, SourceGrid, corner_key
 from harpnet_cli.io import netcdf
 from harpnet_cli.io.gridcache import cached_grid
-from harpnet_cli.io.netcdf import decode_times, open_netcdf
+from harpnet_cli.io.netcdf import check_coordinates, decode_times, open_netcdf
+from harpnet_cli.plausibility import clip_noise, mask_fill
+from harpnet_cli.units import amount_factor
 
 #: gzip-compressed files are read too (through :func:`~harpnet_cli.io.netcdf.open_netcdf`).
 READS_GZIP = True
@@ -47,6 +54,8 @@ MOVING_TOLERANCE_DEG = 1e-4
 RUNNING_TOTALS = (("RAINNC", "I_RAINNC"), ("RAINC", "I_RAINC"), ("RAINSH", None))
 #: Interval components, summed when present.
 INTERVAL_AMOUNTS = ("PREC_ACC_NC", "PREC_ACC_C")
+#: A running total that falls by more than this (mm) between two times has been reset.
+RESET_MM = 0.5
 _MAP_PROJ = {1: "Lambert conformal", 2: "polar stereographic", 3: "Mercator", 6: "lat/lon"}
 
 
@@ -103,7 +112,9 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
     """
     with open_netcdf(path) as dataset:
         times = _times(path, dataset)
+        check_increasing(path, times)
         grid, shift = _grid(dataset)
+        check_coordinates(path, grid.lat, grid.lon)
         names = _choose(path, dataset, variable)
         if names[0] in INTERVAL_AMOUNTS:
             return _interval_amounts(path, dataset, names, times, grid, shift, accumulation)
@@ -186,9 +197,10 @@ def load(ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
         if base >= 0:
             data -= _sum_at(ds, names, base)
         grid = cached_grid(ref.grid, lambda: _first_grid(ds))
+        check_coordinates(ref.path, grid.lat, grid.lon)
     out = data.astype(np.float32)
     if ref.kind == "interval":
-        clip_negatives(out)
+        clip_noise(out, ref.path, f"{label} {ref.describe()}")
     return out, grid
 
 
@@ -212,6 +224,37 @@ def check_increasing(path: Path, times: list[datetime]) -> None:
             what = "a duplicate time" if times[k] == times[k - 1] else "times that are not increasing"
             raise InputDataError(path, f"{what}: {times[k]:%Y-%m-%d %H:%M} (index {k}) follows "
                                        f"{times[k - 1]:%Y-%m-%d %H:%M}")
+
+
+def check_monotonic(path: Path, label: str, totals: np.ndarray, times: list[datetime]) -> None:
+    """Refuse running totals that fall between two consecutive times (a reset bucket or a restart).
+
+    Parameters
+    ----------
+    path : Path
+        The file, named in the error.
+    label : str
+        The variables summed (``"RAINNC+RAINC"``).
+    totals : numpy.ndarray
+        ``(T, ny, nx)`` running totals in mm, NaN where missing.
+    times : list of datetime
+        The ``T`` valid times.
+
+    Raises
+    ------
+    InputDataError
+        When a cell falls by more than :data:`RESET_MM` from one time to the next.
+    """
+    for k in range(1, len(times)):
+        with np.errstate(invalid="ignore"):
+            fall = totals[k - 1] - totals[k]
+            reset = fall > RESET_MM
+        if reset.any():
+            raise InputDataError(path, f"running total {label} decreases from {times[k - 1]:%Y-%m-%d %H:%M} to "
+                                       f"{times[k]:%Y-%m-%d %H:%M} in {int(reset.sum())} cell(s) (by up to "
+                                       f"{float(np.nanmax(fall)):.4g} mm): reset (a bucket without I_RAIN* counters, "
+                                       "or a restart); its differences would be wrong. Use PREC_ACC_NC, or the "
+                                       "totals of one run")
 
 
 def describe_grid(attr: Callable[[str, Any], Any]) -> str:
@@ -325,18 +368,37 @@ def _moving_nest_error(path: Path, shift: float, what: str) -> InputDataError:
 
 
 # -- fields -------------------------------------------------------------------------------------
-def _field_sum(dataset: Any, names: list[str], pairs: dict[str, str | None] | None = None) -> np.ndarray:
-    """Sum of the named ``(Time, ny, nx)`` variables (plus bucket counters) as float64, NaN where masked."""
+def _field_sum(dataset: Any, names: list[str],
+               pairs: dict[str, str | None] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Sum of the named ``(Time, ny, nx)`` variables (plus bucket counters) as float64, NaN where masked.
+
+    Returns
+    -------
+    total : numpy.ndarray
+        ``(Time, ny, nx)`` float64.
+    fill : numpy.ndarray
+        ``(Time, ny, nx)`` bool, cells that held a fill value (now NaN).
+    values : tuple of float
+        Up to three of those fill values.
+    """
     total: np.ndarray | None = None
+    filled: np.ndarray | None = None
+    values: set[float] = set()
     bucket = float(_attr(dataset, "BUCKET_MM", -1.0))
     for name in names:
         part = np.ma.filled(np.ma.asarray(dataset.variables[name][:]).astype(np.float64), np.nan)
+        before = np.isnan(part)
+        values.update(mask_fill(part).values)
+        hit = np.isnan(part) & ~before
         counter = (pairs or {}).get(name)
         if bucket > 0 and counter and counter in dataset.variables:
             part = part + bucket * np.asarray(dataset.variables[counter][:], dtype=np.float64)
         total = part if total is None else total + part
-    assert total is not None
-    return total if total.ndim == 3 else total[np.newaxis]
+        filled = hit if filled is None else filled | hit
+    assert total is not None and filled is not None
+    if total.ndim == 2:
+        total, filled = total[np.newaxis], filled[np.newaxis]
+    return total, filled, tuple(sorted(values)[:3])
 
 
 def _sum_at(ds: Any, names: list[str], index: int) -> np.ndarray:
@@ -347,6 +409,7 @@ def _sum_at(ds: Any, names: list[str], index: int) -> np.ndarray:
     for name in names:
         var = ds.variables[name]
         part = np.ma.filled(np.ma.asarray(var[index] if var.ndim == 3 else var[:]).astype(np.float64), np.nan)
+        mask_fill(part)
         counter = counters.get(name)
         if bucket > 0 and counter and counter in ds.variables:
             part += bucket * np.asarray(ds.variables[counter][index], dtype=np.float64)
@@ -356,10 +419,10 @@ def _sum_at(ds: Any, names: list[str], index: int) -> np.ndarray:
 
 
 def _units_check(path: Path, dataset: Any, names: list[str]) -> None:
-    """Refuse components whose units are not mm."""
+    """Refuse components whose units are not mm (:mod:`harpnet_cli.units` spellings of mm or kg m-2)."""
     for name in names:
-        units = str(getattr(dataset.variables[name], "units", "mm")).strip().lower()
-        if units not in ("mm", "kg m-2", "kg m**-2"):
+        units = str(getattr(dataset.variables[name], "units", "mm"))
+        if amount_factor(units) != 1.0:
             raise InputDataError(path, f"WRF variable {name} has units {units!r}; expected mm")
 
 
@@ -370,11 +433,16 @@ def _interval_amounts(path: Path, dataset: Any, names: list[str], times: list[da
         raise _moving_nest_error(path, shift, "its fields cannot form one series on a fixed grid")
     _units_check(path, dataset, names)
     period = _prec_acc_period(path, dataset, accumulation)
-    data = _field_sum(dataset, names)
+    data, fill, values = _field_sum(dataset, names)
     label = "+".join(names)
     first = _simulation_start_or_none(dataset)
-    accs = [_accumulation(path, data[k], grid, t - period, t, label) for k, t in enumerate(times)
+    accs = [_accumulation(path, data[k], grid, t - period, t, label, int(fill[k].sum()), values)
+            for k, t in enumerate(times)
             if first is None or t - period >= first]  # the zero at the simulation start is no window
+    for acc in accs:
+        clipped = clip_noise(acc.data, path, f"{label} {acc.end:%Y-%m-%d %H:%M}")
+        if clipped:
+            acc.label += f"; clipped {clipped} negative value(s) to 0"
     if not accs:
         raise InputDataError(path, f"{label} has no complete window after the simulation start")
     return accs
@@ -397,17 +465,22 @@ def _running_totals(path: Path, dataset: Any, names: list[str], times: list[date
     if shift > MOVING_TOLERANCE_DEG:
         raise _moving_nest_error(path, shift, "running totals cannot be differenced")
     _units_check(path, dataset, names)
-    totals = _field_sum(dataset, names, dict(RUNNING_TOTALS))
+    totals, fill, values = _field_sum(dataset, names, dict(RUNNING_TOTALS))
     label = "+".join(names)
+    clip_noise(totals, path, f"running total {label}")  # a total below -0.1 mm is no total
     if len(times) == 1:
         start = _simulation_start(path, dataset)
-        return [_accumulation(path, totals[0], grid, start, times[0], f"{label} since simulation start")]
+        return [_accumulation(path, totals[0], grid, start, times[0], f"{label} since simulation start",
+                              int(fill[0].sum()), values)]
+    check_monotonic(path, label, totals, times)
     since_first = totals - totals[0]
-    return [_accumulation(path, since_first[k], grid, times[0], t, f"{label} since {times[0]:%Y-%m-%d %H:%M}")
+    return [_accumulation(path, since_first[k], grid, times[0], t, f"{label} since {times[0]:%Y-%m-%d %H:%M}",
+                          int((fill[k] | fill[0]).sum()), values)
             for k, t in enumerate(times)]
 
 
 def _accumulation(path: Path, data: np.ndarray, grid: SourceGrid, start: datetime, end: datetime,
-                  label: str) -> Accumulation:
-    """Wrap one ``(ny, nx)`` field (left unclipped: the accumulation logic checks differences)."""
-    return Accumulation(data=data.astype(np.float32), grid=grid, start=start, end=end, path=path, label=label)
+                  label: str, masked: int = 0, values: tuple[float, ...] = ()) -> Accumulation:
+    """Wrap one ``(ny, nx)`` field (running totals are not clipped: the accumulation logic checks differences)."""
+    return Accumulation(data=data.astype(np.float32), grid=grid, start=start, end=end, path=path, label=label,
+                        masked=masked, masked_values=values if masked else ())

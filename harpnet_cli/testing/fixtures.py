@@ -80,11 +80,8 @@ def gfs_windows(forecast_hour: int) -> list[tuple[int, int]]:
 
 # -- GRIB ---------------------------------------------------------------------------------------
 def _eccodes() -> Any:
-    """The ecCodes module, imported after pyproj (eckit's bundled PROJ crashes a later pyproj)."""
-    import pyproj  # noqa: F401
-
-    # isort: split
-    import eccodes
+    """The ecCodes module, imported after pyproj, its log kept off the terminal (:mod:`harpnet_cli.io.ecc`)."""
+    from harpnet_cli.io.ecc import eccodes
 
     return eccodes
 
@@ -188,6 +185,125 @@ def write_gfs_grib(path: Path, hourly: np.ndarray, windows: Sequence[tuple[int, 
                 gid = _apcp_message(reference_time, window, lat, lon360, field, member)
                 eccodes.codes_write(gid, out)
                 eccodes.codes_release(gid)
+    return path
+
+
+def write_apcp_fields(path: Path, fields: Sequence[tuple[tuple[int, int], np.ndarray]], *,
+                      reference_time: datetime = GFS_REFERENCE, box: tuple[float, float, float, float] = BOX,
+                      step: float = 0.25, member: int | None = None, packing: str = "grid_simple", bits: int = 24,
+                      bitmap: bool = True) -> Path:
+    """Write GRIB2 APCP messages holding exactly the given values (fill values, NaN, inf included).
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    fields : sequence of ((int, int), numpy.ndarray)
+        ``(start, end)`` forecast hours and the ``(ny, nx)`` values of each message (rows north →
+        south as :func:`box_axes`), written as they are.
+    reference_time, box, step, member
+        As for :func:`write_gfs_grib`.
+    packing : str
+        ecCodes ``packingType``: ``grid_simple``, ``grid_complex``, ``grid_ieee`` (float32, so NaN
+        and inf survive), …
+    bits : int
+        ``bitsPerValue`` of the scaled packings.
+    bitmap : bool
+        Write non-finite cells as bitmap-missing (as :func:`write_gfs_grib`); False writes every
+        value into the data section, NaN and inf too (with ``grid_ieee`` they are stored as such).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    eccodes = _eccodes()
+
+    lat, lon = box_axes(box, step)
+    with open(path, "wb") as out:
+        for window, field in fields:
+            _check_shape(field, lat, lon)
+            values = np.asarray(field, dtype=np.float64)
+            gid = _apcp_message(reference_time, window, lat, np.round(lon % 360.0, 6),
+                                np.where(np.isfinite(values), values, 0.0), member)
+            eccodes.codes_set(gid, "packingType", packing)
+            if bitmap:
+                _set_values(gid, values, bits)
+            else:
+                if packing != "grid_ieee":
+                    eccodes.codes_set(gid, "bitsPerValue", bits)
+                eccodes.codes_set(gid, "bitmapPresent", 0)
+                eccodes.codes_set_values(gid, values.ravel())
+            eccodes.codes_write(gid, out)
+            eccodes.codes_release(gid)
+    return path
+
+
+def write_rdpa_grib(path: Path, amount: np.ndarray, valid_time: datetime, *, hours: int = 24,
+                    first_point: tuple[float, float] = (44.0, -77.0), dx_m: float = 10000.0) -> Path:
+    """Write an RDPA-like 24-hour analysis: Environment Canada's polar stereographic 10-km grid and
+    its encoder's negative ``lengthOfTimeRange``.
+
+    CaPA/RDPA analyses stamp the *end* of the window as the reference time, with forecast time 0,
+    and write the window length as ``-24`` in a 32-bit two's complement (ecCodes reads
+    4294967272 hours), where GRIB2 has an unsigned field.
+
+    Parameters
+    ----------
+    path : Path
+        Output file.
+    amount : numpy.ndarray
+        ``(ny, nx)`` amounts in mm, row 0 the southernmost (``jScansPositively``).
+    valid_time : datetime
+        End of the window (the reference time).
+    hours : int
+        Window length written (negated).
+    first_point : (float, float)
+        Latitude and longitude of the south-west grid point.
+    dx_m : float
+        Grid spacing in metres.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    eccodes = _eccodes()
+
+    ny, nx = amount.shape
+    gid = eccodes.codes_grib_new_from_samples("polar_stereographic_pl_grib2")
+    eccodes.codes_set(gid, "centre", 54)  # Montreal (CMC)
+    eccodes.codes_set(gid, "productDefinitionTemplateNumber", 8)
+    for key, code in (("discipline", 0), ("parameterCategory", 1), ("parameterNumber", 8),
+                      ("typeOfFirstFixedSurface", 1), ("typeOfStatisticalProcessing", 1)):
+        eccodes.codes_set(gid, key, code)
+    eccodes.codes_set(gid, "dataDate", int(f"{valid_time:%Y%m%d}"))
+    eccodes.codes_set(gid, "dataTime", int(f"{valid_time:%H%M}"))
+    eccodes.codes_set(gid, "indicatorOfUnitOfTimeRange", 1)
+    eccodes.codes_set(gid, "forecastTime", 0)
+    eccodes.codes_set(gid, "indicatorOfUnitForTimeRange", 1)
+    eccodes.codes_set_long(gid, "lengthOfTimeRange", 2**32 - hours)  # the encoder's "-24"
+    grid: tuple[tuple[str, float | int], ...] = (
+        ("Nx", nx), ("Ny", ny), ("latitudeOfFirstGridPointInDegrees", first_point[0]),
+        ("longitudeOfFirstGridPointInDegrees", first_point[1] % 360.0), ("LaDInDegrees", 60.0),
+        ("orientationOfTheGridInDegrees", 249.0), ("DxInMetres", dx_m), ("DyInMetres", dx_m),
+        ("iScansNegatively", 0), ("jScansPositively", 1), ("projectionCentreFlag", 0))
+    for key, value in grid:
+        eccodes.codes_set(gid, key, value)
+    _set_values(gid, amount)
+    with open(path, "wb") as out:
+        eccodes.codes_write(gid, out)
+    eccodes.codes_release(gid)
+    return path
+
+
+def write_geotiff_like(path: Path) -> Path:
+    """Write the first bytes of a GeoTIFF made from a GRIB file: TIFF magic and GDAL's ``GRIB_*`` tags.
+
+    Enough to be told apart from GRIB by content (HARPNET does not read GeoTIFF).
+    """
+    tags = b"<GDALMetadata><Item name=\"GRIB_ELEMENT\">APCP</Item><Item name=\"GRIB_UNIT\">[kg/(m^2)]</Item>"
+    path.write_bytes(b"II*\x00\x08\x00\x00\x00" + bytes(64) + tags + b"GRIB\x00\x00\x00\x02" + bytes(256))
     return path
 
 

@@ -69,6 +69,7 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
     from harpnet_cli.core.ensemble_stats import ensemble_products
     from harpnet_cli.io.arrays import as_dataarray, dataarray_fields, output_variable
     from harpnet_cli.io.netcdf_writer import dataset_for
+    from harpnet_cli.plausibility import gate_accumulations, gate_series
     from harpnet_cli.workflows.downscale import SeriesInMemory, downscale_forecast
 
     if samples is not None:
@@ -81,7 +82,10 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
         "command_line": f"harpnet.downscale({Path(name).name})",
     })
     rep = reporter or NullReporter()
-    series = to_interval_series(dataarray_fields(da, accumulation=cfg.accumulation, units=units))
+    fields = dataarray_fields(da, accumulation=cfg.accumulation, units=units)
+    gate_accumulations(fields)  # the input checks of the command (harpnet_cli.plausibility), in place
+    series = to_interval_series(fields)
+    gate_series(series)
     fc, engine = downscale_forecast(cfg, [SeriesInMemory(s) for s in series], rep)
     products = None
     if engine.runner.epochs is not None:

@@ -41,7 +41,7 @@ from harpnet_cli.config import DownscaleConfig
 from harpnet_cli.core.masking import fill_nearest, upsample_mask
 from harpnet_cli.core.tiling import Patcher, wrap_columns
 from harpnet_cli.errors import InputDataError, UsageError
-from harpnet_cli.fields import FineForecast, IntervalSeries, SourceGrid
+from harpnet_cli.fields import FieldRef, FineForecast, IntervalSeries, SourceGrid
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
 from harpnet_cli.registry import PERIOD_INPUT
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import OutputWriter, PlannedOutput
+    from harpnet_cli.plausibility import GateReport
 
 #: The model's native accumulation period.
 NATIVE_PERIOD = timedelta(hours=3)
@@ -91,6 +92,9 @@ class DownscaleResult:
     """Seconds per stage: ``read`` (inputs), ``remap`` (onto the 0.25° grid), ``model`` (loading and
     running it), ``write`` (outputs and plot)."""
 
+    masked_cells: int = 0
+    """Input cells the input checks set missing (fill values, amounts above the bound)."""
+
     def timing_text(self) -> str:
         """``"read 0.28 s, remap 0.07 s, model 0.47 s, write 0.27 s"`` (``-v``)."""
         return ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in self.timings.items())
@@ -102,8 +106,9 @@ class DownscaleResult:
         where = str(self.outputs[0]) if len(self.outputs) == 1 else f"{len(self.outputs)} files"
         skipped = f" ({len(self.skipped)} existing skipped)" if self.skipped else ""
         domain = self.domain.describe() if self.domain is not None else ""
+        masked = f", {self.masked_cells} input cell(s) masked" if self.masked_cells else ""
         return (f"{where}{skipped}: {self.steps} step(s) x {self.members} member(s), {domain}, "
-                f"mass ratio {self.mass_ratio:.4f}, {self.seconds:.1f} s")
+                f"mass ratio {self.mass_ratio:.4f}{masked}, {self.seconds:.1f} s")
 
     def to_json(self) -> dict[str, Any]:
         """The machine-readable summary (``--json``)."""
@@ -112,7 +117,8 @@ class DownscaleResult:
             "steps": self.steps, "members": self.members,
             "domain": None if self.domain is None else self.domain.describe(),
             "model_sha256": self.model_sha256, "seconds": round(self.seconds, 3),
-            "mass_ratio": self.mass_ratio, "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "mass_ratio": self.mass_ratio, "masked_cells": self.masked_cells,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
 
@@ -161,7 +167,7 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         check_writable(cfg.plot, cfg.overwrite)
     with contextlib.ExitStack() as stack:
         read_began = time.perf_counter()
-        series = _read_series(cfg, stack)
+        series, gate = _read_series(cfg, stack)
         timings = {"read": time.perf_counter() - read_began}
         first = series[0]
         plans = plan_outputs(cfg.output, starts=first.starts, ends=first.ends, members=[s.member for s in series],
@@ -174,6 +180,9 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         else:
             result = _downscale(cfg, model_file, series, todo, [p.path for p in plans if p not in todo], rep, t0,
                                 timings)
+            result = dataclasses.replace(result, masked_cells=gate.masked)
+    for line in gate.warnings:  # input checks (harpnet_cli.plausibility), of the fields the run read
+        rep.warning(line)
     allow_fast_exit()  # every output is closed and every temporary file removed
     return result
 
@@ -190,15 +199,18 @@ def _product_files(cfg: DownscaleConfig, model_file: ModelFile) -> list[str]:
     return product_files(cfg.output, cfg.output_format, names)
 
 
-def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[LazySeries]:
-    """Plan the inputs' interval series from a metadata scan; fields are read step by step.
+def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> tuple[list[GatedSeries], GateReport]:
+    """Plan the inputs' interval series from a metadata scan; fields are read step by step, every
+    field as read and every window the model sees through the input checks
+    (:mod:`harpnet_cli.plausibility`), whose report fills as the steps are read.
 
     ``-`` is spooled from stdin to a file deleted with ``stack``; the example input is written
     to a folder deleted with it.
     """
     from harpnet_cli.core.accumulation import plan_lazy_series
     from harpnet_cli.io.pipes import spool_stdin
-    from harpnet_cli.io.readers import load_field, scan_files
+    from harpnet_cli.io.readers import scan_files
+    from harpnet_cli.plausibility import GateReport
 
     example = is_example(cfg.inputs)
     if example:
@@ -215,12 +227,68 @@ def _read_series(cfg: DownscaleConfig, stack: contextlib.ExitStack) -> list[Lazy
                 stack.callback(path.unlink, missing_ok=True)
             paths.append(path)
     refs = scan_files(paths, variable=cfg.variable, accumulation=cfg.accumulation)
-    series = plan_lazy_series(refs, load_field)
-    _check_members_agree(series)
+    report = GateReport()
+    lazy = plan_lazy_series(refs, _GatedLoader(report, cfg.allow_extreme))
+    _check_members_agree(lazy)
     if example:
-        for s in series:
+        for s in lazy:
             s.base_notes.append(EXAMPLE_NOTE)
-    return series
+    return [GatedSeries(s, report, cfg.allow_extreme) for s in lazy], report
+
+
+@dataclass
+class _GatedLoader:
+    """:func:`harpnet_cli.io.readers.load_field` with every field through the input checks, counted in ``report``."""
+
+    report: GateReport
+    allow_extreme: bool
+
+    def __call__(self, ref: FieldRef) -> tuple[np.ndarray, SourceGrid]:
+        from harpnet_cli.io.pipes import shown_path
+        from harpnet_cli.io.readers import load_field_counted
+        from harpnet_cli.plausibility import check_amounts
+
+        data, grid, fill = load_field_counted(ref)
+        data = np.array(data, dtype=np.float32)  # checked in place: never a cached reader array
+        shown = shown_path(ref.path)
+        what = ref.describe().replace(ref.path.name, shown.name) if shown != ref.path else ref.describe()
+        check = check_amounts(data, ref.end - ref.start, source=shown, what=what, allow_extreme=self.allow_extreme,
+                              read_as_fill=fill.cells)
+        self.report.add(shown.name, check, (fill.cells, fill.values))
+        return data, grid
+
+
+class GatedSeries:
+    """A :class:`~harpnet_cli.core.accumulation.LazySeries` whose windows pass the input checks as they are read.
+
+    The window the model sees (a difference of buckets or running totals) is checked against the
+    bound of its own length and for emptiness, in place, and counted in the run's report.
+    """
+
+    def __init__(self, series: LazySeries, report: GateReport, allow_extreme: bool) -> None:
+        self.series = series
+        self.report = report
+        self.allow_extreme = allow_extreme
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.series, name)
+
+    def amount(self, k: int) -> np.ndarray:
+        """Step ``k``'s amount, checked (see the class docstring)."""
+        from harpnet_cli.fields import span_text
+        from harpnet_cli.plausibility import check_amounts
+
+        data = np.array(self.series.amount(k), dtype=np.float32)
+        s = self.series
+        start, end = s.starts[k], s.ends[k]
+        from harpnet_cli.io.pipes import shown_path
+
+        what = f"window {span_text(start, end)}" + (f" of member {s.member}" if s.member is not None else "")
+        first = shown_path(s.paths[0])
+        source = str(first) + (f" (and {len(s.paths) - 1} other file(s))" if len(s.paths) > 1 else "")
+        check = check_amounts(data, end - start, source=source, what=what, allow_extreme=self.allow_extreme)
+        self.report.add(first.name if len(s.paths) == 1 else source, check)
+        return data
 
 
 def is_example(inputs: list[Path]) -> bool:
@@ -876,6 +944,8 @@ def _warn_periods(s: StepSource, config: ModelConfig, rep: Reporter) -> None:
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,
                 series: Sequence[StepSource], epochs: list[int] | None = None) -> dict[str, str]:
     """Global attributes of the output: provenance of inputs, model and run."""
+    from harpnet_cli.io.pipes import shown_path
+
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     notes = sorted({n for s in series for n in s.notes})
     attrs = {
@@ -883,7 +953,7 @@ def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, reg
         "institution": "HARPNET",
         "source": f"HARPNET {__version__}, attention-gated residual U-Net ({preset})",
         "history": f"{now} {cfg.command_line or 'harpnet downscale'}",
-        "input_files": ", ".join(str(p.name) for p in sorted({p for s in series for p in s.paths})),
+        "input_files": ", ".join(str(shown_path(p).name) for p in sorted({p for s in series for p in s.paths})),
         "input_grid": regridder.description,
         "harpnet_version": __version__,
         "harpnet_model": preset,

@@ -122,16 +122,14 @@ def run_prepare(cfg: PrepareConfig, reporter: Reporter | None = None) -> Prepare
     todo = [u for u in units if u.key not in done]
     if done:
         rep.info(f"resuming {cfg.output}: {len(done)} of {len(units)} units already done")
-    counts: dict[str, int] = dict(store.counts.get("dropped", {})) if done else {}
     job = functools.partial(compute_unit, cfg, validation_start)
     with _executor(cfg) as ex, rep.progress(f"preparing {len(todo)} unit(s)", len(todo)) as advance:
         for res in _ordered(ex, job, todo, ahead=max(2, 2 * cfg.workers)):
             store.append(res.key, coarse=res.coarse, fine=res.fine, tile=res.tile, time=res.time,
-                         split=res.split, state=res.state)
-            for k, v in res.counts.items():
-                counts[k] = counts.get(k, 0) + v
+                         split=res.split, state=res.state, counts=res.counts)
             advance(1)
 
+    counts = store.tally  # every committed unit's counts: the whole store, also after a resume
     stats = store.compute_stats(TRAIN)
     samples = _split_counts(store)
     final_counts = {"dropped": counts, "units": len(units), "samples": samples, **plan_counts}

@@ -90,7 +90,7 @@ def test_the_tiles_of_a_periodic_domain_wrap(tmp_path, band, checkpoint):
 
     cfg = DownscaleConfig(inputs=[band], output=tmp_path / "o.nc", model=checkpoint, bbox=(31, 35, -180, 180))
     with contextlib.ExitStack() as stack:
-        series = workflow._read_series(cfg, stack)
+        series, _ = workflow._read_series(cfg, stack)
         engine = workflow.StepDownscaler.prepare(cfg, ModelFile(checkpoint), series, NullReporter())
     p = engine.patcher
     assert engine.spec.periodic and p.periodic

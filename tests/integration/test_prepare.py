@@ -1,5 +1,7 @@
 """``harpnet prepare``: synthetic and file sources into a store; resume; workers; bad input."""
 
+import re
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -64,7 +66,7 @@ def test_synthetic_splits_follow_water_years(synthetic_store):
 def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_store, tmp_path, monkeypatch):
     import harpnet_cli.workflows.prepare as wf
 
-    reference, _ = synthetic_store
+    reference, reference_summary = synthetic_store
     out = tmp_path / "store.zarr"
     real = wf.compute_unit
     calls = {"n": 0}
@@ -87,6 +89,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_store, tmp_pa
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert TrainingStore.open(out).stats == TrainingStore.open(reference).stats
+    # the resumed run reports the whole store: counts and dry fraction as the uninterrupted run's
+    assert TrainingStore.open(out).counts["dropped"] == TrainingStore.open(reference).counts["dropped"]
+
+    def figures(summary):
+        return re.search(r"(\d+ samples \(.*\), dry fraction [\d.]+%)", summary).group(1)
+
+    assert figures(res.output) == figures(reference_summary)
 
 
 def test_complete_store_is_not_redone_and_other_options_are_refused(synthetic_store):
@@ -167,6 +176,35 @@ def test_conus404_hourly_files_into_three_hour_windows(tmp_path):
     np.testing.assert_allclose(block, centre, rtol=1e-3, atol=1e-3)
     assert 0.5 < a["fine"].mean() / (hourly[:3].mean() * 3) < 2.0
     assert s.manifest["source_kind"] == "files"
+
+
+def test_fill_values_in_observations_are_missing_not_dry(tmp_path):
+    """-9999 in a CONUS404-like hour is missing data (its tiles dropped), never a dry 0 mm."""
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(3, 150, 130, seed=5)
+    hourly[1, :, :] = -9999.0
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1))
+    out = tmp_path / "f.zarr"
+    res = prepare(*files, "-o", out, "--bbox", "36.5,40.5,-99,-95", "--keep-dry", 1.0)
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(out)
+    assert len(s) == 0 and s.counts["dropped"]["missing_data"] == 4
+
+
+def test_negative_observations_are_refused_in_one_line(tmp_path):
+    from datetime import datetime
+
+    from harpnet_cli.testing.fixtures import synthetic_hourly, write_conus404_hourly
+
+    hourly = synthetic_hourly(3, 150, 130, seed=5)
+    hourly[2] = -hourly[2] - 1.0
+    files = write_conus404_hourly(tmp_path / "c404", hourly, datetime(2010, 7, 1, 1))
+    res = prepare(*files, "-o", tmp_path / "n.zarr", "--bbox", "36.5,40.5,-99,-95")
+    assert res.exit_code == 3 and "negative amounts" in res.output and "Traceback" not in res.output, res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"error: {files[2]}")
 
 
 def test_moving_nest_is_refused(tmp_path):

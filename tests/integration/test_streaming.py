@@ -149,7 +149,7 @@ def test_the_model_runs_on_the_tile_chosen_for_the_domain(tmp_path, series, chec
     cfg = DownscaleConfig(inputs=series, output=tmp_path / "o.nc", model=checkpoint, bbox=(30.5, 39.5, -99.5, -90.5))
     from harpnet_cli.io.model_files import ModelFile
 
-    lazy = workflow._read_series(cfg, __import__("contextlib").ExitStack())
+    lazy, _ = workflow._read_series(cfg, __import__("contextlib").ExitStack())
     engine = workflow.StepDownscaler.prepare(cfg, ModelFile(checkpoint), lazy, NullReporter())
     tile, overlap = choose_tile(engine.spec.fine_shape, native=64, multiple=16)
     assert tile > 64 and engine.patcher.tile == tile and engine.patcher.overlap == overlap

@@ -176,12 +176,14 @@ def test_minute_steps_and_no_reference_time(tmp_path: Path) -> None:
     assert [m["minuteOfEndOfOverallTimeInterval"] for m in msgs] == [30, 0, 30]
 
 
-def test_window_before_reference_is_refused(tmp_path: Path) -> None:
+def test_a_window_before_the_reference_time_is_written_from_its_start(tmp_path: Path) -> None:
+    """An analysis whose window ends at its reference time (RDPA): GRIB2 steps cannot be negative, so the
+    messages take the window's start as their reference time and keep the true window."""
     fc = make_fc()
     fc.reference_time = REF + timedelta(hours=1)
-    with pytest.raises(ValueError, match="before the reference time"):
-        write_grib2(tmp_path / "b.grib2", fc)
-    assert list(tmp_path.iterdir()) == []
+    path = write_grib2(tmp_path / "b.grib2", fc)
+    msgs = messages(path, ("stepRange", "dataTime"))  # type: ignore[arg-type]
+    assert msgs[0]["dataTime"] == int(f"{fc.starts[0]:%H%M}") and msgs[0]["stepRange"].startswith("0-")
 
 
 # -- ensembles and probabilities ------------------------------------------------------------------

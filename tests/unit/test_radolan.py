@@ -95,7 +95,7 @@ def test_accumulation_must_agree_with_the_product(tmp_path: Path, field: np.ndar
 
 def test_gzip_of_a_format_that_cannot_read_it_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.grib2.gz"
-    path.write_bytes(gzip.compress(b"GRIB" + b"\0" * 100))
+    path.write_bytes(gzip.compress(b"GRIB\0\0\0\x02" + b"\0" * 100))
     with pytest.raises(InputDataError, match="gzip-compressed grib file: decompress it first"):
         read_file(path)
 

@@ -349,7 +349,7 @@ def test_killed_between_write_and_commit_recovers(
     data = fill(store, range(3), k=7)
     n = len(store)
 
-    def killed(self: TrainingStore, n: int, units: int) -> None:
+    def killed(self: TrainingStore, *args: object) -> None:
         raise Killed
 
     original = TrainingStore._commit
@@ -388,10 +388,10 @@ def test_resume_equals_uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyP
     fill(resumed, range(5))
     original = TrainingStore._commit
 
-    def killed_on_5(self: TrainingStore, n: int, units: int) -> None:
+    def killed_on_5(self: TrainingStore, n: int, units: int, *rest: object) -> None:
         if units == 6:
             raise Killed
-        original(self, n, units)
+        original(self, n, units, *rest)
 
     monkeypatch.setattr(TrainingStore, "_commit", killed_on_5)
     with pytest.raises(Killed):
@@ -581,3 +581,20 @@ def test_xarray_opens_the_store_with_named_dimensions(tiny_store):
     for name, dims in ARRAY_DIMENSIONS.items():
         assert ds[name].dims == dims, name
     assert ds.sizes["sample"] == ds["fine"].shape[0] and ds.sizes["fine_y"] == 64
+
+
+def test_unit_counts_are_committed_with_each_unit_and_survive_a_kill(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tally a resumed prepare reports: the counts of every committed unit, none of a killed one."""
+    path = tmp_path / "s.zarr"
+    store = new_store(path)
+    store.append("unit-0", **unit_data(0, k=3), counts={"dry_kept": 2, "wet": 1})
+    store.append("unit-1", **unit_data(1, k=2), counts={"wet": 2, "missing_data": 4})
+    monkeypatch.setattr(TrainingStore, "_commit", lambda *args: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        store.append("unit-2", **unit_data(2, k=2), counts={"wet": 100})
+    monkeypatch.undo()
+    resumed = TrainingStore.open(path, mode="a")
+    assert resumed.tally == {"dry_kept": 2, "wet": 3, "missing_data": 4}
+    resumed.append("unit-2", **unit_data(2, k=2), counts={"wet": 1})
+    assert TrainingStore.open(path).tally == {"dry_kept": 2, "wet": 4, "missing_data": 4}
