@@ -90,7 +90,7 @@ from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.registry import PERIOD_INPUT
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
-from harpnet_cli.workflows.scoring import chunks, input_columns, predict, spaced_subset
+from harpnet_cli.workflows.scoring import WindowInputs, chunks, input_columns, predict, spaced_subset
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -331,6 +331,8 @@ class Scored:
     """A stochastic model's noise (its members are samples; only the first gets a row)."""
     n_members: int = 0
     """Members of an ensemble or samples of a stochastic model (0 for a deterministic model)."""
+    windows: WindowInputs | None = None
+    """How the store's windows of several lengths go in (None for a store of 3-hour windows)."""
 
 
 def load_models(path: Path, store: TrainingStore, device: torch.device, samples: int = 10,
@@ -351,12 +353,13 @@ def load_models(path: Path, store: TrainingStore, device: torch.device, samples:
         model, _ = load_model(p, device)
         cfg = model.config
         columns = input_columns(cfg.coarse_inputs, store.state_names, store.path)
+        windows = WindowInputs.for_store(cfg, store.state_names)
         if cfg.stochastic:  # its samples are scored as an ensemble; the first sample gets a row of its own
             from harpnet_cli.workflows.batches import NoiseSpec
 
             noise = NoiseSpec(samples, tuple(cfg.noise_scales), (seed & 0xFFFFFFFF, 0xE7A1))
-            return Scored(name, model.for_inference(), columns, True, [f"{name}_sample"], noise, samples)
-        return Scored(name, model.for_inference(), columns, bool(cfg.static_inputs))
+            return Scored(name, model.for_inference(), columns, True, [f"{name}_sample"], noise, samples, windows)
+        return Scored(name, model.for_inference(), columns, bool(cfg.static_inputs), windows=windows)
 
     if path.is_dir():
         files = epoch_checkpoints(path)
@@ -371,7 +374,8 @@ def load_models(path: Path, store: TrainingStore, device: torch.device, samples:
         ens = EnsembleDownscaler([m.for_inference() for m in members])
         cfg = members[0].config
         return [Scored("ensemble_mean", ens, input_columns(cfg.coarse_inputs, store.state_names, store.path),
-                       bool(cfg.static_inputs), names, n_members=len(names))]
+                       bool(cfg.static_inputs), names, n_members=len(names),
+                       windows=WindowInputs.for_store(cfg, store.state_names))]
     reserved = (*BASELINES, EXTERNAL_RATIO)
     return [one(path.stem if path.stem not in reserved else f"model_{path.stem}", path)]
 
@@ -430,7 +434,7 @@ def model_predictions(scored: list[Scored], sample: dict[str, np.ndarray], devic
     reference = bilinear(sample["coarse"][:, 0], mass_conserving=True)
     preds: dict[str, np.ndarray] = {}
     for s in scored:
-        p = predict(s.module, sample, s.columns, s.static, device, s.noise, rows)
+        p = predict(s.module, sample, s.columns, s.static, device, s.noise, rows, s.windows)
         if s.n_members:
             preds.update(zip(s.members, p, strict=False))  # a stochastic model: its first sample only
             scoring.ensembles[s.name].add(p, truth, reference)

@@ -7,7 +7,9 @@ precipitation are mapped to the store's state columns (:func:`input_columns`, :f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from harpnet_cli.errors import InputDataError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from harpnet_cli.core.model.wrapper import ModelConfig
     from harpnet_cli.workflows.batches import NoiseSpec
 
 
@@ -55,25 +58,60 @@ def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], wher
 
 def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Sequence[int],
             static: bool, device: torch.device, noise: NoiseSpec | None = None,
-            rows: np.ndarray | None = None) -> np.ndarray:
+            rows: np.ndarray | None = None, windows: WindowInputs | None = None) -> np.ndarray:
     """Run a model (``(B,1,H,W)`` out) or an ensemble (``(M,B,1,H,W)``) on a store batch.
 
     A stochastic model gets ``noise`` (its members' noise fields, drawn for each of the store rows
     ``rows`` of the batch) after its static inputs and returns its members like an ensemble.
+    With ``windows`` (a store that records each sample's window length) every sample goes in as
+    ``downscale`` gives it to the model: as it is when the model knows its length, else as the
+    3-hour equivalent, scaled back after (:meth:`~harpnet_cli.core.model.wrapper.ModelConfig.window_input`).
 
     Returns
     -------
     numpy.ndarray
-        ``(B, 64, 64)`` or ``(M, B, 64, 64)`` float32, mm per 3 h.
+        ``(B, 64, 64)`` or ``(M, B, 64, 64)`` float32, mm per window.
     """
     import torch
 
     from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)
+    scale = None
+    if windows is not None:
+        hours = np.exp(np.asarray(sample["state"], dtype=np.float64)[:, windows.state_column])
+        pairs = [windows.config.window_input(float(h)) for h in hours]
+        scale = torch.tensor([p[0] for p in pairs], dtype=torch.float32).view(-1, 1, 1, 1)
+        coarse[:, :1] *= scale
+        if windows.channel is not None:
+            coarse[:, windows.channel] = torch.tensor([math.log(p[1]) for p in pairs]).view(-1, 1, 1)
     if noise is not None:
         assert rows is not None, "a stochastic model's noise is drawn per store row"
         terrain = torch.cat([terrain, noise.for_rows(rows, terrain.shape[-2:])], dim=1)
     with torch.inference_mode():
-        out = module(coarse.to(device), terrain.to(device) if static else None)
-    return out.float().cpu().numpy()[..., 0, :, :]
+        out = module(coarse.to(device), terrain.to(device) if static else None).float().cpu()
+    if scale is not None:
+        out = out / scale  # (B, 1, 1, 1) broadcasts over an ensemble's leading member axis too
+    return out.numpy()[..., 0, :, :]
+
+
+@dataclass(frozen=True)
+class WindowInputs:
+    """How :func:`predict` gives a store's windows of several lengths to a model."""
+
+    config: ModelConfig
+    """The model's config (its :attr:`~harpnet_cli.core.model.wrapper.ModelConfig.periods`)."""
+    state_column: int
+    """The store's ``log_period_hours`` column."""
+    channel: int | None
+    """The model's coarse channel of the window length, if it takes it."""
+
+    @classmethod
+    def for_store(cls, config: ModelConfig, state_names: Sequence[str]) -> WindowInputs | None:
+        """For a store recording window lengths; None for a store of 3-hour windows only."""
+        from harpnet_cli.registry import PERIOD_INPUT
+
+        if PERIOD_INPUT not in state_names:
+            return None
+        channel = config.coarse_inputs.index(PERIOD_INPUT) if PERIOD_INPUT in config.coarse_inputs else None
+        return cls(config, list(state_names).index(PERIOD_INPUT), channel)

@@ -165,7 +165,8 @@ def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, D
     Raises
     ------
     UsageError
-        If the ``--init`` checkpoint takes other coarse inputs than this run.
+        If the ``--init`` checkpoint's coarse inputs are not the first of this run's (inputs this run
+        adds, such as the window length, start with zero weights: the model begins as the old one).
     """
     from harpnet_cli.workflows.models import load_model
 
@@ -173,13 +174,19 @@ def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, D
     if cfg.init is None:
         return model_cfg, None
     init_model, _ = load_model(cfg.init, "cpu")
-    if init_model.config.coarse_inputs != model_cfg.coarse_inputs:
-        raise UsageError(f"--init {cfg.init} takes coarse inputs {init_model.config.coarse_inputs}, "
-                         f"this run {model_cfg.coarse_inputs}")
+    have, want = init_model.config.coarse_inputs, model_cfg.coarse_inputs
+    if want[: len(have)] != have:
+        raise UsageError(f"--init {cfg.init} takes coarse inputs {have}, this run {want}")
     periods = model_cfg.periods
     if periods is not None and init_model.config.periods is not None:
         periods = sorted({*periods, *init_model.config.periods})
     update: dict[str, Any] = {"grid": model_cfg.grid, "periods": periods}
+    if len(want) > len(have):  # new coarse inputs (e.g. the window length): their weights start at zero
+        mean, std = init_model.config.coarse_mean, init_model.config.coarse_std
+        if mean is None or std is None or model_cfg.coarse_mean is None or model_cfg.coarse_std is None:
+            raise UsageError(f"--init {cfg.init} has no input statistics to add {want[len(have):]} to")
+        update |= {"coarse_inputs": want, "coarse_mean": [*mean, *model_cfg.coarse_mean[len(have):]],
+                   "coarse_std": [*std, *model_cfg.coarse_std[len(have):]]}
     if cfg.noise_scales:  # a stochastic model fine-tuned from a deterministic one's weights
         update["noise_scales"] = list(cfg.noise_scales)
     elif init_model.config.stochastic:
@@ -347,7 +354,7 @@ def _build(cfg: TrainConfig, model_cfg: ModelConfig, init_model: Downscaler | No
     """
     import torch
 
-    from harpnet_cli.core.model.wrapper import Downscaler
+    from harpnet_cli.core.model.wrapper import Downscaler, widen_inputs
     from harpnet_cli.core.training import seed_everything, set_rng_state
     from harpnet_cli.workflows.models import load_model
 
@@ -363,7 +370,9 @@ def _build(cfg: TrainConfig, model_cfg: ModelConfig, init_model: Downscaler | No
         first_epoch = int(meta.get("epoch", resume_from[0])) + 1
     elif init_model is not None:
         model = Downscaler(model_cfg)
-        missing, unexpected = model.load_state_dict(init_model.state_dict(), strict=False)
+        state = widen_inputs(init_model.state_dict(), init_model.config.input_names, model_cfg.input_names,
+                             model.state_dict())
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not key.startswith("amplitude.") for key in missing):
             raise UsageError(f"--init {cfg.init}: its weights do not fit this model "
                              f"({', '.join([*missing, *unexpected][:3])} …)")

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from harpnet_cli.core.model.blocks import fold_batchnorm
 from harpnet_cli.core.model.unet import PRESETS, AttentionResUNet, decoder_dropout, get_preset
-from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig, conserve_mass
+from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig, conserve_mass, widen_inputs
 from harpnet_cli.testing.models import IdentityDownscaler
 
 HARPNET_V1_PARAMS = 134_164_934  # 2 inputs (precip + terrain), 1 output
@@ -130,6 +130,31 @@ def test_extra_coarse_channel_is_a_config_change_only() -> None:
         out = model(coarse, static)
     assert out.shape == (2, 1, 64, 64)
     torch.testing.assert_close(F.avg_pool2d(out, 4), coarse[:, :1, 1:-1, 1:-1], rtol=1e-5, atol=1e-7)
+
+
+def test_widened_inputs_start_as_the_old_model() -> None:
+    """A new coarse input (the window length) added to trained weights leaves the output unchanged."""
+    torch.manual_seed(3)
+    old = Downscaler(ModelConfig(preset="lite", derived_inputs=["precip_nearest"]))
+    with torch.no_grad():  # trained-looking weights: a non-zero head, so the output is not plain bilinear
+        old.net.head.weight.normal_(0.0, 0.3)
+    old.eval()
+    cfg = old.config.model_copy(update={"coarse_inputs": ["precip", "log_period_hours"],
+                                        "coarse_mean": [0.3, 1.5], "coarse_std": [0.8, 0.9]})
+    new = Downscaler(cfg)
+    assert cfg.input_names == ["precip", "log_period_hours", "terrain", "precip_nearest"]
+    state = widen_inputs(old.state_dict(), old.config.input_names, cfg.input_names, new.state_dict())
+    new.load_state_dict(state)
+    new.eval()
+    coarse, terrain = _inputs(batch=2)
+    period = torch.full_like(coarse, 3.2)  # any value: its weights are zero
+    with torch.no_grad():
+        want = old(coarse, terrain)
+        got = new(torch.cat([coarse, period], dim=1), terrain)
+    torch.testing.assert_close(got, want)
+    assert not torch.equal(want, old.bilinear(coarse))
+    first = state["net.encoder.0.conv1.weight"]
+    assert first.shape[1] == 4 and not first[:, 1].any() and first[:, 0].any()
 
 
 def test_no_static_inputs() -> None:

@@ -259,9 +259,54 @@ class ModelConfig(BaseModel):
         return NATIVE_HOURS / hours, NATIVE_HOURS
 
     @property
+    def input_names(self) -> list[str]:
+        """The network's input channels in order: coarse, static, then derived inputs."""
+        return [*self.coarse_inputs, *self.static_inputs, *self.derived_inputs]
+
+    @property
     def coarse_size(self) -> int:
         """Side of the coarse input tile in coarse cells, ``tile / ratio + 2 buffer`` (18)."""
         return self.tile // self.ratio + 2 * self.buffer
+
+
+def widen_inputs(state: Mapping[str, Tensor], old: list[str], new: list[str],
+                 target: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict for a model with more input channels, the same function of the old ones.
+
+    Every weight whose input dimension (dim 1) counts the ``old`` channels is rebuilt for ``new``:
+    the old channels' weights moved to their new places, the added channels' set to zero, so the
+    widened model computes exactly what the old one did until training moves them. The coarse
+    normalisation buffers are taken from ``target`` (the new model's, built from its config).
+
+    Parameters
+    ----------
+    state : mapping
+        The old model's state dict.
+    old, new : list of str
+        Input channel names of the old and the new model (:attr:`ModelConfig.input_names`); every
+        old name must be in ``new``.
+    target : mapping
+        The new model's state dict (for shapes and the normalisation buffers).
+
+    Returns
+    -------
+    dict
+        The state dict to load into the new model.
+    """
+    index = [new.index(name) for name in old]
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        want = target.get(key)
+        if key in ("coarse_mean", "coarse_std") and want is not None:
+            out[key] = want.clone()
+        elif (want is not None and value.ndim >= 2 and value.shape != want.shape and value.shape[1] == len(old)
+              and want.shape[1] == len(new) and value.shape[:1] + value.shape[2:] == want.shape[:1] + want.shape[2:]):
+            wide = torch.zeros_like(want)
+            wide[:, index] = value.to(wide.dtype)
+            out[key] = wide
+        else:
+            out[key] = value
+    return out
 
 
 def _stat_buffer(values: list[float] | None) -> Tensor:
