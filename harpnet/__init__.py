@@ -28,7 +28,7 @@ __all__ = ["__version__", "downscale"]
 
 def downscale(data: Any, *, model: str | Path | None = None, domain: str | None = None,
               bbox: tuple[float, float, float, float] | str | None = None,
-              accumulation: timedelta | str | None = None, samples: int | None = None,
+              accumulation: timedelta | str | None = None, samples: int | None = None, seed: int = 0,
               lat: Any = None, lon: Any = None, time: datetime | list[datetime] | None = None,
               reference_time: datetime | None = None, units: str | None = None, device: str = "auto",
               threads: int | None = None, batch_size: int = 64, bf16: bool = False) -> xr.DataArray:
@@ -52,8 +52,10 @@ def downscale(data: Any, *, model: str | Path | None = None, domain: str | None 
         Window length (``"3h"``) ending at each valid time; without it, fields with a forecast
         reference time are taken as accumulated since that time (cfgrib's GRIB accumulations).
     samples : int, optional
-        Members to draw per input member from a stochastic model (raises NotImplementedError
-        until such a model is installed).
+        Members to draw per input member from a stochastic model (the default stochastic model
+        when ``model`` is None), returned along ``realization``.
+    seed : int
+        Seed of the samples' noise: the same seed gives the same members.
     lat, lon : array_like, optional
         Axes ``(ny,)``, ``(nx,)`` (or both ``(ny, nx)``) of a numpy array.
     time : datetime or list of datetime, optional
@@ -69,18 +71,17 @@ def downscale(data: Any, *, model: str | Path | None = None, domain: str | None 
     -------
     xarray.DataArray
         ``precipitation_amount`` in kg m-2 ``(time, latitude, longitude)`` (``realization``
-        first for an ensemble input): the variable ``harpnet downscale -o out.nc`` writes, with
-        the same numbers, its CF attributes and the file's provenance attributes.
+        first for an ensemble input; after ``time`` for every sample with ``samples``): the
+        variable ``harpnet downscale -o out.nc`` writes, with the same numbers, its CF attributes
+        and the file's provenance attributes.
 
     Raises
     ------
     harpnet_cli.errors.HarpnetError
-        A bad input or option, in one line.
-    NotImplementedError
-        ``samples`` with a deterministic model.
+        A bad input or option, in one line (``samples`` with a deterministic model among them).
     """
     from harpnet_cli.workflows.api import downscale_array
 
     return downscale_array(data, model=model, domain=domain, bbox=bbox, accumulation=accumulation, samples=samples,
-                           lat=lat, lon=lon, time=time, reference_time=reference_time, units=units, device=device,
-                           threads=threads, batch_size=batch_size, bf16=bf16)
+                           seed=seed, lat=lat, lon=lon, time=time, reference_time=reference_time, units=units,
+                           device=device, threads=threads, batch_size=batch_size, bf16=bf16)

@@ -25,7 +25,15 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from harpnet_cli import __version__
-from harpnet_cli.config import EnsembleConfig, EvaluateConfig, PrepareConfig, TrainConfig, field_choices
+from harpnet_cli.config import (
+    DEFAULT_SAMPLES,
+    DownscaleConfig,
+    EnsembleConfig,
+    EvaluateConfig,
+    PrepareConfig,
+    TrainConfig,
+    field_choices,
+)
 from harpnet_cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -412,13 +420,21 @@ def downscale(
     plot: Annotated[Path | None, typer.Option("--plot", help="Also write a PNG of the input and the output side "
                                                              "by side over shaded terrain (the wettest step).",
                                               metavar="PNG")] = None,
-    members: Annotated[bool, typer.Option("--members", help="Ensemble model: write every member (realization "
-                                                            "axis; GRIB2 4.11) instead of mean and spread.")] = False,
-    probabilities: Annotated[str | None, typer.Option(help="Ensemble model: also write the probability of "
+    samples: Annotated[int | None, typer.Option(help="Draw N members per input member from a stochastic model "
+                                                     "(the default stochastic model without --model), in one "
+                                                     "batched pass; the output holds their mean and spread "
+                                                     f"(default {DEFAULT_SAMPLES} with a stochastic --model).",
+                                                metavar="N", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples' noise: the same seed, the same members.")
+                    ] = _default(DownscaleConfig, "seed"),
+    members: Annotated[bool, typer.Option("--members", help="Ensemble or --samples: write every member "
+                                                            "(realization axis; GRIB2 4.11) instead of mean and "
+                                                            "spread.")] = False,
+    probabilities: Annotated[str | None, typer.Option(help="Ensemble or --samples: also write the probability of "
                                                            "exceeding each threshold per window, in --units "
                                                            "(NetCDF 0-1; GRIB2 4.9 in %), e.g. 1,10,25.",
                                                       metavar="T1,T2,...")] = None,
-    percentiles: Annotated[str | None, typer.Option(help="Ensemble model: also write these percentiles of the "
+    percentiles: Annotated[str | None, typer.Option(help="Ensemble or --samples: also write these percentiles of the "
                                                          "members (NetCDF; GRIB2 4.10, whole numbers), e.g. "
                                                          "10,50,90.", metavar="P1,P2,...")] = None,
     units: Annotated[str, typer.Option(help=f"Amount unit of NetCDF, --probabilities and --plot: "
@@ -459,8 +475,9 @@ def downscale(
     GFS: harpnet downscale gfs.t00z.pgrb2.0p25.f003 gfs.t00z.pgrb2.0p25.f006 -o out.nc
 
     In a pipe (an input '-' reads GRIB from stdin): curl -s URL | harpnet downscale - -o - > out.grib2
+
+    Probabilities: harpnet downscale gfs.f006 -o p.nc --samples 20 --probabilities 1,10,25 --percentiles 10,50,90
     """
-    from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import run_downscale
 
     cfg = DownscaleConfig.model_validate({
@@ -468,7 +485,7 @@ def downscale(
         "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
         "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
-        "probabilities": probabilities, "percentiles": percentiles, "units": units,
+        "probabilities": probabilities, "percentiles": percentiles, "units": units, "samples": samples, "seed": seed,
         "command_line": shlex.join(["harpnet", *sys.argv[1:]]), "allow_extreme": allow_extreme,
     })
     reporter = RichReporter(ctx.obj, defer=True)  # a failure prints its error line alone

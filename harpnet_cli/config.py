@@ -26,6 +26,10 @@ from harpnet_cli.registry import (
 GRIB_PACKINGS = option_choices("grib2", "packing")
 #: Writer options of :data:`~harpnet_cli.formats.OUTPUT_FORMATS` -> the DownscaleConfig field holding each.
 OPTION_FIELDS = {"packing": "grib_packing", "units": "units"}
+#: Samples a stochastic model draws per input member when the run does not say (``--samples``).
+DEFAULT_SAMPLES = 10
+#: Most samples one run may draw per input member.
+MAX_SAMPLES = 1000
 
 # The choices of the registries (harpnet_cli.registry) as Literal types: pydantic validates against
 # them and names them in its messages; the type checkers see plain strings.
@@ -155,14 +159,20 @@ class DownscaleConfig(_ReadsInputs):
     """Leave outputs that exist alone and do only the missing ones (idempotent cron runs)."""
     wait: bool = False
     """Wait for another process writing the same output instead of failing with exit code 4."""
+    samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
+    """Members to draw from a stochastic model per input member, in one batched pass; None: none
+    for a deterministic model, :data:`DEFAULT_SAMPLES` for a stochastic one. Without ``--model``
+    it selects the default stochastic model."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of a stochastic model's noise: the same seed gives the same members."""
     members: bool = False
-    """Ensemble model only: write every member (``realization`` axis; GRIB2 template 4.11) instead
-    of the ensemble mean and spread."""
+    """Ensemble or stochastic model only: write every member (``realization`` axis; GRIB2 template
+    4.11) instead of the ensemble mean and spread."""
     probabilities: tuple[float, ...] = ()
-    """Ensemble model only: thresholds (per window, in :attr:`units`: kg m-2 = mm, or inches) for
+    """Ensemble or stochastic model only: thresholds (per window, in :attr:`units`: kg m-2 = mm, or inches) for
     exceedance probabilities, increasing; empty for none."""
     percentiles: tuple[float, ...] = ()
-    """Ensemble model only: percentiles (0…100) of the members' distribution to write (NetCDF
+    """Ensemble or stochastic model only: percentiles (0…100) of the members' distribution to write (NetCDF
     ``precipitation_amount_percentile``, GRIB2 template 4.10, whole numbers only), increasing;
     empty for none."""
     units: str = "mm"
@@ -223,7 +233,7 @@ class DownscaleConfig(_ReadsInputs):
 
     @property
     def ensemble_products(self) -> bool:
-        """Whether the run asks for ensemble products beyond the mean and spread (an ensemble model only)."""
+        """Whether the run asks for ensemble products beyond the mean and spread (ensemble or stochastic model)."""
         return bool(self.members or self.probabilities or self.percentiles)
 
     @property

@@ -58,19 +58,25 @@ def smooth(white: np.ndarray, sigma: float) -> np.ndarray:
     return out / np.float32(norm)
 
 
-def _fields(rng: np.random.Generator, n: int, shape: tuple[int, int], scales: Sequence[float]) -> np.ndarray:
-    """``(n, J, H, W)`` float32: for each of ``n`` draws, one unit-variance field per scale."""
+def _fields(rng: np.random.Generator, n: int, shape: tuple[int, int], scales: Sequence[float],
+            periodic: bool = False) -> np.ndarray:
+    """``(n, J, H, W)`` float32: for each of ``n`` draws, one unit-variance field per scale.
+
+    ``periodic``: the last axis goes round the globe; it is drawn without a margin and smoothed
+    round the circle, so the field has no seam where its last column meets its first.
+    """
     pad = margin(scales)
+    padw = 0 if periodic else pad
     h, w = shape
     out = np.empty((n, len(scales), h, w), dtype=np.float32)
     for j, sigma in enumerate(scales):
-        white = rng.standard_normal((n, h + 2 * pad, w + 2 * pad), dtype=np.float32)
-        out[:, j] = smooth(white, sigma)[:, pad : pad + h, pad : pad + w]
+        white = rng.standard_normal((n, h + 2 * pad, w + 2 * padw), dtype=np.float32)
+        out[:, j] = smooth(white, sigma)[:, pad : pad + h, padw : padw + w]
     return out
 
 
 def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], seed: int | Sequence[int],
-               first_member: int = 0) -> np.ndarray:
+               first_member: int = 0, periodic: bool = False) -> np.ndarray:
     """Noise of ``members`` members on a ``shape`` grid (a whole domain): one field per member and scale.
 
     Parameters
@@ -85,6 +91,8 @@ def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], se
         Seed of the run; member ``m`` draws from ``numpy.random.default_rng([*seed, m])``.
     first_member : int
         Number of the first member drawn (members ``first_member .. first_member + members - 1``).
+    periodic : bool
+        The grid goes round the globe in longitude (the last axis): the noise wraps round it too.
 
     Returns
     -------
@@ -92,7 +100,7 @@ def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], se
         ``(members * len(scales), H, W)`` float32, member major (channel ``m * S + s``).
     """
     seeds = [int(seed)] if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-    parts = [_fields(np.random.default_rng([*seeds, m]), 1, shape, scales)[0]
+    parts = [_fields(np.random.default_rng([*seeds, m]), 1, shape, scales, periodic)[0]
              for m in range(first_member, first_member + members)]
     return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=np.float32)
 

@@ -40,6 +40,7 @@ class ModelFile:
         self._error: InputDataError | None = None
         self._sha256: str | None = None
         self._ensemble: bool | None = None
+        self._payload: dict[str, Any] | None = None
 
     def _read(self) -> bytes:
         """The file's bytes (read now if not yet); a failed read is remembered and raised again."""
@@ -67,6 +68,22 @@ class ModelFile:
         return bool(self._ensemble)
 
     @property
+    def stochastic(self) -> bool:
+        """Whether the file is a stochastic model (it draws samples: its config has ``noise_scales``).
+
+        False for an ensemble or a file that cannot be read. Loads the payload (on the CPU) and keeps it
+        for :meth:`payload`.
+        """
+        if self.is_ensemble:
+            return False
+        try:
+            payload = self.payload("cpu")
+        except InputDataError:
+            return False
+        config = payload.get("config")
+        return isinstance(config, dict) and bool(config.get("noise_scales"))
+
+    @property
     def sha256(self) -> str:
         """SHA-256 of the file, as 64 hex digits.
 
@@ -83,7 +100,8 @@ class ModelFile:
     def payload(self, device: str | torch.device = "cpu") -> dict[str, Any]:
         """The checked payload of the checkpoint or ensemble, loaded from the bytes read.
 
-        The bytes are let go afterwards (kind and hash are kept); call it once.
+        The bytes are let go afterwards (kind and hash are kept); the payload is kept, so a second
+        call returns it as first loaded (on the first call's device: the model builders move it).
 
         Parameters
         ----------
@@ -100,13 +118,13 @@ class ModelFile:
         ------
         InputDataError
             If the file cannot be read or is not a readable checkpoint or ensemble.
-        RuntimeError
-            If the payload was loaded already.
         """
-        if self._sha256 is not None and self._data is None:
-            raise RuntimeError(f"{self.path}: the model file's payload was loaded already")
+        if self._payload is not None:
+            return self._payload
         data = self._read()
         self._data = None
         if self._ensemble:
-            return ensemble_payload(data, self.path, device)
-        return checkpoint_payload(data, self.path, device)
+            self._payload = ensemble_payload(data, self.path, device)
+        else:
+            self._payload = checkpoint_payload(data, self.path, device)
+        return self._payload

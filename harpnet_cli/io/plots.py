@@ -585,6 +585,32 @@ def _draw_missing(ax: Axes, field: np.ndarray, extent: tuple[float, float, float
     return True
 
 
+#: Probability levels (%) of the exceedance panel; below the first is transparent.
+PROBABILITY_LEVELS = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+
+
+def _probability_panel(fig: Any, ax: Any, probability: tuple[str, np.ndarray], background: np.ndarray,
+                       extent: tuple[float, float, float, float], aspect: float) -> None:
+    """The probability-of-exceedance panel (percent, 5 % steps of colour) with its own colour bar."""
+    from matplotlib.colors import BoundaryNorm
+
+    label, field = probability
+    percent = 100.0 * np.asarray(field, dtype=np.float32)
+    cmap = _pyplot().get_cmap("YlGnBu", len(PROBABILITY_LEVELS) - 1).with_extremes(under=(0.0, 0.0, 0.0, 0.0))
+    norm = BoundaryNorm(PROBABILITY_LEVELS, cmap.N)
+    ax.imshow(background, origin="lower", extent=extent, interpolation="bilinear")
+    image = ax.imshow(np.ma.masked_invalid(percent), origin="lower", extent=extent, cmap=cmap, norm=norm,
+                      interpolation="nearest", alpha=0.85)
+    _draw_missing(ax, percent, extent)
+    _draw_map_lines(ax, extent)
+    peak = float(np.nanmax(percent)) if np.isfinite(percent).any() else float("nan")
+    ax.set_title(f"{label}: max {peak:.0f} %", fontsize=10)
+    ax.set_aspect(aspect)
+    ax.set_xlabel("longitude (°)")
+    ax.grid(color="0.3", linewidth=0.3, alpha=0.5)
+    fig.colorbar(image, ax=ax, ticks=PROBABILITY_LEVELS, shrink=0.9, aspect=30, label="probability (%)")
+
+
 def plot_downscaled(
     path: Path,
     coarse: np.ndarray,
@@ -598,6 +624,7 @@ def plot_downscaled(
     units: str = "mm",
     overwrite: bool = False,
     dpi: int = 150,
+    probability: tuple[str, np.ndarray] | None = None,
 ) -> Path:
     """Input and downscaled output side by side over hillshaded terrain, in the NWS QPF colours.
 
@@ -631,6 +658,9 @@ def plot_downscaled(
     dpi : int
         Resolution; at the default each CONUS panel is wider (1,050 pixels) than its 960 fine
         cells, so no cell is lost.
+    probability : (str, (4 ny, 4 nx) float), optional
+        A third panel: the label (e.g. ``"P(> 10 mm)"``) and the probability (0 to 1) of
+        exceeding a threshold, from an ensemble's or a stochastic model's members.
 
     Returns
     -------
@@ -655,7 +685,11 @@ def plot_downscaled(
     aspect = 1.0 / max(math.cos(math.radians(float(np.mean(lat)))), 0.1)
     panel_w = 7.0
     panel_h = panel_w * (extent[3] - extent[2]) * aspect / max(extent[1] - extent[0], 1e-6)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * panel_w + 1.2, min(max(panel_h, 2.5), 12.0) + 1.3),
+    if probability is not None and probability[1].shape != fine.shape:
+        raise ValueError(f"probability {probability[1].shape} must be {fine.shape}")
+    panels = 2 if probability is None else 3
+    fig, axes = plt.subplots(1, panels, figsize=(panels * panel_w + 1.2 * (panels - 1),
+                                                 min(max(panel_h, 2.5), 12.0) + 1.3),
                              sharex=True, sharey=True, layout="constrained")
     if units not in ("mm", "in"):
         raise ValueError(f"units must be 'mm' or 'in', got {units!r}")
@@ -682,8 +716,10 @@ def plot_downscaled(
 
         axes[1].legend(handles=[Patch(facecolor=MISSING_COLOR, hatch="////", label="no data")], loc="lower right",
                        fontsize=8, framealpha=0.9)
-    bar = fig.colorbar(image, ax=list(axes), extend="max", ticks=levels, shrink=0.9, aspect=30,
+    bar = fig.colorbar(image, ax=list(axes[:2]), extend="max", ticks=levels, shrink=0.9, aspect=30,
                        label=f"precipitation ({units})", spacing="uniform")
     bar.ax.set_yticklabels([f"{v:g}" for v in levels])
+    if probability is not None:
+        _probability_panel(fig, axes[2], probability, background, extent, aspect)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path, dpi=dpi, overwrite=overwrite)

@@ -25,7 +25,7 @@ VARIABLE = "precipitation_amount"
 
 def downscale_array(data: Any, *, model: str | Path | None = None, domain: str | None = None,
                     bbox: tuple[float, float, float, float] | str | None = None,
-                    accumulation: timedelta | str | None = None, samples: int | None = None,
+                    accumulation: timedelta | str | None = None, samples: int | None = None, seed: int = 0,
                     lat: Any = None, lon: Any = None, time: datetime | list[datetime] | None = None,
                     reference_time: datetime | None = None, units: str | None = None, device: str = "auto",
                     threads: int | None = None, batch_size: int = 64, bf16: bool = False,
@@ -41,7 +41,10 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
     model, domain, bbox, accumulation, device, threads, batch_size, bf16
         As the ``harpnet downscale`` options (``model`` None: the default model).
     samples : int, optional
-        Members to draw from a stochastic model; no such model is installed yet.
+        Members to draw per input member from a stochastic model (the default stochastic model
+        when ``model`` is None); every sample is returned along ``realization``.
+    seed : int
+        Seed of the samples' noise.
     lat, lon, time, reference_time
         The grid and times of a numpy array.
     units : str, optional
@@ -53,17 +56,17 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
     -------
     xarray.DataArray
         ``precipitation_amount`` ``(time, latitude, longitude)`` (``realization`` first for an
-        ensemble input) in kg m-2 on the 0.0625° grid, with the CF attributes and the output
+        ensemble input; after ``time`` for the samples, input member major) in kg m-2 on the
+        0.0625° grid, with the CF attributes and the output
         file's global attributes (provenance), ``forecast_reference_time`` and
         ``forecast_period`` as coordinates. An ensemble model gives the ensemble mean.
 
     Raises
     ------
-    NotImplementedError
-        ``samples`` with a model that cannot draw samples.
     HarpnetError
         Bad input (:class:`~harpnet_cli.errors.InputDataError`) or options
-        (:class:`~harpnet_cli.errors.UsageError`), in one line.
+        (:class:`~harpnet_cli.errors.UsageError`, e.g. ``samples`` with a deterministic model), in
+        one line.
     """
     from harpnet_cli.core.accumulation import to_interval_series
     from harpnet_cli.core.ensemble_stats import ensemble_products
@@ -72,14 +75,12 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
     from harpnet_cli.plausibility import gate_accumulations, gate_series
     from harpnet_cli.workflows.downscale import SeriesInMemory, downscale_forecast
 
-    if samples is not None:
-        raise NotImplementedError("samples= needs a stochastic model; the model in use is deterministic")
     da = as_dataarray(data, lat=lat, lon=lon, time=time, reference_time=reference_time, units=units)
     name = str(da.encoding.get("source") or da.name or "array")
     cfg = DownscaleConfig.model_validate({
         "inputs": [Path(name)], "output": Path("memory.nc"), "model": model, "domain": domain, "bbox": bbox,
         "accumulation": accumulation, "device": device, "threads": threads, "batch_size": batch_size, "bf16": bf16,
-        "command_line": f"harpnet.downscale({Path(name).name})",
+        "samples": samples, "seed": seed, "command_line": f"harpnet.downscale({Path(name).name})",
     })
     rep = reporter or NullReporter()
     fields = dataarray_fields(da, accumulation=cfg.accumulation, units=units)
@@ -88,6 +89,6 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
     gate_series(series)
     fc, engine = downscale_forecast(cfg, [SeriesInMemory(s) for s in series], rep)
     products = None
-    if engine.runner.epochs is not None:
-        products = ensemble_products(fc.data, every_member=False, thresholds=())
+    if engine.runner.is_ensemble:  # an ensemble model's mean and spread; a stochastic model's every sample
+        products = ensemble_products(fc.data, every_member=engine.runner.samples is not None, thresholds=())
     return output_variable(dataset_for(fc, products), VARIABLE)

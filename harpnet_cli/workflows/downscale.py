@@ -42,6 +42,7 @@ from harpnet_cli.core.masking import fill_nearest, upsample_mask
 from harpnet_cli.core.tiling import Patcher, wrap_columns
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.fields import FieldRef, FineForecast, IntervalSeries, SourceGrid
+from harpnet_cli.formats import AMOUNT_UNITS
 from harpnet_cli.grids import COARSE_RES, RATIO, GridSpec
 from harpnet_cli.registry import PERIOD_INPUT
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
@@ -61,6 +62,9 @@ if TYPE_CHECKING:
 NATIVE_PERIOD = timedelta(hours=3)
 #: Without --bbox/--domain, conus is the domain when the input covers this fraction of it.
 CONUS_DEFAULT_COVERAGE = 0.9
+#: Threshold of the ``--plot`` probability panel when ``--probabilities`` gives none, by ``--units``
+#: (in mm: 10 mm, a quarter inch).
+PLOT_THRESHOLD_MM = {"mm": 10.0, "in": 6.35}
 #: The input word naming the synthetic example input (see :func:`write_example_input`).
 EXAMPLE_INPUT = "example"
 #: Forecast reference time of the example input.
@@ -145,7 +149,6 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         Another process is writing one of the outputs and ``cfg.wait`` is False.
     """
     from harpnet_cli.io.atomic import check_writable
-    from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import is_template, locked, make_folders, plan_outputs, refuse_terminal
     from harpnet_cli.process import allow_fast_exit
 
@@ -153,13 +156,7 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     t0 = time.perf_counter()
     if cfg.to_stdout:
         refuse_terminal()
-    if cfg.model is None:
-        cfg = cfg.model_copy(update={"model": _default_model(rep)})
-    assert cfg.model is not None
-    model_file = ModelFile(cfg.model)  # opened once, when first needed
-    if cfg.ensemble_products and not model_file.is_ensemble:
-        raise UsageError("--members, --probabilities and --percentiles need an ensemble --model (made by "
-                         "'harpnet ensemble')")
+    cfg, model_file = resolve_model(cfg, rep)
     if not cfg.to_stdout and not is_template(cfg.output):
         if not (cfg.skip_existing and cfg.output.exists()):
             check_writable(cfg.output, cfg.overwrite)
@@ -171,7 +168,8 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
         timings = {"read": time.perf_counter() - read_began}
         first = series[0]
         plans = plan_outputs(cfg.output, starts=first.starts, ends=first.ends, members=[s.member for s in series],
-                             reference_time=first.reference_time, products=_product_files(cfg, model_file))
+                             reference_time=first.reference_time,
+                             products=_product_files(cfg, model_file.is_ensemble or cfg.samples is not None))
         make_folders(plans, cfg.output)
         stack.enter_context(locked(plans, cfg.wait))
         todo = _pending(plans, cfg, rep)
@@ -187,12 +185,48 @@ def run_downscale(cfg: DownscaleConfig, reporter: Reporter | None = None) -> Dow
     return result
 
 
-def _product_files(cfg: DownscaleConfig, model_file: ModelFile) -> list[str]:
+def resolve_model(cfg: DownscaleConfig, rep: Reporter) -> tuple[DownscaleConfig, ModelFile]:
+    """The model file to run and the samples it draws.
+
+    Without ``--model``: the default stochastic model when the run asks for samples or ensemble
+    products (members, probabilities, percentiles), else the default model. A stochastic model
+    draws ``--samples`` members per input member (:data:`~harpnet_cli.config.DEFAULT_SAMPLES`
+    when not given); a deterministic one or an ensemble takes no ``--samples``.
+
+    Raises
+    ------
+    UsageError
+        ``--samples`` with a model that cannot draw samples; ensemble products with a model that
+        has no members; no default model installed.
+    """
+    from harpnet_cli.config import DEFAULT_SAMPLES
+    from harpnet_cli.io.model_files import ModelFile
+
+    if cfg.model is None:
+        cfg = cfg.model_copy(update={"model": _default_model(rep, cfg.samples is not None or cfg.ensemble_products)})
+    assert cfg.model is not None
+    model_file = ModelFile(cfg.model)  # opened once, when first needed
+    if model_file.stochastic:
+        if cfg.samples is None:
+            rep.info(f"stochastic model: drawing {DEFAULT_SAMPLES} samples per input member (--samples N to change)")
+            cfg = cfg.model_copy(update={"samples": DEFAULT_SAMPLES})
+    elif cfg.samples is not None:
+        raise UsageError(f"--samples needs a stochastic model; {cfg.model} is "
+                         f"{'an ensemble' if model_file.is_ensemble else 'deterministic'} (without --model the "
+                         "default stochastic model is used)")
+    elif cfg.ensemble_products and not model_file.is_ensemble:
+        raise UsageError("--members, --probabilities and --percentiles need members: a stochastic model "
+                         "(--samples N, the default without --model) or an ensemble --model (made by "
+                         "'harpnet ensemble')")
+    return cfg, model_file
+
+
+def _product_files(cfg: DownscaleConfig, probabilistic: bool) -> list[str]:
     """The ensemble products written to files of their own (GRIB2, or ``{product}`` in ``-o``); [] for one file."""
     from harpnet_cli.fields import product_names
     from harpnet_cli.io.writers import product_files
 
-    if not model_file.is_ensemble:
+    if not probabilistic:
         return []
     assert cfg.output_format is not None
     names = product_names(cfg.members, cfg.thresholds_mm, cfg.percentiles)
@@ -341,10 +375,21 @@ def write_example_input(folder: Path, steps: int = 2) -> Path:
     write_grib2(path, fc)
     return path
 
-def _default_model(rep: Reporter) -> Path:
-    """The default model file; a one-line UsageError when none is installed."""
-    from harpnet_cli.io.default_model import ENV_VAR, default_model_location, default_model_path, read_card
+def _default_model(rep: Reporter, stochastic: bool = False) -> Path:
+    """The default model file (the default stochastic model when asked and installed); a one-line
+    UsageError when none is installed."""
+    from harpnet_cli.io.default_model import (
+        ENV_VAR,
+        default_model_location,
+        default_model_path,
+        default_stochastic_path,
+        read_card,
+    )
 
+    path = default_stochastic_path() if stochastic else None
+    if path is not None:
+        rep.info(f"model: the default stochastic model ({path})")
+        return path
     path = default_model_path()
     if path is None:
         where = default_model_location()
@@ -383,9 +428,13 @@ def _downscale(cfg: DownscaleConfig, model_file: ModelFile, series: Sequence[Ste
     n = engine.runner.members
     needed = sorted({k for p in todo for k in p.steps})
     assert cfg.output_format is not None
-    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} model members" if n > 1 else "")
+    kind = "samples" if engine.runner.samples else "model members"
+    label = f"downscaling {len(needed)} step(s) x {len(series)} member(s)" + (f" x {n} {kind}" if n > 1 else "")
     written: list[Path] = []
-    plot = _PlotPicker(n) if cfg.plot is not None else None
+    plot = None
+    if cfg.plot is not None:
+        threshold = cfg.thresholds_mm[0] if cfg.thresholds_mm else PLOT_THRESHOLD_MM[cfg.units]
+        plot = _PlotPicker(n if engine.runner.is_ensemble else 1, threshold, engine.runner.samples is not None)
     with contextlib.ExitStack() as stack, rep.progress(label, len(series) * len(needed) * engine.tiles) as advance:
         writers = [stack.enter_context(OutputWriter(
             plan, cfg.output_format, starts=[first.starts[k] for k in plan.steps],
@@ -418,7 +467,7 @@ def _write_step(writer: OutputWriter, k: int, step: FineForecast, engine: StepDo
 
     n = engine.runner.members
     plan = writer.plan
-    ensemble = engine.runner.epochs is not None
+    ensemble = engine.runner.is_ensemble
     part = select(dataclasses.replace(plan, steps=[0]), step, n if ensemble else 1)
     products = None  # an ensemble model's products, computed here: writers only write
     if ensemble:
@@ -507,7 +556,7 @@ class StepDownscaler:
         assert cfg.model is not None
         runner = _ModelRunner.load(cfg, model_file, rep)
         n = runner.members
-        if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:
+        if runner.epochs is not None and cfg.members and len(series) > 1 and n > 1:  # (samples: input x samples)
             raise UsageError(f"--members with an ensemble input ({len(series)} members) and an ensemble model ({n} "
                              "members) would need two member axes; drop --members for the mean and spread over all "
                              f"{len(series) * n}, or give one input member at a time")
@@ -516,7 +565,8 @@ class StepDownscaler:
         patcher = runner.tiles_for(spec)
         terrain = load_terrain(spec)[None]
         _warn_periods(first, runner.config, rep)
-        attrs = _attributes(cfg, runner.config.preset, model_file.sha256, spec, regridder, series, runner.epochs)
+        attrs = _attributes(cfg, runner.config.preset, model_file.sha256, spec, regridder, series, runner.epochs,
+                            runner.samples)
         return cls(runner, spec, regridder, terrain, patcher, attrs)
 
     @property
@@ -569,7 +619,7 @@ class StepDownscaler:
                 coarse = self.coarse(amount)
                 remapped = time.perf_counter()
                 fine[m * n:(m + 1) * n] = self.runner.step(coarse, self.terrain, self.patcher, s.ends[k] - s.starts[k],
-                                                           advance)
+                                                           advance, noise_key=(m, k))
                 self.timings["read"] += read - began
                 self.timings["remap"] += remapped - read
                 self.timings["model"] += time.perf_counter() - remapped
@@ -620,17 +670,13 @@ def downscale_forecast(cfg: DownscaleConfig, series: Sequence[StepSource],
     forecast : FineForecast
         ``(S M, T, H, W)`` (M model members of each of the S input members).
     engine : StepDownscaler
-        The model, grid and attributes that made it (``runner.epochs`` says whether the model is
-        an ensemble).
+        The model, grid and attributes that made it (``runner.is_ensemble`` says whether the rows
+        are members: of an ensemble model, or samples of a stochastic one).
     """
-    from harpnet_cli.io.model_files import ModelFile
-
     rep = reporter or NullReporter()
-    if cfg.model is None:
-        cfg = cfg.model_copy(update={"model": _default_model(rep)})
-    assert cfg.model is not None
+    cfg, model_file = resolve_model(cfg, rep)
     _check_members_agree(series)
-    engine = StepDownscaler.prepare(cfg, ModelFile(cfg.model), series, rep)
+    engine = StepDownscaler.prepare(cfg, model_file, series, rep)
     steps = list(range(len(series[0].starts)))
     fields = [fine for _, fine, _ in engine.run(series, steps, lambda n: None)]
     last = engine.forecast(steps[-1], fields[-1], series)
@@ -640,11 +686,17 @@ def downscale_forecast(cfg: DownscaleConfig, series: Sequence[StepSource],
 
 
 class _PlotPicker:
-    """Keeps the wettest step seen so far (largest mean output), for ``--plot``: memory stays flat."""
+    """Keeps the wettest step seen so far (largest mean output), for ``--plot``: memory stays flat.
 
-    def __init__(self, model_members: int) -> None:
+    With members (an ensemble model, a stochastic model's samples) the members' mean is drawn, and
+    beside it the probability of exceeding ``threshold_mm`` (the fraction of members above it).
+    """
+
+    def __init__(self, model_members: int, threshold_mm: float, samples: bool = False) -> None:
         self.n = model_members
-        self.best: tuple[float, int, FineForecast, np.ndarray, np.ndarray] | None = None
+        self.threshold = threshold_mm
+        self.samples = samples
+        self.best: tuple[float, int, FineForecast, np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self.steps = 0
 
     def offer(self, k: int, step: FineForecast, coarse: np.ndarray) -> None:
@@ -654,24 +706,35 @@ class _PlotPicker:
         wet = float(np.nanmean(fine)) if np.isfinite(fine).any() else 0.0
         self.steps += 1
         if self.best is None or wet > self.best[0]:
-            self.best = (wet, k, step, coarse.copy(), np.array(fine))
+            probability = None
+            if self.n > 1:
+                probability = np.where(np.isfinite(fine), (rows > self.threshold).mean(axis=0), np.nan)
+            self.best = (wet, k, dataclasses.replace(step, data=step.data[:0]), coarse.copy(), np.array(fine),
+                         probability)
 
     def draw(self, path: Path, engine: StepDownscaler, series: Sequence[StepSource], *, overwrite: bool,
              units: str = "mm") -> Path:
         """Write the PNG of the wettest step."""
         assert self.best is not None
-        _, k, step, coarse, fine = self.best
+        _, k, step, coarse, fine, probability = self.best
+        panel = None
+        if probability is not None:
+            per_mm = AMOUNT_UNITS[units].per_mm
+            panel = (f"P(> {self.threshold * per_mm:g} {units})", probability)
         return _plot(path, step, k, coarse, fine, engine.terrain[0], self.n, series, total=len(series[0].starts),
-                     several=self.steps > 1, overwrite=overwrite, units=units)
+                     several=self.steps > 1, overwrite=overwrite, units=units, probability=panel,
+                     kind="samples" if self.samples else "model members")
 
 
 def _plot(path: Path, step: FineForecast, k: int, coarse: np.ndarray, fine: np.ndarray, terrain: np.ndarray,
           n: int, series: Sequence[StepSource], *, total: int, several: bool, overwrite: bool,
-          units: str = "mm") -> Path:
+          units: str = "mm", probability: tuple[str, np.ndarray] | None = None,
+          kind: str = "model members") -> Path:
     """The ``--plot`` PNG: input and output of one step side by side over shaded terrain.
 
-    With several steps the wettest (largest mean output) is drawn; with an ensemble model the
-    model members' mean for the first input member; with an ensemble input its first member.
+    With several steps the wettest (largest mean output) is drawn; with an ensemble model (or a
+    stochastic model's samples) the members' mean for the first input member, and ``probability``
+    beside it; with an ensemble input its first member.
     """
     from harpnet_cli.io.plots import plot_downscaled
 
@@ -685,7 +748,7 @@ def _plot(path: Path, step: FineForecast, k: int, coarse: np.ndarray, fine: np.n
     if several:
         which += ", the wettest"
     if n > 1:
-        which += f"; mean of {n} model members"
+        which += f"; mean of {n} {kind}"
     if len(series) > 1:
         which += f"; input member {series[0].member}"
     head = "HARPNET downscaling 0.25° → 0.0625°"
@@ -695,7 +758,7 @@ def _plot(path: Path, step: FineForecast, k: int, coarse: np.ndarray, fine: np.n
         head += f" of {input_names([p for s in series[:1] for p in s.paths])}"
     title = f"{head}\n{when}; {which}"
     return plot_downscaled(path, coarse, fine, terrain, step.lat, step.lon, title=title, overwrite=overwrite,
-                           units=units)
+                           units=units, probability=probability)
 
 
 def input_names(paths: list[Path], limit: int = 2) -> str:
@@ -733,6 +796,10 @@ class _ModelRunner:
     bf16: bool
     epochs: list[int] | None = None
     """Epoch of each ensemble member; None for a single checkpoint."""
+    samples: int | None = None
+    """Members a stochastic model draws per input member; None for a deterministic model or an ensemble."""
+    seed: int = 0
+    """Seed of a stochastic model's noise (``--seed``)."""
     path: Path | None = None
     """The model file, for messages."""
     model: Downscaler | EnsembleDownscaler | None = None
@@ -740,8 +807,15 @@ class _ModelRunner:
 
     @property
     def members(self) -> int:
-        """Fields each step gives: 1 for a checkpoint, M for an ensemble."""
+        """Fields each step gives per input member: 1 for a checkpoint, M for an ensemble, N samples."""
+        if self.samples is not None:
+            return self.samples
         return 1 if self.epochs is None else len(self.epochs)
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether each step gives members (an ensemble model, or a stochastic model's samples)."""
+        return self.epochs is not None or self.samples is not None
 
     @classmethod
     def load(cls, cfg: DownscaleConfig, model_file: ModelFile, rep: Reporter | None = None) -> _ModelRunner:
@@ -767,7 +841,9 @@ class _ModelRunner:
         for m in loaded.models:
             _check_inputs(m.config)
         epochs = [int(m["epoch"]) for m in loaded.meta["members"]] if loaded.ensemble else None
-        return cls(loaded.models, loaded.models[0].config, device, cfg.batch_size, bf16, epochs, cfg.model)
+        config = loaded.models[0].config
+        samples = cfg.samples if config.stochastic and not loaded.ensemble else None
+        return cls(loaded.models, config, device, cfg.batch_size, bf16, epochs, samples, cfg.seed, cfg.model)
 
     def tiles_for(self, spec: GridSpec) -> Patcher:
         """The tile layout for ``spec``; the model is rebuilt on larger tiles where that saves work.
@@ -807,7 +883,7 @@ class _ModelRunner:
         return max(1, self.batch_size * 64 * 64 // self.config.tile ** 2)
 
     def step(self, coarse: np.ndarray, terrain: np.ndarray, patcher: Patcher, period: timedelta,
-             advance: Callable[[int], None]) -> np.ndarray:
+             advance: Callable[[int], None], noise_key: tuple[int, ...] = (0, 0)) -> np.ndarray:
         """Downscale one field.
 
         Parameters
@@ -822,6 +898,9 @@ class _ModelRunner:
             Accumulation period of ``coarse``; the model sees the equivalent 3-hour amount.
         advance : callable
             Progress callback (tiles done).
+        noise_key : tuple of int
+            A stochastic model's noise is drawn on the whole domain from ``(seed, *noise_key)``
+            (input member, step): tiles cut it as they cut the terrain, so overlaps agree.
 
         Returns
         -------
@@ -842,8 +921,14 @@ class _ModelRunner:
         if PERIOD_INPUT in self.config.coarse_inputs:  # the only extra input (see _check_inputs)
             inputs.append(np.full_like(filled, np.log(model_hours)))
         kwargs: dict[str, Any] = {"batch_size": self.tile_batch, "device": self.device, "advance": advance}
+        if self.samples is not None:
+            from harpnet_cli.core.noise import draw_noise
+
+            noise = draw_noise(terrain.shape[-2:], self.samples, self.config.noise_scales, (self.seed, *noise_key),
+                               periodic=patcher.periodic)
+            terrain = np.concatenate([terrain, noise])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            if self.epochs is None:
+            if not self.is_ensemble:
                 fine = downscale_domain(self.model, np.stack(inputs), terrain, patcher, **kwargs)[None]
             else:
                 fine = downscale_domain_members(self.model, self.members, np.stack(inputs), terrain, patcher,
@@ -942,7 +1027,8 @@ def _warn_periods(s: StepSource, config: ModelConfig, rep: Reporter) -> None:
 
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,
-                series: Sequence[StepSource], epochs: list[int] | None = None) -> dict[str, str]:
+                series: Sequence[StepSource], epochs: list[int] | None = None,
+                samples: int | None = None) -> dict[str, str]:
     """Global attributes of the output: provenance of inputs, model and run."""
     from harpnet_cli.io.pipes import shown_path
 
@@ -969,6 +1055,10 @@ def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, reg
     if epochs is not None:
         attrs["source"] += f"; HARPNET-E ensemble of {len(epochs)} member(s)"
         attrs["harpnet_ensemble_epochs"] = ", ".join(str(e) for e in epochs)
+    if samples is not None:
+        attrs["source"] += f"; stochastic model, {samples} sample(s) per input member"
+        attrs["harpnet_samples"] = str(samples)
+        attrs["harpnet_seed"] = str(cfg.seed)
     if notes:
         attrs["comment"] = "; ".join(notes)
     return attrs

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import harpnet
 from harpnet_cli.cli import app
-from harpnet_cli.errors import InputDataError
+from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
 from harpnet_cli.testing.models import make_random_checkpoint
 
@@ -79,8 +79,9 @@ def test_a_numpy_array_with_its_grid(tmp_path, checkpoint):
 def test_what_the_api_refuses(tmp_path, checkpoint):
     values = np.ones((8, 8), np.float32)
     lat, lon = np.arange(30, 32, 0.25), np.arange(-100, -98, 0.25)
-    with pytest.raises(NotImplementedError, match="needs a stochastic model"):
-        harpnet.downscale(values, lat=lat, lon=lon, time=datetime(2020, 1, 1), accumulation="3h", samples=10)
+    with pytest.raises(UsageError, match="needs a stochastic model"):
+        harpnet.downscale(values, lat=lat, lon=lon, time=datetime(2020, 1, 1), accumulation="3h", samples=10,
+                          model=checkpoint)
     with pytest.raises(InputDataError, match="no accumulation window"):
         harpnet.downscale(values, lat=lat, lon=lon, time=datetime(2020, 1, 1), model=checkpoint)
     with pytest.raises(TypeError, match="lat=, lon= and time="):

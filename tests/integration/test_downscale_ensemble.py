@@ -211,7 +211,7 @@ def test_refusals_are_one_line(tmp_path, gfs):
     ckpt = make_random_checkpoint(tmp_path / "single.pt", seed=1, **TINY)
     for flag in (["--members"], ["--probabilities", "1"], ["--percentiles", "50"]):
         res = downscale(*gfs[0], "-o", tmp_path / "x.nc", "-m", ckpt, "--bbox", BOX, *flag)
-        assert res.exit_code == 2 and "need an ensemble --model" in res.output, res.output
+        assert res.exit_code == 2 and "need members: a stochastic model" in res.output, res.output
     res = downscale(*gfs[0], "-o", tmp_path / "x.grib2", "-m", ckpt, "--bbox", BOX, "--percentiles", "2.5")
     assert res.exit_code == 2 and "whole numbers" in res.output, res.output
     wind = make_ensemble(tmp_path / "wind.pt", n=2, coarse_inputs=["precip", "u", "v"])
