@@ -21,6 +21,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,16 @@ DOMAINS: dict[str, tuple[float, float, float, float]] = {
     "conus": (23.875, 49.875, -126.125, -66.125),
     # 2876 x 5760 fine cells (719 x 1440 coarse): every longitude, centres 89.75 S..89.75 N.
     "global": (-90.0, 90.0, -180.0, 180.0),
+    # The western mountains of the US (centres 31..49 N, 125..102 W), the box the scores call "West".
+    "west": (30.875, 49.125, -125.125, -101.875),
+    # The Alps and their northern rim (centres 43..49 N, 4..17 E).
+    "alps": (42.875, 49.125, 3.875, 17.125),
+    # Alaska from the Aleutians east of 170 W to the panhandle (centres 51..72 N, 170..129 W).
+    "alaska": (50.875, 72.125, -170.125, -128.875),
+    # Japan from the Ryukyu Islands to Hokkaido (centres 24..46 N, 122..146 E).
+    "japan": (23.875, 46.125, 121.875, 146.125),
+    # Europe from the Azores' longitude to the Urals' foothills (centres 34..72 N, 25 W..45 E).
+    "europe": (33.875, 72.125, -25.125, 45.125),
 }
 #: Coarse cells round a latitude circle.
 CIRCLE = round(360 / COARSE_RES)
@@ -255,6 +266,29 @@ class GridSpec:
     def to_dict(self) -> dict[str, float | int]:
         """Plain dict for checkpoints and output metadata."""
         return {"lat0": self.lat0, "lon0": self.lon0, "ny": self.ny, "nx": self.nx}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, float | int]) -> GridSpec:
+        """The grid of a :meth:`to_dict` dict (other keys ignored)."""
+        return cls(float(d["lat0"]), float(d["lon0"]), int(d["ny"]), int(d["nx"]))
+
+    def contains(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Whether points (any longitude convention) lie within the box's cells; broadcasts."""
+        lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        inside_lat = (lat >= self.south - _EPS) & (lat <= self.north + _EPS)
+        if self.periodic:
+            return inside_lat & np.ones_like(lon, dtype=bool)
+        east_of_west = wrap_lon(lon - self.west, 0.0)  # 0..360 east of the western edge
+        return inside_lat & (east_of_west <= self.east - self.west + _EPS)
+
+
+def covered_fraction(spec: GridSpec, regions: Sequence[GridSpec]) -> float:
+    """Fraction of ``spec``'s coarse cells whose centres lie in any of ``regions``."""
+    lat, lon = np.meshgrid(spec.coarse_lat(), spec.coarse_lon(), indexing="ij")
+    inside = np.zeros(lat.shape, dtype=bool)
+    for region in regions:
+        inside |= region.contains(lat, lon)
+    return float(inside.mean())
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

@@ -65,6 +65,8 @@ CONUS_DEFAULT_COVERAGE = 0.9
 #: Threshold of the ``--plot`` probability panel when ``--probabilities`` gives none, by ``--units``
 #: (in mm: 10 mm, a quarter inch).
 PLOT_THRESHOLD_MM = {"mm": 10.0, "in": 6.35}
+#: Below this fraction of the domain inside the model's training regions, downscale warns.
+TRAINED_REGION_MIN = 0.5
 #: The input word naming the synthetic example input (see :func:`write_example_input`).
 EXAMPLE_INPUT = "example"
 #: Forecast reference time of the example input.
@@ -565,6 +567,7 @@ class StepDownscaler:
         patcher = runner.tiles_for(spec)
         terrain = load_terrain(spec)[None]
         _warn_periods(first, runner.config, rep)
+        _warn_region(spec, runner.config, rep)
         attrs = _attributes(cfg, runner.config.preset, model_file.sha256, spec, regridder, series, runner.epochs,
                             runner.samples)
         return cls(runner, spec, regridder, terrain, patcher, attrs)
@@ -1024,6 +1027,21 @@ def _warn_periods(s: StepSource, config: ModelConfig, rep: Reporter) -> None:
             known = f"model was trained on {', '.join(f'{h:g}' for h in config.periods)}-hour windows"
         rep.warning(f"{known}; {text} windows were downscaled through the equivalent 3-hour rate and scaled back "
                     "(the output keeps the true windows)")
+
+
+def _warn_region(spec: GridSpec, config: ModelConfig, rep: Reporter) -> None:
+    """Warn when most of the domain lies outside the regions the model was trained on (its
+    ``grid`` and ``regions``; no warning for a model that does not record them)."""
+    from harpnet_cli.grids import covered_fraction
+
+    if not config.grid:
+        return
+    regions = [GridSpec.from_dict(g) for g in (config.grid, *config.regions)]
+    inside = covered_fraction(spec, regions)
+    if inside < TRAINED_REGION_MIN:
+        where = "; ".join(r.describe().split(" (")[0] for r in regions)
+        rep.warning(f"the domain lies {'mostly' if inside else 'wholly'} outside the regions the model was trained "
+                    f"on ({inside:.0%} inside {where}): expect less skill there than the model card's scores")
 
 
 def _attributes(cfg: DownscaleConfig, preset: str, sha: str, spec: GridSpec, regridder: Regridder,

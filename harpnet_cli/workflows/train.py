@@ -105,8 +105,13 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
 
     names = [store.state_names[c] for c in columns]
     periods = store_periods(store) if PERIOD_INPUT in names else None
-    grid_source = store.manifest.get("grid") or store.grid
-    grid = {k: v for k, v in grid_source.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    grid = store_grid(store)
+    regions = []
+    if cfg.mix is not None:
+        from harpnet_cli.io.store import TrainingStore
+
+        mixed = store_grid(TrainingStore.open(cfg.mix))
+        regions = [mixed] if mixed and mixed != grid else []
     return ModelConfig(
         preset=cfg.preset,
         channels=cfg.channels,
@@ -120,9 +125,16 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
         static_mean=[float(stats["terrain_mean"])],
         static_std=[std(stats["terrain_std"])],
         grid=grid or None,
+        regions=regions,
         periods=periods,
         noise_scales=list(cfg.noise_scales),
     )
+
+
+def store_grid(store: TrainingStore) -> dict[str, float | int]:
+    """The domain of a store's tiles (:meth:`harpnet_cli.grids.GridSpec.to_dict`; empty when it has none)."""
+    source = store.manifest.get("grid") or store.grid
+    return {k: v for k, v in source.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def store_periods(store: TrainingStore) -> list[float]:
@@ -180,7 +192,9 @@ def _initial_model_config(cfg: TrainConfig, data: _Data) -> tuple[ModelConfig, D
     periods = model_cfg.periods
     if periods is not None and init_model.config.periods is not None:
         periods = sorted({*periods, *init_model.config.periods})
-    update: dict[str, Any] = {"grid": model_cfg.grid, "periods": periods}
+    regions = [g for g in (init_model.config.grid, *init_model.config.regions, *model_cfg.regions) if g]
+    regions = [g for i, g in enumerate(regions) if g != model_cfg.grid and g not in regions[:i]]
+    update: dict[str, Any] = {"grid": model_cfg.grid, "periods": periods, "regions": regions}
     if len(want) > len(have):  # new coarse inputs (e.g. the window length): their weights start at zero
         mean, std = init_model.config.coarse_mean, init_model.config.coarse_std
         if mean is None or std is None or model_cfg.coarse_mean is None or model_cfg.coarse_std is None:
@@ -363,8 +377,8 @@ def _build(cfg: TrainConfig, model_cfg: ModelConfig, init_model: Downscaler | No
     meta: dict[str, Any] = {}
     if resume_from is not None:
         model, meta = load_model(resume_from[1], "cpu")
-        want = model_cfg.model_dump(exclude={"grid"})
-        if model.config.model_dump(exclude={"grid"}) != want:
+        want = model_cfg.model_dump(exclude={"grid", "regions"})
+        if model.config.model_dump(exclude={"grid", "regions"}) != want:
             raise UsageError(f"{resume_from[1]} was trained with another model or store; use a new -o")
         model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         first_epoch = int(meta.get("epoch", resume_from[0])) + 1

@@ -226,3 +226,20 @@ def test_run_interrupted_while_writing_leaves_no_output(tmp_path, checkpoint, mo
     assert res.exit_code == 130
     assert "interrupted" in res.output
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_domain_outside_the_trained_regions_is_warned_about(tmp_path):
+    from harpnet_cli.grids import GridSpec
+
+    conus = GridSpec.from_domain("conus").to_dict()
+    germany = GridSpec.from_bbox(47.25, 55.0, 5.75, 15.0).to_dict()
+    trained = make_random_checkpoint(tmp_path / "t.pt", seed=2, channels=[8, 16], bridge=16, grid=conus,
+                                     regions=[germany])
+    alps = write_gfs_grib(tmp_path / "alps.grib2", synthetic_hourly(3, 33, 61, seed=1), [(0, 3)],
+                          box=(41.0, 49.0, 2.0, 17.0))
+    res = downscale(alps, "-o", tmp_path / "a.nc", "-m", trained, "--domain", "alps")
+    assert res.exit_code == 0, res.output
+    assert "outside the regions the model was trained on" in res.output and "23% inside" in res.output
+    assert "47.125N..55.125N 5.625E..15.125E" in res.output
+    res = downscale(alps, "-o", tmp_path / "g.nc", "-m", trained, "--bbox", "48,54,6,14")  # inside Germany
+    assert res.exit_code == 0 and "outside the regions" not in res.output, res.output

@@ -190,7 +190,7 @@ def test_init_refused_with_other_inputs(store, tmp_path):
 def test_mix_draws_the_second_store_into_every_epoch(store, tmp_path):
     s, tiny = store
     other = tmp_path / "other.zarr"
-    res = invoke("prepare", "synthetic", "-o", other, "--samples", 6, "--bbox", BOX, "--seed", 11)
+    res = invoke("prepare", "synthetic", "-o", other, "--samples", 6, "--bbox", "30,36,-98,-90", "--seed", 11)
     assert res.exit_code == 0, res.output
     run = tmp_path / "mixed"
     res = invoke("train", s, "-o", run, "--epochs", 1, "--config", tiny, "--mix", other, "--mix-ratio", 0.5,
@@ -203,6 +203,12 @@ def test_mix_draws_the_second_store_into_every_epoch(store, tmp_path):
     assert record["train_samples"] == own + round(0.5 * own)
     _, meta = weights(run / "checkpoints" / "epoch_001.pt")
     assert meta["mix"] == str(other)
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.train import store_grid
+
+    main_grid, mixed = store_grid(TrainingStore.open(s)), store_grid(TrainingStore.open(other))
+    assert mixed != main_grid  # the mixed store's region is recorded beside the main store's
+    assert meta["config"]["grid"] == main_grid and meta["config"]["regions"] == [mixed]
     assert tomllib.loads((run / "config.toml").read_text())["mix_ratio"] == 0.5
 
 

@@ -100,3 +100,40 @@ def test_regional_boxes_are_not_periodic():
     assert not g.periodic and g.padded(1).nx == g.nx + 2
     with pytest.raises(ValueError, match="wrap onto itself"):
         GridSpec(lat0=0.0, lon0=0.0, ny=4, nx=1439).padded(1)
+
+
+@pytest.mark.parametrize(("name", "shape", "centre"), [
+    ("west", (73, 93), (40.0, -113.5)),
+    ("alps", (25, 53), (46.0, 10.5)),
+    ("alaska", (85, 165), (61.5, -149.5)),
+    ("japan", (89, 97), (35.0, 134.0)),
+    ("europe", (153, 281), (53.0, 10.0)),
+])
+def test_named_domains_are_the_regions_they_name(name, shape, centre):
+    from harpnet_cli.grids import DOMAINS
+
+    spec = GridSpec.from_domain(name)
+    assert spec.coarse_shape == shape and not spec.periodic
+    assert (spec.south + spec.north) / 2 == pytest.approx(centre[0])
+    assert (spec.west + spec.east) / 2 == pytest.approx(centre[1])
+    assert GridSpec.from_bbox(*DOMAINS[name]) == spec  # edges on the 0.25° cell edges: nothing snapped
+
+
+def test_covered_fraction_of_training_regions():
+    from harpnet_cli.grids import covered_fraction
+
+    conus = GridSpec.from_domain("conus")
+    germany = GridSpec.from_bbox(47.25, 55.0, 5.75, 15.0)
+    assert covered_fraction(GridSpec.from_domain("west"), [conus]) == 1.0
+    assert covered_fraction(GridSpec.from_domain("japan"), [conus, germany]) == 0.0
+    alps = GridSpec.from_domain("alps")
+    inside = (np.add.outer(alps.coarse_lat(), 0 * alps.coarse_lon()) >= 47.125)
+    inside &= np.add.outer(0 * alps.coarse_lat(), alps.coarse_lon()) >= 5.625
+    inside &= np.add.outer(0 * alps.coarse_lat(), alps.coarse_lon()) <= 15.125
+    assert covered_fraction(alps, [conus, germany]) == pytest.approx(inside.mean())
+    across = GridSpec.from_bbox(50.0, 60.0, 170.0, -170.0)  # a region across the date line
+    assert covered_fraction(GridSpec.from_bbox(52.0, 54.0, 175.0, 179.0), [across]) == 1.0
+    assert covered_fraction(GridSpec.from_bbox(52.0, 54.0, -175.0, -172.0), [across]) == 1.0
+    assert covered_fraction(GridSpec.from_bbox(52.0, 54.0, -160.0, -150.0), [across]) == 0.0
+    assert covered_fraction(conus, [GridSpec.from_domain("global")]) == 1.0
+    assert GridSpec.from_dict(conus.to_dict() | {"other": 1}) == conus

@@ -188,6 +188,11 @@ class ModelConfig(BaseModel):
     grid: dict[str, float | int] | None = None
     """Domain the model was trained on (:meth:`harpnet_cli.grids.GridSpec.to_dict`), if any."""
 
+    regions: list[dict[str, float | int]] = Field(default_factory=list)
+    """Further domains the model was trained on besides ``grid`` (a store mixed in with ``--mix``,
+    the domains of the model it was initialised from), as ``grid``. ``downscale`` warns when its
+    domain lies mostly outside ``grid`` and these."""
+
     noise_scales: list[float] = Field(default_factory=list)
     """Smoothing lengths (fine cells, 0 = white) of the noise fields a **stochastic** model turns into
     members; empty for a deterministic model. Each member's log-correction gets
