@@ -69,7 +69,9 @@ def test_two_epochs_history_config_and_downscale(store, tmp_path):
     assert res.exit_code == 2 and "--resume" in res.output
 
 
-@pytest.mark.parametrize("extra", [[], ["--augment"], ["--lr-schedule", "cosine"]], ids=["plain", "augment", "cosine"])
+@pytest.mark.parametrize("extra", [[], ["--augment"], ["--lr-schedule", "cosine"],
+                                   ["--noise-scales", "1,4", "--loss", "crps", "--members", "2"]],
+                         ids=["plain", "augment", "cosine", "stochastic"])
 def test_interrupt_then_resume_equals_straight_run(store, tmp_path, monkeypatch, extra):
     s, tiny = store
     straight = tmp_path / "straight"

@@ -639,7 +639,7 @@ class Downscaler(nn.Module):
             noise = static[:, len(self.config.static_inputs):]
         with _autocast_off(raw.device.type):
             if self.amplitude is not None:
-                return self._members(coarse, raw.float(), self.amplitude(features).float(), noise)
+                return self._members(coarse, raw.float(), self.amplitude(features.float()), noise)
             if self.config.output == "bilinear-residual":
                 correction = torch.exp(raw.float().clamp(-MAX_LOG_CORRECTION, MAX_LOG_CORRECTION))
                 weights = self.bilinear(coarse) * correction
