@@ -82,6 +82,7 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
         hours = np.exp(np.asarray(sample["state"], dtype=np.float64)[:, windows.state_column])
         pairs = [windows.config.window_input(float(h)) for h in hours]
         scale = torch.tensor([p[0] for p in pairs], dtype=torch.float32).view(-1, 1, 1, 1)
+        coarse = coarse.clone()  # the tensor shares the sample's memory: the baselines read it after
         coarse[:, :1] *= scale
         if windows.channel is not None:
             coarse[:, windows.channel] = torch.tensor([math.log(p[1]) for p in pairs]).view(-1, 1, 1)
