@@ -844,6 +844,8 @@ def _print_info(res: Any, full: bool = False) -> None:
             grid.add_row("trained on", escape(str(m.trained_on)))
         if m.created:
             grid.add_row("created", escape(str(m.created)))
+        if res.stochastic:
+            grid.add_row("samples", escape(f"{res.stochastic} (stochastic: --samples, --probabilities, --percentiles)"))
         if full and m.built_with:
             variables = any("$" in c for c in m.built_with)
             grid.add_row("built with", escape("the commands below" + (" ($NAMES are variables of "

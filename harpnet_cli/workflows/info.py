@@ -81,6 +81,9 @@ class InfoResult:
     """The device ``--device auto`` picks, described (``cuda:0 (NVIDIA H100 …)``, ``cpu (8 cores)``)."""
     versions: dict[str, str]
     """harpnet, python, torch, ecCodes and eccodes-python versions."""
+    stochastic: str | None = None
+    """The default stochastic model (``--samples``) beside the default model, when installed and no
+    ``--model`` was given."""
 
     def score_tables(self) -> list[ScoreTable]:
         """The card's scores as printable tables (none without a model or scores)."""
@@ -89,7 +92,8 @@ class InfoResult:
     def to_json(self) -> dict[str, Any]:
         """The machine-readable report (``--json``): ``{"schema": "harpnet-info/1", ...}``."""
         return {"schema": SCHEMA, "model": None if self.model is None else asdict(self.model),
-                "default_location": self.default_location, "device": self.device, "versions": self.versions}
+                "default_location": self.default_location, "device": self.device, "versions": self.versions,
+                "stochastic": self.stochastic}
 
 
 def run_info(model: Path | None = None, device: str = "auto") -> InfoResult:
@@ -114,15 +118,23 @@ def run_info(model: Path | None = None, device: str = "auto") -> InfoResult:
     UsageError
         For an unknown or unavailable ``device``.
     """
-    from harpnet_cli.io.default_model import ENV_VAR, default_model_location, default_model_path
+    from harpnet_cli.io.default_model import (
+        ENV_VAR,
+        default_model_location,
+        default_model_path,
+        default_stochastic_path,
+    )
 
+    stochastic = None
     if model is not None:
         described: ModelInfo | None = describe_model(model, "--model")
     else:
         path = default_model_path()
         source = f"${ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "default"
         described = None if path is None else describe_model(path, source)
-    return InfoResult(described, str(default_model_location()), _device(device), versions())
+        found = default_stochastic_path()
+        stochastic = None if found is None else str(found)
+    return InfoResult(described, str(default_model_location()), _device(device), versions(), stochastic)
 
 
 def describe_model(path: Path, source: str) -> ModelInfo:
@@ -155,6 +167,8 @@ def describe_model(path: Path, source: str) -> ModelInfo:
     models, meta = loaded.models, loaded.meta
     kind, members = ("ensemble", len(models)) if loaded.ensemble else ("checkpoint", None)
     first = models[0]
+    if first.config.stochastic and not loaded.ensemble:
+        kind = "stochastic checkpoint"
     parameters = sum(p.numel() for p in first.parameters() if p.requires_grad)
     built = card.get("built_with") or []
     return ModelInfo(

@@ -136,3 +136,15 @@ def test_scope_line_from_the_card() -> None:
     assert scope_line({"trained_on": "Synthetic world. Then more."}) == "Synthetic world"
     assert scope_line({}) is None
     assert len(scope_line({"trained_region": "x" * 500}) or "") == 160
+
+
+def test_the_stochastic_model_beside_the_default_is_named(installed: Path) -> None:
+    res = runner.invoke(app, ["info", "--json"])
+    assert json.loads(res.output)["stochastic"] is None
+    sto = make_random_checkpoint(installed.parent / "stochastic.pt", noise_scales=[1.0, 4.0], **SMALL)
+    res = runner.invoke(app, ["info"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "samples" in res.output and "stochastic.pt (stochastic: --samples" in res.output
+    assert json.loads(runner.invoke(app, ["info", "--json"]).output)["stochastic"] == str(sto)
+    res = runner.invoke(app, ["info", "--model", str(sto), "--json"])
+    assert json.loads(res.output)["model"]["kind"] == "stochastic checkpoint"
