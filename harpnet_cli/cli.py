@@ -737,7 +737,8 @@ def evaluate(
     if ctx.obj.quiet:
         return
     p90 = _pct(res.fss_p90_threshold_mm)
-    table = Table(title=f"{res.split} split, {res.n_samples} samples (mm per 3 h); p90 of wet truth = {p90}")
+    per = f"mm per {res.period:g} h" if res.period is not None else "mm per window"
+    table = Table(title=f"{res.split} split, {res.n_samples} samples ({per}); p90 of wet truth = {p90}")
     table.add_column("row", justify="left")
     for column in SUMMARY_COLUMNS:
         table.add_column(column.heading, justify="right")

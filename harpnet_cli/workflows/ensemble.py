@@ -39,7 +39,7 @@ import numpy as np
 
 from harpnet_cli.errors import InputDataError, UsageError
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
-from harpnet_cli.workflows.scoring import chunks, input_columns, predict, spaced_subset
+from harpnet_cli.workflows.scoring import WindowInputs, chunks, input_columns, predict, spaced_subset
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -256,8 +256,9 @@ class _Split:
         """``(n, 64, 64)`` predictions of one model."""
         cfg = model.config
         cols = input_columns(cfg.coarse_inputs, self.store.state_names, self.store.path)
-        return np.concatenate([predict(model, self.store.read(r), cols, bool(cfg.static_inputs), device)
-                               for r in chunks(self.idx, self.batch_size)])
+        windows = WindowInputs.for_store(cfg, self.store.state_names)
+        return np.concatenate([predict(model, self.store.read(r), cols, bool(cfg.static_inputs), device,
+                                       windows=windows) for r in chunks(self.idx, self.batch_size)])
 
     def mae(self, pred: np.ndarray) -> float:
         """Mean absolute error over finite pairs."""

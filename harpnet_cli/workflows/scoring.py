@@ -42,13 +42,20 @@ def chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
 def input_columns(coarse_inputs: Sequence[str], state_names: Sequence[str], where: Path | str) -> list[int]:
     """State columns feeding the coarse channels after precipitation (e.g. ``u``, ``v``).
 
+    The window length is left out when the store does not record it: such a store holds 3-hour
+    windows, and :func:`predict` gives the model that length (:class:`WindowInputs`).
+
     Raises
     ------
     InputDataError
         If the store lacks one.
     """
+    from harpnet_cli.registry import PERIOD_INPUT
+
     cols = []
     for name in coarse_inputs[1:]:
+        if name == PERIOD_INPUT and name not in state_names:
+            continue
         if name not in state_names:
             raise InputDataError(where, f"the model needs coarse input {name!r}, the store's state has "
                                         f"{', '.join(state_names) or 'no columns'}")
@@ -65,7 +72,8 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     ``rows`` of the batch) after its static inputs and returns its members like an ensemble.
     With ``windows`` (a store that records each sample's window length) every sample goes in as
     ``downscale`` gives it to the model: as it is when the model knows its length, else as the
-    3-hour equivalent, scaled back after (:meth:`~harpnet_cli.core.model.wrapper.ModelConfig.window_input`).
+    3-hour equivalent, scaled back after (:meth:`~harpnet_cli.core.model.wrapper.ModelConfig.window_input`);
+    a period-aware model on a store of 3-hour windows that does not record them is told 3 hours.
 
     Returns
     -------
@@ -74,11 +82,16 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     """
     import torch
 
+    from harpnet_cli.core.model.wrapper import NATIVE_HOURS
     from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)
     scale = None
-    if windows is not None:
+    if windows is not None and windows.state_column is None:  # a store of 3-hour windows, a period-aware model
+        assert windows.channel is not None
+        length = torch.full_like(coarse[:, :1], math.log(NATIVE_HOURS))
+        coarse = torch.cat([coarse[:, : windows.channel], length, coarse[:, windows.channel :]], dim=1)
+    elif windows is not None:
         hours = np.exp(np.asarray(sample["state"], dtype=np.float64)[:, windows.state_column])
         pairs = [windows.config.window_input(float(h)) for h in hours]
         scale = torch.tensor([p[0] for p in pairs], dtype=torch.float32).view(-1, 1, 1, 1)
@@ -102,17 +115,18 @@ class WindowInputs:
 
     config: ModelConfig
     """The model's config (its :attr:`~harpnet_cli.core.model.wrapper.ModelConfig.periods`)."""
-    state_column: int
-    """The store's ``log_period_hours`` column."""
+    state_column: int | None
+    """The store's ``log_period_hours`` column; None for a store of 3-hour windows that does not record it."""
     channel: int | None
     """The model's coarse channel of the window length, if it takes it."""
 
     @classmethod
     def for_store(cls, config: ModelConfig, state_names: Sequence[str]) -> WindowInputs | None:
-        """For a store recording window lengths; None for a store of 3-hour windows only."""
+        """For a store recording window lengths, or a period-aware model on a store of 3-hour windows;
+        None when neither (3-hour windows, a model without the length input)."""
         from harpnet_cli.registry import PERIOD_INPUT
 
-        if PERIOD_INPUT not in state_names:
-            return None
         channel = config.coarse_inputs.index(PERIOD_INPUT) if PERIOD_INPUT in config.coarse_inputs else None
+        if PERIOD_INPUT not in state_names:
+            return None if channel is None else cls(config, None, channel)
         return cls(config, list(state_names).index(PERIOD_INPUT), channel)

@@ -302,6 +302,12 @@ def test_period_aware_model_from_a_store_of_several_window_lengths(store, tmp_pa
         assert rows["plain"][base] == rows["aware"][base]
     assert rows["plain"]["bilinear_conservative"]["mass_error"] < 1e-4  # on the window's own amounts
     assert rows["plain"]["plain"]["mass_error"] < 1e-4
+    # a store of 3-hour windows that does not record their length: the period-aware model is told 3 hours
+    three, _ = store
+    res = invoke("evaluate", ckpt, "--data", three, "--split", "validation", "--json", tmp_path / "three.json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "three.json").read_text())["summary"]
+    assert summary["epoch_001"]["mass_error"] < 1e-4
     from harpnet_cli.testing.fixtures import write_cf_netcdf
 
     hourly = synthetic_hourly(6, seed=3)
