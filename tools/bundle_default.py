@@ -178,6 +178,26 @@ def harpnet_commands(script: Path) -> list[str]:
             if "harpnet " in line and not line.lstrip().startswith("#")]
 
 
+def record_regions(original: Path, bundled: Path) -> list[dict[str, Any]]:
+    """Record in ``bundled`` the regions its run trained on when the checkpoint does not (checkpoints
+    written before models recorded them): the grid of the store its run mixed in (``--mix``), from
+    the run's ``config.toml``. Returns the regions the bundled model records."""
+    from harpnet_cli.io.checkpoints import read_checkpoint, write_payload
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.train import store_grid
+
+    payload = read_checkpoint(bundled)
+    config = payload["config"]
+    run = original.parent.parent
+    if not config.get("regions") and original.parent.name == "checkpoints" and (run / "config.toml").exists():
+        mix = _run_config(run).get("mix")
+        grid = store_grid(TrainingStore.open(Path(mix))) if mix else {}
+        if grid and grid != config.get("grid"):
+            payload["config"] = {**config, "regions": [grid]}
+            write_payload(bundled, payload)
+    return list(payload["config"].get("regions") or [])
+
+
 def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
     """Largest difference between the two models' outputs on random rain, relative to its maximum."""
     a, _ = load_model(original)
@@ -191,6 +211,7 @@ def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
 def bundle_stochastic(source: Path, output: Path, evals: list[str]) -> dict[str, Any]:
     """Write ``stochastic.pt`` (fp16) and return its card section."""
     target = save_half_precision(source, output / "stochastic.pt")
+    record_regions(source, target)
     drift = check_half_precision(source, target)
     if drift > 0.01:
         raise SystemExit(f"fp16 stochastic weights change the output by {drift:.2%} of its maximum")
@@ -233,6 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     model_file = save_half_precision(args.model, args.output / "model.pt")
+    record_regions(args.model, model_file)
     drift = check_half_precision(args.model, model_file)
     if drift > 0.01:
         raise SystemExit(f"fp16 weights change the output by {drift:.2%} of its maximum; bundle fp32 instead")

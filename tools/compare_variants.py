@@ -23,7 +23,8 @@ import numpy as np
 
 REGIONS = {"conus3": "held-out real day 2016-09-22, CONUS, 3-hour windows (the store scored before)",
            **{f"conus_{h}h": f"held-out real day 2016-09-22, CONUS, {h}-hour windows" for h in (1, 3, 6, 12, 24)},
-           "west_24h": "held-out real day 2016-09-22, West (31-49N, 125-102W), 24-hour windows",
+           **{f"west_{h}h": f"held-out real day 2016-09-22, West (31-49N, 125-102W), {h}-hour windows"
+              for h in (1, 3, 6, 12, 24)},
            "nwrfc": "NWRFC winter 6-hour windows, 11-12 Dec 2022 (Cascades, northern Rockies; held out)",
            "radolan": "DWD RADOLAN 2014 hours and 24-hour sums (Germany; held out)",
            "conus": "held-out real day 2016-09-22, CONUS",

@@ -128,3 +128,33 @@ def test_trained_on_is_read_from_the_runs_and_their_stores(bundle_tool, tmp_path
     single = tmp_path / "ft1" / "checkpoints" / "epoch_002.pt"  # a plain checkpoint: its own run
     facts = bundle_tool.training_facts(single, load_model(single)[1])
     assert facts["seeds"] == 1 and not facts["soup"] and "1 seed" in bundle_tool.describe_training(facts)
+
+
+def test_bundle_records_the_mixed_store_of_a_checkpoint_that_did_not(bundle_tool, tmp_path):
+    """A checkpoint from before models recorded their regions: the bundle adds its run's --mix store's."""
+    from typer.testing import CliRunner
+
+    from harpnet_cli.cli import app
+    from harpnet_cli.io.checkpoints import read_checkpoint, write_payload
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.workflows.models import save_half_precision
+    from harpnet_cli.workflows.train import store_grid
+
+    def harpnet(*args):
+        res = CliRunner().invoke(app, ["--quiet", *map(str, args)])
+        assert res.exit_code == 0, res.output
+
+    main, other = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    harpnet("prepare", "synthetic", "-o", main, "--samples", 2, "--bbox", "36,42,-112,-104", "--keep-dry", 1.0)
+    harpnet("prepare", "synthetic", "-o", other, "--samples", 2, "--bbox", "30,34,-98,-92", "--keep-dry", 1.0)
+    harpnet("train", main, "-o", tmp_path / "run", "--epochs", 1, "--mix", other, "--preset", "lite",
+            "--batch-size", 4, "--max-batches", 1, "--device", "cpu")
+    ckpt = tmp_path / "run" / "checkpoints" / "epoch_001.pt"
+    payload = read_checkpoint(ckpt)
+    mixed = store_grid(TrainingStore.open(other))
+    assert payload["config"]["regions"] == [mixed]  # recorded by train itself now
+    write_payload(ckpt, {**payload, "config": {**payload["config"], "regions": []}})  # as an older checkpoint
+    bundled = save_half_precision(ckpt, tmp_path / "model.pt")
+    assert bundle_tool.record_regions(ckpt, bundled) == [mixed]
+    assert load_model(bundled)[0].config.regions == [mixed]
+    assert bundle_tool.record_regions(ckpt, bundled) == [mixed]  # once only
