@@ -181,13 +181,16 @@ def harpnet_commands(script: Path) -> list[str]:
 def record_regions(original: Path, bundled: Path) -> list[dict[str, Any]]:
     """Record in ``bundled`` the regions its run trained on when the checkpoint does not (checkpoints
     written before models recorded them): the grid of the store its run mixed in (``--mix``), from
-    the run's ``config.toml``. Returns the regions the bundled model records."""
+    the run's ``config.toml`` (for averaged weights, the fine-tuned checkpoint's run). Returns the
+    regions the bundled model records."""
     from harpnet_cli.io.checkpoints import read_checkpoint, write_payload
     from harpnet_cli.io.store import TrainingStore
     from harpnet_cli.workflows.train import store_grid
 
     payload = read_checkpoint(bundled)
     config = payload["config"]
+    if isinstance(payload.get("wise_ft"), dict):  # averaged weights (tools/wise_ft.py): the fine-tuned run's
+        original = Path(payload["wise_ft"]["fine_tuned"])
     run = original.parent.parent
     if not config.get("regions") and original.parent.name == "checkpoints" and (run / "config.toml").exists():
         mix = _run_config(run).get("mix")
@@ -208,8 +211,9 @@ def check_half_precision(original: Path, half: Path, seed: int = 0) -> float:
     return float((ya - yb).abs().max() / ya.abs().max())
 
 
-def bundle_stochastic(source: Path, output: Path, evals: list[str]) -> dict[str, Any]:
-    """Write ``stochastic.pt`` (fp16) and return its card section."""
+def bundle_stochastic(source: Path, output: Path, evals: list[str], trained_on: str | None = None) -> dict[str, Any]:
+    """Write ``stochastic.pt`` (fp16) and return its card section (``trained_on``: its text, else
+    read from its run)."""
     target = save_half_precision(source, output / "stochastic.pt")
     record_regions(source, target)
     drift = check_half_precision(source, target)
@@ -218,14 +222,16 @@ def bundle_stochastic(source: Path, output: Path, evals: list[str]) -> dict[str,
     model, meta = load_model(target)
     if not model.config.stochastic:
         raise SystemExit(f"{source}: not a stochastic model (it has no noise_scales)")
-    facts = training_facts(source, meta)
-    config = _run_config(source.parent.parent) if source.parent.name == "checkpoints" else {}
+    if trained_on is None:
+        facts = training_facts(source, meta)
+        config = _run_config(source.parent.parent) if source.parent.name == "checkpoints" else {}
+        trained_on = ("the deterministic default's weights, fine-tuned with the fair CRPS of "
+                      f"{config.get('members', '?')} members per tile on the same real data"
+                      + (f" ({describe_training(facts)})" if facts else ""))
     return {
         "parameters": model.param_count(),
         "noise_scales": model.config.noise_scales,
-        "trained_on": ("the deterministic default's weights, fine-tuned with the fair CRPS of "
-                       f"{config.get('members', '?')} members per tile on the same real data"
-                       + (f" ({describe_training(facts)})" if facts else "")),
+        "trained_on": trained_on,
         "fp16_max_relative_change": drift,
         "scores": {title: stochastic_table(Path(path)) for title, _, path in (e.rpartition("=") for e in evals)},
         "source_checkpoint": {"file": str(source), "epoch": meta.get("epoch")},
@@ -248,6 +254,8 @@ def main() -> None:
     parser.add_argument("--trained-on", help="what the model was trained on (default: read from its runs' "
                                              "config.toml and stores)")
     parser.add_argument("--stochastic", type=Path, help="a stochastic checkpoint to ship beside it (stochastic.pt)")
+    parser.add_argument("--stochastic-trained-on", help="what the stochastic model was trained on (default: read "
+                                                        "from its run)")
     parser.add_argument("--stochastic-eval", action="append", default=[], metavar="TITLE=JSON",
                         help="an evaluate --json file of the stochastic model to put in the card under TITLE")
     parser.add_argument("-o", "--output", type=Path, default=Path("harpnet_cli/assets/default"))
@@ -287,7 +295,8 @@ def main() -> None:
         "source_checkpoint": {"file": str(args.model), "epoch": meta.get("epoch")},
     }
     if args.stochastic is not None:
-        card["stochastic"] = bundle_stochastic(args.stochastic, args.output, args.stochastic_eval)
+        card["stochastic"] = bundle_stochastic(args.stochastic, args.output, args.stochastic_eval,
+                                               args.stochastic_trained_on)
     elif (args.output / "stochastic.pt").exists():
         (args.output / "stochastic.pt").unlink()  # never ship stochastic weights from another build
     (args.output / "card.json").write_text(json.dumps(card, indent=1, default=float) + "\n")

@@ -158,3 +158,43 @@ def test_bundle_records_the_mixed_store_of_a_checkpoint_that_did_not(bundle_tool
     assert bundle_tool.record_regions(ckpt, bundled) == [mixed]
     assert load_model(bundled)[0].config.regions == [mixed]
     assert bundle_tool.record_regions(ckpt, bundled) == [mixed]  # once only
+    averaged = {**read_checkpoint(ckpt), "wise_ft": {"start": "a.pt", "fine_tuned": str(ckpt), "alpha": 0.5}}
+    write_payload(tmp_path / "det.pt", averaged)  # weights averaged by tools/wise_ft.py: the fine-tuned run's
+    assert bundle_tool.record_regions(tmp_path / "det.pt", tmp_path / "det.pt") == [mixed]
+
+
+def test_wise_ft_interpolates_a_model_and_its_widened_fine_tune(tmp_path):
+    spec = importlib.util.spec_from_file_location("wise_ft", ROOT / "tools" / "wise_ft.py")
+    wise = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wise)
+    import torch
+
+    from harpnet_cli.io.checkpoints import write_payload
+    from harpnet_cli.testing.models import random_tile_inputs
+
+    small = {"channels": [4, 8], "bridge": 16}
+    start = make_random_checkpoint(tmp_path / "start.pt", seed=1, **small)
+    tuned = make_random_checkpoint(tmp_path / "tuned.pt", seed=2, coarse_inputs=["precip", "log_period_hours"],
+                                   coarse_mean=[0.3, 1.5], coarse_std=[0.8, 0.9], **small)
+    a, _ = load_model(start)
+    b, _ = load_model(tuned)
+    coarse, terrain = random_tile_inputs(a.config, 4, seed=0, terrain_max=2000.0)
+    with_length = torch.cat([coarse, torch.full_like(coarse, 2.2)], dim=1)
+    outputs = {}
+    for alpha in (0.0, 0.5, 1.0):
+        path = write_payload(tmp_path / f"w{alpha}.pt", wise.interpolate(start, tuned, alpha))
+        model, meta = load_model(path)
+        assert meta["wise_ft"]["alpha"] == alpha and "optimizer" not in meta
+        with torch.no_grad():
+            outputs[alpha] = model(with_length, terrain)
+        if alpha == 0.5:
+            w = model.state_dict()["net.head.weight"]
+            torch.testing.assert_close(w, 0.5 * (a.state_dict()["net.head.weight"] + b.state_dict()["net.head.weight"]))
+    with torch.no_grad():
+        torch.testing.assert_close(outputs[0.0], a(coarse, terrain), rtol=1e-5, atol=1e-6)  # the start, exactly
+        torch.testing.assert_close(outputs[1.0], b(with_length, terrain), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(outputs[0.5], outputs[0.0]) and not torch.allclose(outputs[0.5], outputs[1.0])
+    with pytest.raises(SystemExit, match="every input"):
+        wise.interpolate(tuned, start, 0.5)
+    with pytest.raises(SystemExit, match="alpha"):
+        wise.interpolate(start, tuned, 1.5)
