@@ -37,7 +37,15 @@ def test_the_package_ships_a_small_lite_model_with_its_card() -> None:
     assert card["built_with"] and all(line.startswith("harpnet ") for line in card["built_with"])
     titles = list(card["scores"])
     assert any("CONUS" in t for t in titles) and any("West" in t for t in titles)
-    assert any(t.startswith("synthetic validation") for t in titles)
+    assert any("24 h" in t for t in titles) and any(t.startswith("NWRFC") for t in titles)
+    assert model.config.periods == [1.0, 3.0, 6.0, 12.0, 24.0] and model.config.regions  # Germany beside CONUS
+    sto_path = BUNDLED.with_name("stochastic.pt")
+    sto, _ = load_model(sto_path)
+    assert sto.config.stochastic and sto_path.stat().st_size < 4 * 2**20
+    section = card["stochastic"]
+    assert section["noise_scales"] == sto.config.noise_scales and "CRPS" in section["trained_on"]
+    first = next(iter(section["scores"].values()))
+    assert 0.9 <= first["spread/skill"] <= 1.1, first
 
 
 def test_info_describes_the_bundled_model() -> None:

@@ -107,7 +107,7 @@ def test_plot_shows_the_wettest_step_with_its_input(tmp_path: Path, default_mode
     seen = {}
     original = plots.plot_downscaled
 
-    def spy(path, coarse, fine, terrain, lat, lon, *, title, overwrite, units):
+    def spy(path, coarse, fine, terrain, lat, lon, *, title, overwrite, units, probability=None):
         seen.update(coarse=coarse, fine=fine, title=title, units=units)
         return original(path, coarse, fine, terrain, lat, lon, title=title, overwrite=overwrite, dpi=40, units=units)
 

@@ -320,10 +320,10 @@ def test_model_file_reads_once_and_knows_kind_and_hash(good_file: Path, monkeypa
     f = ModelFile(good_file)
     assert not reads  # nothing read until asked
     assert not f.is_ensemble and f.sha256 == checkpoint_sha256(good_file)
-    assert f.payload()["format"] == "harpnet-checkpoint"
+    first = f.payload()
+    assert first["format"] == "harpnet-checkpoint"
     assert reads == [good_file]
-    with pytest.raises(RuntimeError, match="already"):
-        f.payload()
+    assert f.payload() is first and not f.stochastic and reads == [good_file]  # kept, not read again
 
 
 def test_model_file_that_cannot_be_read_is_no_ensemble_and_a_checkpoint_error(tmp_path: Path) -> None:
