@@ -101,9 +101,8 @@ python tools/compare_variants.py "$R/eval" -o "$R/variants.json" --markdown "$R/
 
 # 5. Bundle both as fp16 with one card.
 python tools/bundle_default.py "$DET" --stochastic "$STO" \
-    --region "CONUS (24-50N, 126-66W) and Germany (47-55N, 6-15E)" \
-    --limits "2 days of real rain (MRMS, 20-21 Sep 2016), 1 day of German radar-gauge analyses and 2 daily sums, \
-a synthetic world; windows of 1, 3, 6, 12 and 24 hours; not verified for operational use" \
+    --region "CONUS (24-50N, 126-66W), Germany (47-55N, 6-15E)" \
+    --limits "2 real days (MRMS, Sep 2016), 1 German day; 1-24 h windows; not verified for operational use" \
     --trained-on "The previous 3-hour default (synthetic pre-training on 240 CONUS fields of HARPNET's physically \
 based world, then the real MRMS QPE of 20-21 Sep 2016, 3 seeds averaged), given the window length as an input \
 (zero weights at first) and fine-tuned 5 epochs (batch 32, learning rate 5e-4 on a cosine schedule, tiles \
