@@ -248,6 +248,58 @@ class _FileLikeBytes(io.BytesIO):
         return super().seek(offset, whence)
 
 
+class _Opaque:
+    """Stands for every object a peek does not build (tensors, storages, dtypes): takes anything."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+class _Peek(pickle.Unpickler):
+    """Unpickles a checkpoint's plain data without torch: tensors become :class:`_Opaque`, and no
+    class but ``OrderedDict`` is ever looked up, so no code from the file can run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        """``collections.OrderedDict`` (state dicts); :class:`_Opaque` for anything else."""
+        import collections
+
+        return collections.OrderedDict if (module, name) == ("collections", "OrderedDict") else _Opaque
+
+    def persistent_load(self, pid: Any) -> None:
+        """Tensor storages are not read."""
+        return None
+
+
+def peek_payload(data: bytes) -> dict[str, Any] | None:
+    """A checkpoint's plain contents (its ``config`` among them) read without importing torch.
+
+    Tensors come back as opaque placeholders; use :func:`checkpoint_payload` for the weights.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+
+    Returns
+    -------
+    dict or None
+        The payload, or None when the bytes are not a ``torch.save`` zip file holding a dict.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(file_like(data)) as z:
+            name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            payload = _Peek(io.BytesIO(z.read(name))).load()
+    except (StopIteration, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, OSError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def file_like(data: bytes) -> io.BytesIO:
     """A binary stream over ``data`` that behaves as the same bytes in a file (see ``_FileLikeBytes``).
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harpnet_cli.errors import InputDataError
-from harpnet_cli.io.checkpoints import checkpoint_payload, read_checkpoint_bytes
+from harpnet_cli.io.checkpoints import checkpoint_payload, peek_payload, read_checkpoint_bytes
 from harpnet_cli.io.ensembles import ensemble_payload, is_ensemble_data
 
 if TYPE_CHECKING:
@@ -71,16 +71,20 @@ class ModelFile:
     def stochastic(self) -> bool:
         """Whether the file is a stochastic model (it draws samples: its config has ``noise_scales``).
 
-        False for an ensemble or a file that cannot be read. Loads the payload (on the CPU) and keeps it
-        for :meth:`payload`.
+        False for an ensemble or a file that cannot be read. Read from the file's plain data without
+        torch (:func:`~harpnet_cli.io.checkpoints.peek_payload`): a run with nothing to do never
+        imports it.
         """
         if self.is_ensemble:
             return False
-        try:
-            payload = self.payload("cpu")
-        except InputDataError:
-            return False
-        config = payload.get("config")
+        if self._payload is not None:
+            config = self._payload.get("config")
+        else:
+            try:
+                peeked = peek_payload(self._read())
+            except InputDataError:
+                return False
+            config = None if peeked is None else peeked.get("config")
         return isinstance(config, dict) and bool(config.get("noise_scales"))
 
     @property

@@ -335,3 +335,32 @@ def test_model_file_that_cannot_be_read_is_no_ensemble_and_a_checkpoint_error(tm
         f.payload()
     with pytest.raises(InputDataError, match="no such checkpoint file"):
         f.sha256  # noqa: B018
+
+
+def test_peek_reads_the_config_without_torch_and_runs_no_code(tmp_path: Path) -> None:
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import zipfile
+
+    from harpnet_cli.io.checkpoints import checkpoint_payload, peek_payload, read_checkpoint_bytes
+
+    sto = make_random_checkpoint(tmp_path / "sto.pt", noise_scales=[1.0, 4.0], channels=[4, 8], bridge=16)
+    data = read_checkpoint_bytes(sto)
+    assert peek_payload(data)["config"] == checkpoint_payload(data, sto)["config"]
+    code = ("import sys; from harpnet_cli.io.model_files import ModelFile; "
+            f"f = ModelFile({str(sto)!r}); print(f.stochastic, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pt"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"config": {"noise_scales": [1.0]}, "x": Evil()}))
+    peeked = peek_payload(evil.read_bytes())
+    assert peeked["config"] == {"noise_scales": [1.0]} and not (tmp_path / "pwned").exists()
+    assert peek_payload(b"not a zip") is None
