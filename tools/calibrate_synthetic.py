@@ -14,6 +14,12 @@ Usage::
         --prism ../shared/data/train/prism-normal/PRISM_ppt_30yr_normal_4kmD1_0301_bil.zip
 
 Prints one line per variant and writes ``benchmarks/results/terrain_lock.json``.
+
+Longer windows (``--hours 3,24 --turn 0,5,15``): the same statistic of windows summed from
+successive 3-hour states under a flow turning ``TURN_DEG_PER_STEP`` degrees per step, for each
+turn, with the knobs above at their current setting; its growth from 3 to 24 hours is compared
+with that of real windows (``--real`` stores recording window lengths, ``tools/terrain_lock.py
+--period``).
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ VARIANTS: list[dict[str, object]] = [
 ]
 
 
-def synthetic_lock(spec: GridSpec, samples: int, seed: int) -> tuple[float, float]:
-    """Terrain lock of single samples (pooled) and of their mean field, for the current knobs."""
+def synthetic_lock(spec: GridSpec, samples: int, seed: int, steps: int = 1) -> tuple[float, float]:
+    """Terrain lock of single samples (pooled) and of their mean field, for the current knobs
+    (windows of ``steps`` 3-hour states)."""
     from harpnet_cli.workflows.prepare import _world
 
     padded = spec.padded(1)
@@ -53,7 +60,7 @@ def synthetic_lock(spec: GridSpec, samples: int, seed: int) -> tuple[float, floa
     terrain = load_terrain(padded)
     single, total = TerrainLock(), np.zeros(terrain.shape)
     for i in range(samples):
-        fine, _ = world.sample(i, seed)
+        fine, _ = world.sample(i, seed, steps=steps)
         single.add(fine, terrain)
         total += fine
     clim = TerrainLock(wet_mm=0.0)
@@ -84,7 +91,12 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="a store of real observations (its train split)")
     parser.add_argument("--prism", type=Path, help="the PRISM normal (zip)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/terrain_lock.json"))
+    parser.add_argument("--hours", help="window lengths (multiples of 3) for the turning-flow run, e.g. 3,24")
+    parser.add_argument("--turn", default="0,5,15", help="turns of the flow per 3-hour step (degrees) to try")
     args = parser.parse_args()
+    if args.hours:
+        turning(args)
+        return
     spec = GridSpec.from_domain("conus")
     report: dict[str, object] = {"samples": args.samples, "variants": []}
     if args.real:
@@ -101,6 +113,26 @@ def main() -> None:
         single, clim = synthetic_lock(spec, args.samples, args.seed)
         report["variants"].append({**variant, "single": single, "climatology": clim})  # type: ignore[attr-defined]
         print(f"{variant}: single samples {single:.3f}, mean of {args.samples} samples {clim:.3f}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+
+
+def turning(args: argparse.Namespace) -> None:
+    """The terrain lock of windows of each of ``--hours`` for each ``--turn`` (the turning-flow knob)."""
+    spec = GridSpec.from_domain("conus")
+    hours = [int(h) for h in args.hours.split(",")]
+    report: dict[str, object] = {"samples": args.samples, "hours": hours, "runs": []}
+    if args.real:
+        from tools.terrain_lock import store_terrain_lock
+
+        report["real"] = {h: store_terrain_lock(str(args.real), "train", 50_000, period=h)[0] for h in hours}
+        print(f"real {args.real}: " + ", ".join(f"{h} h {v:.3f}" for h, v in report["real"].items()))  # type: ignore[attr-defined]
+    for turn in (float(t) for t in args.turn.split(",")):
+        syn.TURN_DEG_PER_STEP = turn
+        locks = {h: synthetic_lock(spec, args.samples, args.seed, steps=h // 3) for h in hours}
+        report["runs"].append({"turn": turn, **{f"{h}h": v for h, v in locks.items()}})  # type: ignore[attr-defined]
+        print(f"turn {turn:g} deg/step: " + ", ".join(f"{h} h single {s:.3f} (mean field {c:.3f})"
+                                                      for h, (s, c) in locks.items()), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
 
