@@ -89,12 +89,12 @@ def _run_tiles(model: torch.nn.Module, channels: int, coarse: np.ndarray, static
     import torch
 
     coarse_tiles = patcher.cut_coarse(coarse.astype(np.float32, copy=False))
-    static_tiles = patcher.cut_fine(static.astype(np.float32, copy=False))
+    static_tiles = patcher.fine_cutter(static.astype(np.float32, copy=False))  # cut a batch at a time
     stitcher = Stitcher(patcher, channels=channels)
     with torch.inference_mode():
         for sl in patcher.batches(batch_size):
             c = torch.from_numpy(coarse_tiles[sl]).to(device)
-            s = torch.from_numpy(static_tiles[sl]).to(device)
+            s = torch.from_numpy(static_tiles(sl)).to(device)
             out = model(c, s)
             if out.ndim == 5:
                 out = out[:, :, 0].transpose(0, 1)  # (M, B, 1, H, W) -> (B, M, H, W)

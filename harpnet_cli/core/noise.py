@@ -76,7 +76,7 @@ def _fields(rng: np.random.Generator, n: int, shape: tuple[int, int], scales: Se
 
 
 def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], seed: int | Sequence[int],
-               first_member: int = 0, periodic: bool = False) -> np.ndarray:
+               first_member: int = 0, periodic: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Noise of ``members`` members on a ``shape`` grid (a whole domain): one field per member and scale.
 
     Parameters
@@ -93,6 +93,9 @@ def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], se
         Number of the first member drawn (members ``first_member .. first_member + members - 1``).
     periodic : bool
         The grid goes round the globe in longitude (the last axis): the noise wraps round it too.
+    out : numpy.ndarray, optional
+        ``(members * len(scales), H, W)`` float32 to draw into (e.g. the channels after the terrain
+        in a model's static input), so no second copy of a large domain's noise is made.
 
     Returns
     -------
@@ -100,9 +103,14 @@ def draw_noise(shape: tuple[int, int], members: int, scales: Sequence[float], se
         ``(members * len(scales), H, W)`` float32, member major (channel ``m * S + s``).
     """
     seeds = [int(seed)] if isinstance(seed, int | np.integer) else [int(s) for s in seed]
-    parts = [_fields(np.random.default_rng([*seeds, m]), 1, shape, scales, periodic)[0]
-             for m in range(first_member, first_member + members)]
-    return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype=np.float32)
+    j = len(scales)
+    if out is None:
+        out = np.empty((members * j, *shape), dtype=np.float32)
+    elif out.shape != (members * j, *shape):
+        raise ValueError(f"out must be {(members * j, *shape)}, got {out.shape}")
+    for k, m in enumerate(range(first_member, first_member + members)):
+        out[k * j : (k + 1) * j] = _fields(np.random.default_rng([*seeds, m]), 1, shape, scales, periodic)[0]
+    return out
 
 
 def draw_batch_noise(n: int, members: int, scales: Sequence[float], shape: tuple[int, int],

@@ -21,7 +21,7 @@ Pure numpy: arrays in, arrays out.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -312,14 +312,35 @@ class Patcher:
         numpy.ndarray
             ``(N, C, tile, tile)``.
         """
+        return self.fine_cutter(fine)(slice(0, len(self.tiles)))
+
+    def fine_cutter(self, fine: np.ndarray) -> Callable[[slice], np.ndarray]:
+        """Cut fine fields a batch of tiles at a time: the field is padded once, and only the
+        tiles asked for are copied (a stochastic model's noise over the globe does not fit twice).
+
+        Parameters
+        ----------
+        fine : numpy.ndarray
+            ``(C, H, W)`` fine fields over the domain (no buffer).
+
+        Returns
+        -------
+        callable
+            ``cut(tiles)``: ``(n, C, tile, tile)`` for the slice ``tiles`` of ``self.tiles``.
+        """
         if fine.ndim != 3 or fine.shape[-2:] != self.fine_shape:
             raise ValueError(f"fine input must be (C, {self.fine_shape[0]}, {self.fine_shape[1]}), got {fine.shape}")
-        fine = self._pad_to_work(fine, 1, 0)
+        padded = self._pad_to_work(fine, 1, 0)
         t = self.tile
-        out = np.empty((len(self.tiles), fine.shape[0], t, t), dtype=fine.dtype)
-        for k, tl in enumerate(self.tiles):
-            out[k] = fine[:, tl.y0 : tl.y0 + t, tl.x0 : tl.x0 + t]
-        return out
+
+        def cut(tiles: slice) -> np.ndarray:
+            chosen = self.tiles[tiles]
+            out = np.empty((len(chosen), padded.shape[0], t, t), dtype=padded.dtype)
+            for k, tl in enumerate(chosen):
+                out[k] = padded[:, tl.y0 : tl.y0 + t, tl.x0 : tl.x0 + t]
+            return out
+
+        return cut
 
     def batches(self, batch_size: int) -> Iterator[slice]:
         """Slices of tile indices, ``batch_size`` at a time."""

@@ -927,9 +927,12 @@ class _ModelRunner:
         if self.samples is not None:
             from harpnet_cli.core.noise import draw_noise
 
-            noise = draw_noise(terrain.shape[-2:], self.samples, self.config.noise_scales, (self.seed, *noise_key),
-                               periodic=patcher.periodic)
-            terrain = np.concatenate([terrain, noise])
+            scales = self.config.noise_scales
+            static = np.empty((len(terrain) + self.samples * len(scales), *terrain.shape[-2:]), dtype=np.float32)
+            static[: len(terrain)] = terrain
+            draw_noise(terrain.shape[-2:], self.samples, scales, (self.seed, *noise_key), periodic=patcher.periodic,
+                       out=static[len(terrain):])  # drawn in place after the terrain: one copy
+            terrain = static
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if not self.is_ensemble:
                 fine = downscale_domain(self.model, np.stack(inputs), terrain, patcher, **kwargs)[None]
