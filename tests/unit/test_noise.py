@@ -230,3 +230,15 @@ def test_a_tile_across_the_dateline_has_no_seam_inside() -> None:
     assert seam == pytest.approx(inside, rel=0.3)
     seam, inside = jumps(draw_noise(patcher.fine_shape, 8, [4.0], seed=1, periodic=False))
     assert seam > 4 * inside  # the control: bounded noise has a seam there
+
+
+def test_noise_drawn_into_a_given_array_is_the_same():
+    shape, scales = (24, 40), [1.0, 4.0]
+    want = draw_noise(shape, 3, scales, seed=[5, 1])
+    static = np.full((1 + 6, *shape), -1.0, dtype=np.float32)  # terrain first, then the members' noise
+    got = draw_noise(shape, 3, scales, seed=[5, 1], out=static[1:])
+    assert got.base is static or got is static[1:] or np.shares_memory(got, static)
+    np.testing.assert_array_equal(static[1:], want)
+    assert (static[0] == -1.0).all()
+    with pytest.raises(ValueError, match="out must be"):
+        draw_noise(shape, 2, scales, seed=1, out=static[1:])

@@ -66,6 +66,17 @@ def test_fine_tiles_match_offsets():
         np.testing.assert_array_equal(tiles[k], fine[:, t.y0 : t.y0 + 64, t.x0 : t.x0 + 64])
 
 
+@pytest.mark.parametrize("periodic", [False, True])
+def test_fine_tiles_cut_a_batch_at_a_time_equal_the_whole_cut(periodic):
+    p = Patcher((20, 40), periodic=periodic) if periodic else Patcher((20, 30))
+    fine = np.random.default_rng(2).normal(size=(3, *p.fine_shape)).astype(np.float32)
+    whole = p.cut_fine(fine)
+    cut = p.fine_cutter(fine)
+    parts = [cut(sl) for sl in p.batches(3)]
+    assert all(len(part) <= 3 for part in parts)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
 def test_domain_smaller_than_a_tile_is_padded_and_cropped():
     out, direct, p = run_identity(5, 9)
     assert len(p) == 1
