@@ -589,7 +589,7 @@ def _draw_missing(ax: Axes, field: np.ndarray, extent: tuple[float, float, float
 PROBABILITY_LEVELS = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 
 
-def _probability_panel(fig: Any, ax: Any, probability: tuple[str, np.ndarray], background: np.ndarray,
+def _probability_panel(fig: Any, ax: Axes, probability: tuple[str, np.ndarray], background: np.ndarray,
                        extent: tuple[float, float, float, float], aspect: float) -> None:
     """The probability-of-exceedance panel (percent, 5 % steps of colour) with its own colour bar."""
     from matplotlib.colors import BoundaryNorm
@@ -597,18 +597,26 @@ def _probability_panel(fig: Any, ax: Any, probability: tuple[str, np.ndarray], b
     label, field = probability
     percent = 100.0 * np.asarray(field, dtype=np.float32)
     cmap = _pyplot().get_cmap("YlGnBu", len(PROBABILITY_LEVELS) - 1).with_extremes(under=(0.0, 0.0, 0.0, 0.0))
-    norm = BoundaryNorm(PROBABILITY_LEVELS, cmap.N)
+    image, _ = _draw_panel(ax, percent, background, extent, aspect, cmap, BoundaryNorm(PROBABILITY_LEVELS, cmap.N),
+                           label, ".0f", "%")
+    fig.colorbar(image, ax=ax, ticks=PROBABILITY_LEVELS, shrink=0.9, aspect=30, label="probability (%)")
+
+
+def _draw_panel(ax: Axes, field: np.ndarray, background: np.ndarray, extent: tuple[float, float, float, float],
+                aspect: float, cmap: Any, norm: Any, label: str, peak_format: str, unit: str) -> tuple[Any, bool]:
+    """One map panel: ``field`` in ``cmap``/``norm`` over the hillshade, missing cells hatched, map
+    lines, the title ``"{label}: max {peak} {unit}"``. Returns the image and whether cells were missing."""
     ax.imshow(background, origin="lower", extent=extent, interpolation="bilinear")
-    image = ax.imshow(np.ma.masked_invalid(percent), origin="lower", extent=extent, cmap=cmap, norm=norm,
+    image = ax.imshow(np.ma.masked_invalid(field), origin="lower", extent=extent, cmap=cmap, norm=norm,
                       interpolation="nearest", alpha=0.85)
-    _draw_missing(ax, percent, extent)
+    missing = _draw_missing(ax, field, extent)
     _draw_map_lines(ax, extent)
-    peak = float(np.nanmax(percent)) if np.isfinite(percent).any() else float("nan")
-    ax.set_title(f"{label}: max {peak:.0f} %", fontsize=10)
+    peak = float(np.nanmax(field)) if np.isfinite(field).any() else float("nan")
+    ax.set_title(f"{label}: max {peak:{peak_format}} {unit}", fontsize=10)
     ax.set_aspect(aspect)
     ax.set_xlabel("longitude (°)")
     ax.grid(color="0.3", linewidth=0.3, alpha=0.5)
-    fig.colorbar(image, ax=ax, ticks=PROBABILITY_LEVELS, shrink=0.9, aspect=30, label="probability (%)")
+    return image, missing
 
 
 def plot_downscaled(
@@ -699,17 +707,10 @@ def plot_downscaled(
     background = _hillshade_rgb(terrain, lat, lon)
     image = None
     any_missing = False
+    peak_format = ".2f" if units == "in" else ".1f"
     for ax, field, label in ((axes[0], coarse * scale, labels[0]), (axes[1], fine * scale, labels[1])):
-        ax.imshow(background, origin="lower", extent=extent, interpolation="bilinear")
-        image = ax.imshow(np.ma.masked_invalid(field), origin="lower", extent=extent, cmap=cmap, norm=norm,
-                          interpolation="nearest", alpha=0.85)
-        any_missing |= _draw_missing(ax, field, extent)
-        _draw_map_lines(ax, extent)
-        peak = float(np.nanmax(field)) if np.isfinite(field).any() else float("nan")
-        ax.set_title(f"{label}: max {peak:.{2 if units == 'in' else 1}f} {units}", fontsize=10)
-        ax.set_aspect(aspect)
-        ax.set_xlabel("longitude (°)")
-        ax.grid(color="0.3", linewidth=0.3, alpha=0.5)
+        image, missing = _draw_panel(ax, field, background, extent, aspect, cmap, norm, label, peak_format, units)
+        any_missing |= missing
     axes[0].set_ylabel("latitude (°)")
     if any_missing:
         from matplotlib.patches import Patch
