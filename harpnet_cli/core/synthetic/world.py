@@ -234,6 +234,15 @@ class SyntheticWorld:
         amount += self.convection(state, rng, envelope)
         return amount.astype(np.float32, copy=False)
 
+    def _large_scale_spectrum(self, state: SyntheticState, rng: np.random.Generator) -> np.ndarray | None:
+        """The large-scale pattern of a window, drawn once (its 2-D real FFT on the padded grid, which
+        the steps shift downwind); None without large-scale rain (nothing is drawn from ``rng``)."""
+        if state.large_scale_rate <= 0:
+            return None
+        amplitude = power_law_amplitude(self.k, self.l_, state)
+        field = gaussian_field(rng, amplitude, self.solver.padded_shape, self.workers)
+        return sfft.rfft2(field, workers=self.workers)
+
     def render_steps(self, state: SyntheticState, rng: np.random.Generator, steps: int) -> np.ndarray:
         """Consecutive 3-hour amounts on the HR grid: one weather situation moving with the wind.
 
@@ -260,11 +269,7 @@ class SyntheticWorld:
         out = np.zeros((steps, *self.shape), dtype=np.float32)
         if state.is_dry:
             return out
-        shape = self.solver.padded_shape
-        field_hat = None
-        if state.large_scale_rate > 0:
-            amplitude = power_law_amplitude(self.k, self.l_, state)
-            field_hat = sfft.rfft2(gaussian_field(rng, amplitude, shape, self.workers), workers=self.workers)
+        field_hat = self._large_scale_spectrum(state, rng)
         orographic = self.orographic(state)
         sigma = np.float32(state.u) * self.k + np.float32(state.v) * self.l_
         for s in range(steps):
@@ -272,7 +277,7 @@ class SyntheticWorld:
                 rate, envelope = np.zeros(self.shape, np.float32), np.ones(self.shape, np.float32)
             else:
                 shift = np.exp(-1j * sigma * np.float32(s * ACCUMULATION_HOURS * 3600.0)).astype(np.complex64)
-                field = sfft.irfft2(field_hat * shift, s=shape, workers=self.workers)
+                field = sfft.irfft2(field_hat * shift, s=self.solver.padded_shape, workers=self.workers)
                 rate, envelope = self._rain_and_envelope(field, state)
             amount = np.maximum(rate + envelope * orographic, 0) * np.float32(ACCUMULATION_HOURS)
             out[s] = amount + self.convection(state, rng, envelope)
@@ -356,11 +361,7 @@ class SyntheticWorld:
         out = np.zeros((steps, *self.shape), dtype=np.float32)
         if state.is_dry:
             return out
-        shape = self.solver.padded_shape
-        field_hat = None
-        if state.large_scale_rate > 0:
-            amplitude = power_law_amplitude(self.k, self.l_, state)
-            field_hat = sfft.rfft2(gaussian_field(rng, amplitude, shape, self.workers), workers=self.workers)
+        field_hat = self._large_scale_spectrum(state, rng)
         seconds = ACCUMULATION_HOURS * 3600.0
         shift_x = shift_y = 0.0
         for s in range(steps):
@@ -372,7 +373,8 @@ class SyntheticWorld:
                 rate, envelope = np.zeros(self.shape, np.float32), np.ones(self.shape, np.float32)
             else:
                 phase = np.float32(shift_x) * self.k + np.float32(shift_y) * self.l_
-                field = sfft.irfft2(field_hat * np.exp(-1j * phase).astype(np.complex64), s=shape, workers=self.workers)
+                field = sfft.irfft2(field_hat * np.exp(-1j * phase).astype(np.complex64), s=self.solver.padded_shape,
+                                    workers=self.workers)
                 rate, envelope = self._rain_and_envelope(field, now)
             orographic = np.float32(constants.OROGRAPHIC_EFFICIENCY) * self.orographic(now)
             amount = np.maximum(rate + envelope * orographic, 0) * np.float32(ACCUMULATION_HOURS)
