@@ -83,7 +83,7 @@ STO=$R/sto/checkpoints/epoch_003.pt
 score() { # score NAME CHECKPOINT [evaluate options]
     local name=$1 ckpt=$2; shift 2
     step "$R/eval/$name.conus3.json" harpnet --quiet evaluate "$ckpt" --data "$MRMS" --split validation \
-        --json "$R/eval/$name.conus3.json" "$@"
+        --climatology "$PRISM" --json "$R/eval/$name.conus3.json" "$@"
     for h in 1 3 6 12 24; do
         step "$R/eval/$name.conus_${h}h.json" harpnet --quiet evaluate "$ckpt" --data "$MULTI" --split validation \
             --period $h --json "$R/eval/$name.conus_${h}h.json" "$@"
