@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harpnet_cli.testing.models import make_random_checkpoint
@@ -198,3 +199,35 @@ def test_wise_ft_interpolates_a_model_and_its_widened_fine_tune(tmp_path):
         wise.interpolate(tuned, start, 0.5)
     with pytest.raises(SystemExit, match="alpha"):
         wise.interpolate(start, tuned, 1.5)
+
+
+def test_terrain_lock_of_one_window_length(tmp_path):
+    from typer.testing import CliRunner
+
+    from harpnet_cli.cli import app
+    from harpnet_cli.core.metrics import TerrainLock
+    from harpnet_cli.io.store import TrainingStore
+    from harpnet_cli.registry import PERIOD_INPUT
+    from harpnet_cli.splits import TRAIN
+
+    spec = importlib.util.spec_from_file_location("terrain_lock", ROOT / "tools" / "terrain_lock.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    store = tmp_path / "multi.zarr"
+    res = CliRunner().invoke(app, ["--quiet", "prepare", "synthetic", "-o", str(store), "--samples", "6", "--bbox",
+                                   "36,42,-112,-104", "--periods", "3,24", "--seed", 4])
+    assert res.exit_code == 0, res.output
+    s = TrainingStore.open(store)
+    rows = s.indices(TRAIN)
+    hours = np.rint(np.exp(np.asarray(s.state[: len(s)])[rows, s.state_names.index(PERIOD_INPUT)]))
+    counted = 0
+    for period in (3.0, 24.0):
+        chosen = rows[hours == period]
+        assert len(chosen)
+        sample = s.read(chosen)
+        want = TerrainLock()
+        want.add(sample["fine"][:, 0], sample["terrain"][:, 0])
+        got, cells = tool.store_terrain_lock(str(store), "train", 10_000, period=period)
+        assert cells == want.cells and (got == want.result() or (np.isnan(got) and np.isnan(want.result())))
+        counted += cells
+    assert tool.store_terrain_lock(str(store), "train", 10_000)[1] == counted > 0  # the lengths split the cells
