@@ -448,6 +448,8 @@ def downscale(
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: usable cores).")] = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast: faster on CPUs with AVX-512 BF16 and "
                                                       "on GPUs; mass conservation stays float32.")] = False,
+    backend: Annotated[str, typer.Option(help="What runs the network: auto (ONNX Runtime on the CPU, torch on a GPU "
+                                              "or with native --bf16), onnx or torch.")] = "auto",
     variable: Annotated[str | None, typer.Option(help="NetCDF precipitation variable, if not found by "
                                                       "its standard name.")] = None,
     accumulation: Annotated[str | None, typer.Option(help="Accumulation period of NetCDF inputs that do not "
@@ -482,8 +484,8 @@ def downscale(
 
     cfg = DownscaleConfig.model_validate({
         "inputs": inputs, "output": output, "model": model, "plot": plot, "bbox": bbox, "domain": domain,
-        "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "variable": variable,
-        "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
+        "device": device, "batch_size": batch_size, "threads": threads, "bf16": bf16, "backend": backend,
+        "variable": variable, "accumulation": accumulation, "overwrite": overwrite, "output_format": format_,
         "grib_packing": grib_packing, "skip_existing": skip_existing, "wait": wait, "members": members,
         "probabilities": probabilities, "percentiles": percentiles, "units": units, "samples": samples, "seed": seed,
         "command_line": shlex.join(["harpnet", *sys.argv[1:]]), "allow_extreme": allow_extreme,

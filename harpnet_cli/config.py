@@ -141,6 +141,10 @@ class DownscaleConfig(_ReadsInputs):
     mass-conservation layer stays in float32)."""
     threads: int | None = Field(default=None, ge=1)
     """CPU threads for torch; None picks the usable cores."""
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    """What runs the network: ``onnx`` (ONNX Runtime: CPU only, about twice torch's speed there,
+    and torch is not imported), ``torch``, or ``auto``: ONNX Runtime on the CPU when it is
+    installed and neither native bfloat16 (``--bf16``) nor a GPU calls for torch."""
     overwrite: bool = False
     """Replace an existing output file."""
     variable: str | None = None

@@ -152,6 +152,53 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+#: Files whose presence means a GPU driver is loaded (NVIDIA, AMD ROCm).
+_GPU_MARKERS = (Path("/proc/driver/nvidia/version"), Path("/dev/nvidiactl"), Path("/dev/kfd"))
+
+
+def accelerator_possible(markers: tuple[Path, ...] = _GPU_MARKERS) -> bool:
+    """Whether ``--device auto`` could pick a GPU here, answered without importing torch.
+
+    False only when it certainly cannot: the installed torch is a CPU build (its version ends in
+    ``+cpu``), or no GPU driver is loaded and the machine is not an Apple Silicon Mac (MPS).
+    Otherwise :func:`select_device` must ask torch.
+    """
+    import platform
+    import sys
+    from importlib import metadata
+
+    try:
+        if metadata.version("torch").endswith("+cpu"):
+            return False
+    except metadata.PackageNotFoundError:
+        return False
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True
+    return any(marker.exists() for marker in markers)
+
+
+def cpu_threads(n: int | None = None) -> int:
+    """The CPU thread count to use: ``n``, else :func:`usable_cpu_count` (checked, torch untouched).
+
+    Raises
+    ------
+    UsageError
+        If ``n`` is less than 1.
+    """
+    if n is not None and n < 1:
+        raise UsageError(f"--threads must be at least 1, got {n}")
+    return usable_cpu_count() if n is None else n
+
+
+def spinning_allowed() -> bool:
+    """Whether waiting threads may spin: only when ``OMP_WAIT_POLICY`` is set to ``ACTIVE``.
+
+    The same choice as :func:`prefer_passive_waiting` for torch, for runtimes that take it as an
+    option (ONNX Runtime).
+    """
+    return os.environ.get("OMP_WAIT_POLICY", WAIT_POLICY).strip().upper() == "ACTIVE"
+
+
 def _cgroup_cpu_limit(root: Path = _CGROUP_ROOT) -> float | None:
     """CPU quota of this process's cgroup in cores (v2 ``cpu.max`` or v1 CFS), if any."""
     try:
@@ -226,9 +273,7 @@ def configure_cpu_threads(n: int | None = None) -> int:
     """
     import torch
 
-    if n is not None and n < 1:
-        raise UsageError(f"--threads must be at least 1, got {n}")
-    threads = usable_cpu_count() if n is None else n
+    threads = cpu_threads(n)
     torch.set_num_threads(threads)
     logger.debug("torch CPU threads: %d", threads)
     return threads

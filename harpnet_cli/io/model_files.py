@@ -41,6 +41,7 @@ class ModelFile:
         self._sha256: str | None = None
         self._ensemble: bool | None = None
         self._payload: dict[str, Any] | None = None
+        self._plain: dict[str, Any] | None = None
 
     def _read(self) -> bytes:
         """The file's bytes (read now if not yet); a failed read is remembered and raised again."""
@@ -72,20 +73,26 @@ class ModelFile:
         """Whether the file is a stochastic model (it draws samples: its config has ``noise_scales``).
 
         False for an ensemble or a file that cannot be read. Read from the file's plain data without
-        torch (:func:`~harpnet_cli.io.checkpoints.peek_payload`): a run with nothing to do never
-        imports it.
+        torch (:meth:`plain`): a run with nothing to do never imports it.
         """
         if self.is_ensemble:
             return False
-        if self._payload is not None:
-            config = self._payload.get("config")
-        else:
-            try:
-                peeked = peek_payload(self._read())
-            except InputDataError:
-                return False
-            config = None if peeked is None else peeked.get("config")
+        config = self._payload.get("config") if self._payload is not None else self.plain().get("config")
         return isinstance(config, dict) and bool(config.get("noise_scales"))
+
+    def plain(self) -> dict[str, Any]:
+        """The payload's plain data read without torch (:func:`~harpnet_cli.io.checkpoints.peek_payload`).
+
+        Configs, epochs and metadata as stored; tensors are opaque placeholders. Empty for a file
+        that cannot be read or is not a torch file holding a dict (:meth:`payload` says why).
+        """
+        if self._plain is None:
+            try:
+                data = self._read()
+            except InputDataError:
+                return {}
+            self._plain = peek_payload(data) or {}
+        return self._plain
 
     @property
     def sha256(self) -> str:

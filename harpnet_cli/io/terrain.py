@@ -20,13 +20,10 @@ that cannot be written (read-only home of a cron user) is skipped silently.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -35,6 +32,7 @@ import numpy as np
 
 from harpnet_cli.errors import HarpnetError
 from harpnet_cli.grids import GridSpec
+from harpnet_cli.io.cache import cache_folder, open_cached, store_cached
 
 ASSET_PACKAGE = "harpnet_cli.assets"
 ASSET_NAME = "terrain_etopo5.npz"
@@ -43,19 +41,13 @@ PER_DEGREE = 12
 SHAPE = (180 * PER_DEGREE + 1, 360 * PER_DEGREE)
 
 
-#: Environment variable naming the cache folder (``off`` to disable the cache).
-CACHE_ENV = "HARPNET_CACHE_DIR"
 #: Bump when the interpolation changes, so cached terrain of the old rule is not reused.
 _RULE_VERSION = 1
 
 
 def cache_dir() -> Path | None:
     """The folder for cached terrain, or None when caching is off (``HARPNET_CACHE_DIR=off``)."""
-    value = os.environ.get(CACHE_ENV)
-    if value is not None:
-        return None if value.strip().lower() in ("", "off", "0", "none") else Path(value) / "terrain"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "harpnet" / "terrain"
+    return cache_folder("terrain")
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,12 +67,11 @@ def _cache_file(spec: GridSpec) -> Path | None:
 
 def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """The cached array if it is there and has the expected shape and type."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    handle = open_cached(path)
+    if handle is None:
         return None
     try:
-        with os.fdopen(fd, "rb") as handle:
+        with handle:
             array = np.load(handle, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
@@ -91,16 +82,7 @@ def _read_cached(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
 
 def _write_cached(path: Path, array: np.ndarray) -> None:
     """Store ``array`` atomically (temporary file and rename); failures are ignored."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    store_cached(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def _read_asset() -> bytes:

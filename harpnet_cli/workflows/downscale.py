@@ -51,8 +51,10 @@ if TYPE_CHECKING:
     import torch
 
     from harpnet_cli.core.accumulation import LazySeries
+    from harpnet_cli.core.model.config import ModelConfig
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
-    from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
+    from harpnet_cli.core.model.onnx import GraphModel
+    from harpnet_cli.core.model.wrapper import Downscaler
     from harpnet_cli.core.remap import Regridder
     from harpnet_cli.io.model_files import ModelFile
     from harpnet_cli.io.outputs import OutputWriter, PlannedOutput
@@ -570,6 +572,7 @@ class StepDownscaler:
         _warn_region(spec, runner.config, rep)
         attrs = _attributes(cfg, runner.config.preset, model_file.sha256, spec, regridder, series, runner.epochs,
                             runner.samples)
+        attrs["harpnet_runtime"] = runner.runtime
         return cls(runner, spec, regridder, terrain, patcher, attrs)
 
     @property
@@ -786,15 +789,17 @@ def _member_numbers(series: Sequence[StepSource], n: int) -> list[int | None]:
 class _ModelRunner:
     """A loaded model, or every member of an ensemble run in one pass, on its device.
 
-    :meth:`load` reads the model file; :meth:`tiles_for` fixes the tile size for a domain and
-    prepares the model for inference (BatchNorm folded, channels-last on the CPU).
+    :meth:`load` reads the model file and picks the runtime (:func:`choose_backend`); :meth:`tiles_for`
+    fixes the tile size for a domain and prepares the model for inference (torch: BatchNorm folded,
+    channels-last on the CPU; ONNX Runtime: the exported graph takes any tile size as it is).
     """
 
     loaded: list[Downscaler]
-    """The models as read (every member of an ensemble), on the device."""
+    """The models as read (every member of an ensemble), on the device; empty for ONNX Runtime."""
     config: ModelConfig
     """The model's config (the first member's for an ensemble: inputs and tiles are shared)."""
-    device: torch.device
+    device: torch.device | None
+    """The torch device; None on ONNX Runtime (the CPU)."""
     batch_size: int
     bf16: bool
     epochs: list[int] | None = None
@@ -805,8 +810,8 @@ class _ModelRunner:
     """Seed of a stochastic model's noise (``--seed``)."""
     path: Path | None = None
     """The model file, for messages."""
-    model: Downscaler | EnsembleDownscaler | None = None
-    """The model ready for inference (after :meth:`tiles_for`)."""
+    model: Downscaler | EnsembleDownscaler | GraphModel | None = None
+    """The model ready for inference (after :meth:`tiles_for`; the graph from :meth:`load`)."""
 
     @property
     def members(self) -> int:
@@ -820,9 +825,20 @@ class _ModelRunner:
         """Whether each step gives members (an ensemble model, or a stochastic model's samples)."""
         return self.epochs is not None or self.samples is not None
 
+    @property
+    def runtime(self) -> str:
+        """What runs the network, for the output's provenance: ``torch 2.13.0+cpu (cpu)`` or ``onnxruntime 1.32.0``."""
+        if self.device is None:
+            from harpnet_cli.core.model.onnx import runtime_version
+
+            return f"onnxruntime {runtime_version()}"
+        import torch
+
+        return f"torch {torch.__version__} ({self.device.type})"
+
     @classmethod
     def load(cls, cfg: DownscaleConfig, model_file: ModelFile, rep: Reporter | None = None) -> _ModelRunner:
-        """Pick the device, set CPU threads, load the checkpoint or ensemble.
+        """Pick the runtime and device, set CPU threads, load the checkpoint or ensemble.
 
         ``--bf16`` on a CPU without native bfloat16 (see :func:`harpnet_cli.devices.native_bf16`)
         warns and runs float32: emulated bfloat16 is about 10 times slower.
@@ -831,14 +847,20 @@ class _ModelRunner:
         from harpnet_cli.workflows.models import load_models
 
         assert cfg.model is not None
-        device = select_device(cfg.device)
+        rep = rep or NullReporter()
+        no_bf16 = ("--bf16: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag); running float32, "
+                   "since emulated bfloat16 is about 10x slower")
+        if choose_backend(cfg) == "onnx":
+            if cfg.bf16:
+                rep.warning(no_bf16 if not native_bf16() else "--bf16: ONNX Runtime runs float32; use --backend "
+                            "torch for bfloat16")
+            return cls._load_graph(cfg, model_file, rep)
         bf16 = cfg.bf16
+        device = select_device(cfg.device)
         if device.type == "cpu":
             configure_cpu_threads(cfg.threads)
             if bf16 and not native_bf16():
-                (rep or NullReporter()).warning(
-                    "--bf16: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag); running float32, "
-                    "since emulated bfloat16 is about 10x slower")
+                rep.warning(no_bf16)
                 bf16 = False
         loaded = load_models(model_file, device=device)
         for m in loaded.models:
@@ -848,14 +870,42 @@ class _ModelRunner:
         samples = cfg.samples if config.stochastic and not loaded.ensemble else None
         return cls(loaded.models, config, device, cfg.batch_size, bf16, epochs, samples, cfg.seed, cfg.model)
 
+    @classmethod
+    def _load_graph(cls, cfg: DownscaleConfig, model_file: ModelFile, rep: Reporter) -> _ModelRunner:
+        """The ONNX Runtime path of :meth:`load`: configs from the file's plain data, the graph
+        beside it or cached (exported with torch only when there is none)."""
+        from pydantic import ValidationError
+
+        from harpnet_cli.core.model.config import ModelConfig
+        from harpnet_cli.devices import cpu_threads, spinning_allowed
+        from harpnet_cli.workflows.models import model_graph
+
+        threads = cpu_threads(cfg.threads)
+        plain = model_file.plain()  # before the graph: an export then loads the weights from the same read
+        graph = model_graph(model_file, threads=threads, spinning=spinning_allowed(), note=rep.info)
+        entries = plain.get("members", []) if model_file.is_ensemble else [plain]
+        try:
+            configs = [ModelConfig.model_validate(entry.get("config")) for entry in entries]
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            raise InputDataError(model_file.path, f"invalid model config: {where}: {err['msg']}") from None
+        if not configs:
+            raise InputDataError(model_file.path, "no model config found in the file")
+        for config in configs:
+            _check_inputs(config)
+        epochs = [int(entry["epoch"]) for entry in entries] if model_file.is_ensemble else None
+        samples = cfg.samples if configs[0].stochastic and epochs is None else None
+        runner = cls([], configs[0], None, cfg.batch_size, False, epochs, samples, cfg.seed, cfg.model)
+        runner.model = graph
+        return runner
+
     def tiles_for(self, spec: GridSpec) -> Patcher:
         """The tile layout for ``spec``; the model is rebuilt on larger tiles where that saves work.
 
         The network is fully convolutional; :func:`~harpnet_cli.core.tiling.choose_tile` picks the
         square tile that computes the fewest pixels (tile overlaps are computed twice).
         """
-        from harpnet_cli.core.model.ensemble import EnsembleDownscaler
-        from harpnet_cli.core.model.wrapper import Downscaler
         from harpnet_cli.core.tiling import choose_tile
 
         cfg = self.config
@@ -863,8 +913,21 @@ class _ModelRunner:
         levels = 2 ** len(cfg.channels)
         tile, overlap = choose_tile(spec.fine_shape, native=cfg.tile, multiple=levels * cfg.ratio // math.gcd(
             levels, cfg.ratio), ratio=cfg.ratio, periodic=spec.periodic)
+        if self.device is None:  # the graph takes any tile size
+            self.config = cfg.model_copy(update={"tile": tile})
+        else:
+            self._prepare_torch(tile)
+        return Patcher(spec.coarse_shape, tile=tile, ratio=cfg.ratio, buffer=cfg.buffer, overlap=overlap,
+                       periodic=spec.periodic)
+
+    def _prepare_torch(self, tile: int) -> None:
+        """Rebuild the torch models on ``tile`` if needed, fold them for inference, join an ensemble."""
+        from harpnet_cli.core.model.ensemble import EnsembleDownscaler
+        from harpnet_cli.core.model.wrapper import Downscaler
+
+        assert self.device is not None
         models = self.loaded
-        if tile != cfg.tile:
+        if tile != self.config.tile:
             models = [Downscaler.from_state({**m.config.model_dump(mode="json"), "tile": tile}, m.state_dict())
                       .to(self.device).eval() for m in models]
             self.config = models[0].config
@@ -877,8 +940,6 @@ class _ModelRunner:
                 self.model = EnsembleDownscaler(ready).eval()
             except ValueError as exc:
                 raise InputDataError(self.path, str(exc)) from None
-        return Patcher(spec.coarse_shape, tile=tile, ratio=cfg.ratio, buffer=cfg.buffer, overlap=overlap,
-                       periodic=spec.periodic)
 
     @property
     def tile_batch(self) -> int:
@@ -911,8 +972,6 @@ class _ModelRunner:
             ``(M, 4 ny, 4 nx)`` amounts over ``period`` (M = :attr:`members`), NaN under missing
             coarse cells. With ``conserve`` every member's 4x4 blocks average to their coarse cell.
         """
-        import torch
-
         from harpnet_cli.core.inference import downscale_domain, downscale_domain_members
         from harpnet_cli.core.remap import conserve_blocks
 
@@ -923,7 +982,7 @@ class _ModelRunner:
         inputs = [filled]
         if PERIOD_INPUT in self.config.coarse_inputs:  # the only extra input (see _check_inputs)
             inputs.append(np.full_like(filled, np.log(model_hours)))
-        kwargs: dict[str, Any] = {"batch_size": self.tile_batch, "device": self.device, "advance": advance}
+        kwargs: dict[str, Any] = {"batch_size": self.tile_batch, "device": self.device or "cpu", "advance": advance}
         if self.samples is not None:
             from harpnet_cli.core.noise import draw_noise
 
@@ -933,7 +992,7 @@ class _ModelRunner:
             draw_noise(terrain.shape[-2:], self.samples, scales, (self.seed, *noise_key), periodic=patcher.periodic,
                        out=static[len(terrain):])  # drawn in place after the terrain: one copy
             terrain = static
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with self._precision():
             if not self.is_ensemble:
                 fine = downscale_domain(self.model, np.stack(inputs), terrain, patcher, **kwargs)[None]
             else:
@@ -945,6 +1004,46 @@ class _ModelRunner:
         fine /= scale
         fine[:, ~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
         return fine
+
+
+    def _precision(self) -> contextlib.AbstractContextManager[object]:
+        """bfloat16 autocast for ``--bf16`` on torch; nothing otherwise (float32)."""
+        if self.device is None or not self.bf16:
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+
+def choose_backend(cfg: DownscaleConfig) -> str:
+    """What runs the network: ``"onnx"`` (ONNX Runtime) or ``"torch"`` (see ``DownscaleConfig.backend``).
+
+    ``auto`` takes ONNX Runtime when it is installed, the device is the CPU (``--device cpu``, or
+    ``auto`` where no GPU can be found: :func:`harpnet_cli.devices.accelerator_possible`, without
+    importing torch), and ``--bf16`` is not asked for on a CPU with native bfloat16.
+
+    Raises
+    ------
+    UsageError
+        For ``--backend onnx`` without onnxruntime or with a GPU device.
+    """
+    from harpnet_cli.core.model.onnx import runtime_available
+    from harpnet_cli.devices import accelerator_possible, native_bf16
+
+    device = cfg.device.strip().lower()
+    if cfg.backend == "onnx":
+        if not runtime_available():
+            raise UsageError("--backend onnx: onnxruntime is not installed (pip install onnxruntime)")
+        if device not in ("auto", "cpu"):
+            raise UsageError(f"--backend onnx runs on the CPU only; drop --device {cfg.device} or use --backend torch")
+        return "onnx"
+    if cfg.backend == "torch" or not runtime_available():
+        return "torch"
+    if device not in ("auto", "cpu") or (device == "auto" and accelerator_possible()):
+        return "torch"
+    if cfg.bf16 and native_bf16():
+        return "torch"
+    return "onnx"
 
 
 def _check_inputs(config: ModelConfig) -> None:

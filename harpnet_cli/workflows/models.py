@@ -8,12 +8,15 @@ builds a model from a config and a state dict. The functions here wire the two f
 * :func:`load_model` — a checkpoint → ``(Downscaler, meta)``;
 * :func:`load_ensemble_models` — an ensemble → ``(members, mode, meta)``;
 * :func:`load_models` — a :class:`~harpnet_cli.io.model_files.ModelFile` (either kind, read once);
-* :func:`save_half_precision` — a float16 copy of a checkpoint or ensemble.
+* :func:`save_half_precision` — a float16 copy of a checkpoint or ensemble;
+* :func:`model_graph` — a model file's ONNX graph (beside it, cached, or exported now), for
+  ONNX Runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ from harpnet_cli.errors import InputDataError
 if TYPE_CHECKING:
     import torch
 
+    from harpnet_cli.core.model.onnx import GraphModel
     from harpnet_cli.core.model.wrapper import Downscaler
     from harpnet_cli.io.model_files import ModelFile
 
@@ -285,3 +289,90 @@ def save_half_precision(src: str | Path, dst: str | Path) -> Path:
     payload.pop("optimizer", None)
     payload["weights_dtype"] = "float16"
     return write_payload(dst, payload)
+
+
+def model_graph(model_file: ModelFile, *, threads: int, spinning: bool = False,
+                note: Callable[[str], None] | None = None) -> GraphModel:
+    """The model file's exported ONNX graph, ready to run on the CPU without torch.
+
+    The graph beside the file or in the cache (:func:`~harpnet_cli.io.onnx_graphs.candidate_graphs`)
+    is used when its metadata names this file's SHA-256; otherwise the model is loaded with torch,
+    exported (:func:`~harpnet_cli.core.model.onnx.export_graph`) and cached for the next run.
+
+    Parameters
+    ----------
+    model_file : ModelFile
+        A checkpoint (deterministic or stochastic) or an ensemble.
+    threads : int
+        Intra-op threads.
+    spinning : bool
+        Let waiting threads spin (see :class:`~harpnet_cli.core.model.onnx.GraphModel`).
+    note : callable, optional
+        Told, in one line, when the graph had to be exported.
+
+    Returns
+    -------
+    GraphModel
+
+    Raises
+    ------
+    InputDataError
+        As :func:`load_models`, when the model must be loaded for the export.
+    """
+    from harpnet_cli import __version__
+    from harpnet_cli.core.model.onnx import GraphModel
+    from harpnet_cli.io.onnx_graphs import (
+        GRAPH_VERSION,
+        SOURCE_KEY,
+        VERSION_KEY,
+        candidate_graphs,
+        graph_matches,
+        read_graph,
+        store_graph,
+    )
+
+    sha = model_file.sha256
+    for path in candidate_graphs(model_file.path, sha):
+        graph = read_graph(path)
+        if graph is None:
+            continue
+        try:
+            model = GraphModel(graph, threads=threads, spinning=spinning)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign graph is skipped, and made again below
+            logging.getLogger("harpnet").debug("skipping ONNX graph %s: %s", path, exc)
+            continue
+        if graph_matches(model.metadata, sha):
+            return model
+    graph = export_model_graph(model_file, {SOURCE_KEY: sha, VERSION_KEY: GRAPH_VERSION,
+                                            "harpnet_version": __version__})
+    stored = store_graph(sha, graph)
+    if note is not None:
+        where = f"cached as {stored}" if stored is not None else "not cached: the cache folder is off or read-only"
+        note(f"exported {model_file.path.name} to an ONNX graph for ONNX Runtime ({where})")
+    return GraphModel(graph, threads=threads, spinning=spinning)
+
+
+def export_model_graph(model_file: ModelFile, metadata: Mapping[str, str]) -> bytes:
+    """Load a model file with torch and export it as an ONNX graph (see :func:`model_graph`).
+
+    Parameters
+    ----------
+    model_file : ModelFile
+        A checkpoint or an ensemble.
+    metadata : mapping
+        Stored in the graph.
+
+    Returns
+    -------
+    bytes
+    """
+    from harpnet_cli.core.model.ensemble import EnsembleDownscaler
+    from harpnet_cli.core.model.onnx import export_graph
+
+    loaded = load_models(model_file)
+    ready = [m.for_inference(channels_last=False) for m in loaded.models]
+    config = ready[0].config
+    module = EnsembleDownscaler(ready).eval() if loaded.ensemble else ready[0]
+    static = len(config.static_inputs) + 2 * len(config.noise_scales)  # a stochastic model: two members' noise
+    return export_graph(module, coarse_channels=len(config.coarse_inputs), static_channels=static,
+                        tile=config.tile, ratio=config.ratio, buffer=config.buffer, metadata=metadata)

@@ -82,7 +82,7 @@ def predict(module: torch.nn.Module, sample: dict[str, np.ndarray], columns: Seq
     """
     import torch
 
-    from harpnet_cli.core.model.wrapper import NATIVE_HOURS
+    from harpnet_cli.core.model.config import NATIVE_HOURS
     from harpnet_cli.workflows.batches import to_tensors
 
     coarse, terrain, _ = to_tensors(sample, columns)

@@ -11,6 +11,7 @@ from harpnet_cli.core.remap import block_mean
 from harpnet_cli.errors import HarpnetError
 from harpnet_cli.grids import GridSpec
 from harpnet_cli.io import terrain
+from harpnet_cli.io.cache import CACHE_ENV
 from harpnet_cli.io.terrain import decode_asset, global_terrain, load_terrain, terrain_provenance
 
 
@@ -114,7 +115,7 @@ def test_missing_asset_is_a_harpnet_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 # -- the terrain cache ---------------------------------------------------------------------------------
 def test_terrain_is_cached_per_box_and_read_back_identical(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(terrain.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     spec = GridSpec.from_bbox(39, 41, -107, -104)
     first = load_terrain(spec)
     files = list((tmp_path / "terrain").glob("terrain_*.npy"))
@@ -126,7 +127,7 @@ def test_terrain_is_cached_per_box_and_read_back_identical(tmp_path, monkeypatch
 
 
 def test_a_damaged_cache_file_is_recomputed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(terrain.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     spec = GridSpec.from_bbox(0, 1, 10, 11)
     expected = load_terrain(spec)
     (path,) = (tmp_path / "terrain").glob("*.npy")
@@ -135,11 +136,11 @@ def test_a_damaged_cache_file_is_recomputed(tmp_path, monkeypatch: pytest.Monkey
 
 
 def test_cache_off_and_unwritable_cache_are_fine(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(terrain.CACHE_ENV, "off")
+    monkeypatch.setenv(CACHE_ENV, "off")
     assert terrain.cache_dir() is None
     spec = GridSpec.from_bbox(10, 11, 10, 11)
     expected = load_terrain(spec)
     blocked = tmp_path / "file"
     blocked.write_text("a file where the cache folder would go")
-    monkeypatch.setenv(terrain.CACHE_ENV, str(blocked))
+    monkeypatch.setenv(CACHE_ENV, str(blocked))
     np.testing.assert_array_equal(load_terrain(spec), expected)

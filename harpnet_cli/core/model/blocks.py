@@ -6,14 +6,12 @@ Architecture only: no normalisation statistics, no checkpoints, no units (see
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-NormKind = Literal["batch", "group"]
+from harpnet_cli.core.model.config import NormKind
 
 #: Largest number of groups GroupNorm uses (fewer when the channel count does not divide).
 _MAX_GROUPS = 8

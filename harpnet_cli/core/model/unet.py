@@ -8,56 +8,20 @@ The network maps ``(B, C_in, H, W)`` to ``(B, C_out, H, W)`` for ``H`` and ``W``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harpnet_cli.core.model.blocks import NormKind, ResidualBlock, UpBlock
-from harpnet_cli.registry import PRESET_SIZES
+from harpnet_cli.core.model.blocks import ResidualBlock, UpBlock
+from harpnet_cli.core.model.config import (  # re-exported: the sizes live without torch
+    DEFAULT_PRESET,
+    PRESETS,
+    NormKind,
+    Preset,
+    get_preset,
+)
 
-
-class Preset(TypedDict):
-    """Sizes of one named U-Net: encoder channels per level (finest first) and the bridge."""
-
-    channels: tuple[int, ...]
-    bridge: int
-
-
-#: Named sizes (the table :data:`harpnet_cli.registry.PRESET_SIZES`, where the measured speeds are
-#: noted): ``lite`` is the default and the bundled model; the cost is the finest level, so a fifth
-#: level (8..128 + 256, 2.1 M) is as fast while ``compact`` (2.1 M, widths doubled) is not.
-PRESETS: dict[str, Preset] = {
-    name: {"channels": tuple(size["channels"]), "bridge": int(size["bridge"])}  # type: ignore[arg-type,call-overload]
-    for name, size in PRESET_SIZES.items()
-}
-
-#: Preset of a model built without one (``harpnet train`` without ``--preset``).
-DEFAULT_PRESET = "lite"
-
-
-def get_preset(name: str) -> Preset:
-    """Look up a preset by name.
-
-    Parameters
-    ----------
-    name : str
-        A key of :data:`PRESETS`.
-
-    Returns
-    -------
-    Preset
-
-    Raises
-    ------
-    ValueError
-        For an unknown name; the message lists the known ones.
-    """
-    try:
-        return PRESETS[name]
-    except KeyError:
-        known = ", ".join(sorted(PRESETS))
-        raise ValueError(f"unknown model preset {name!r}; known presets: {known}") from None
+__all__ = ["DEFAULT_PRESET", "PRESETS", "AttentionResUNet", "Preset", "decoder_dropout", "get_preset"]
 
 
 def decoder_dropout(levels: int, bottom: float, top: float) -> list[float]:
