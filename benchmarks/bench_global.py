@@ -12,7 +12,9 @@ stage. Also:
   :func:`harpnet_cli.core.tiling.choose_tile` picks: time, and the output change (mean and
   largest absolute difference, mm) that the larger tiles make on a real field;
 * **seams**: the jump across the date line and across the tile edges, each over the jump across
-  other coarse-cell boundaries (1 = no seam), and the rows beside the poles.
+  other coarse-cell boundaries (1 = no seam), and the rows beside the poles;
+* with ``--vs-torch``, the same warm runs on the torch backend (``--backend torch``) in their own
+  worker: its time, the ratio, and the output change between the two runtimes.
 
 Writes ``benchmarks/results/global.json``.
 
@@ -20,6 +22,7 @@ Usage::
 
     python benchmarks/bench_global.py                     # 3 runs in one process + a fresh process
     python benchmarks/bench_global.py --compare-native    # + the 64-tile run and the output change
+    python benchmarks/bench_global.py --vs-torch          # + the torch backend, ratio and output change
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     for _ in range(args.repeats):
         spans.clear()
         cfg = DownscaleConfig(inputs=[args.input], output=out, model=args.model, domain="global", overwrite=True,
-                              threads=args.threads)
+                              threads=args.threads, backend=args.backend)
         t0 = time.perf_counter()
         res = downscale.run_downscale(cfg, NullReporter())
         runs.append({"wall_s": time.perf_counter() - t0, "stages_s": dict(spans), "mass_ratio": res.mass_ratio})
@@ -100,10 +103,11 @@ def _tiles(args: argparse.Namespace) -> dict[str, Any]:
             "computed_pixels_over_domain": len(p) * tile**2 / (spec.fine_shape[0] * spec.fine_shape[1])}
 
 
-def run_worker(args: argparse.Namespace, out: Path, native: bool = False) -> dict[str, Any]:
+def run_worker(args: argparse.Namespace, out: Path, native: bool = False, backend: str | None = None) -> dict[str, Any]:
     """A worker subprocess (fresh, so its peak memory is its own)."""
     cmd = [sys.executable, __file__, "--worker", "--input", str(args.input), "--model", str(args.model),
-           "--repeats", str(args.repeats), "--threads", str(args.threads), "--out", str(out)]
+           "--repeats", str(args.repeats), "--threads", str(args.threads), "--out", str(out),
+           "--backend", backend or args.backend]
     if native:
         cmd.append("--native-tiles")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -115,7 +119,7 @@ def fresh_process(args: argparse.Namespace, out: Path) -> dict[str, float]:
     """``harpnet -q downscale … --domain global`` as a fresh process: wall clock and peak memory."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "harpnet_cli", "-q", "downscale", str(args.input), "-o", str(out), "--domain",
-           "global", "--overwrite", "-m", str(args.model), "--threads", str(args.threads)]
+           "global", "--overwrite", "-m", str(args.model), "--threads", str(args.threads), "--backend", args.backend]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True)
@@ -168,6 +172,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs in the worker (the first warms it)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare-native", action="store_true", help="also run on 64 x 64 tiles")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"], help="what runs the network")
+    parser.add_argument("--vs-torch", action="store_true", help="also run the torch backend (ratio, output change)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--native-tiles", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
@@ -200,6 +206,16 @@ def main() -> None:
                 "peak_rss_mib": native["peak_rss_mib"],
                 "output_change_of_the_chosen_tiles": output_change(Path(tmp) / "native.nc", Path(tmp) / "global.nc"),
             }
+        if args.vs_torch:
+            other = run_worker(args, Path(tmp) / "torch.nc", backend="torch")
+            other_warm = [r["wall_s"] for r in other["runs"][1:]] or [other["runs"][0]["wall_s"]]
+            report["torch_backend"] = {
+                "warm_s": summary(other_warm), "stages_s": other["runs"][-1]["stages_s"],
+                "peak_rss_mib": other["peak_rss_mib"],
+                "this_over_torch": float(np.median(warm) / np.median(other_warm)),
+                "output_change": output_change(Path(tmp) / "torch.nc", Path(tmp) / "global.nc"),
+            }
+        report["backend"] = args.backend
         report["load_before_after"] = [before, load()]
     print_report(report)
     print(f"wrote {write_json('global', report)}")
@@ -207,7 +223,8 @@ def main() -> None:
 
 def print_report(r: dict[str, Any]) -> None:
     """The figures as text."""
-    print(f"global step ({r['input']}, 2876x5760 fine cells), {r['threads']} threads; load {r['load_before_after']}")
+    print(f"global step ({r['input']}, 2876x5760 fine cells), {r['threads']} threads, backend {r['backend']}; "
+          f"load {r['load_before_after']}")
     print(f"  warm: median {r['warm_s']['median']:.1f} s (best {r['warm_s']['best']:.1f}; target ≤ {TARGET_S:g} s); "
           f"first run {r['first_run_s']:.1f} s; peak RSS {r['worker_peak_rss_mib']:.0f} MiB "
           f"(target ≤ {TARGET_GIB * 1024:.0f})")
@@ -228,6 +245,12 @@ def print_report(r: dict[str, Any]) -> None:
               f"{n['tiles']['computed_pixels_over_domain']:.2f}x pixels); the chosen tiles change the output by "
               f"{c['mean_abs_diff_mm']:.4f} mm on average, {c['max_abs_diff_mm']:.2f} mm at most "
               f"(field mean {c['field_mean_mm']:.3f}, max {c['field_max_mm']:.1f} mm)")
+    if "torch_backend" in r:
+        o = r["torch_backend"]
+        c = o["output_change"]
+        print(f"  torch backend: warm {o['warm_s']['median']:.1f} s, peak RSS {o['peak_rss_mib']:.0f} MiB; "
+              f"{r['backend']} / torch = {o['this_over_torch']:.2f}; output change {c['mean_abs_diff_mm']:.2e} mm "
+              f"on average, {c['max_abs_diff_mm']:.2e} mm at most")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ Usage (the last step of ``tools/train_default.sh``)::
         --eval "synthetic validation split=runs/default/eval_synthetic.json" \\
         --variants runs/default/variants.json -o harpnet_cli/assets/default
 
-Writes ``model.pt`` (float16 weights, no optimizer: :func:`harpnet_cli.workflows.models.save_half_precision`)
-and ``card.json`` (read by ``harpnet info``), and checks that the fp16 copy gives the same
-downscaled tiles as the original within 1 % of the largest amount.
+Writes ``model.pt`` (float16 weights, no optimizer: :func:`harpnet_cli.workflows.models.save_half_precision`),
+its ONNX graph ``model.onnx`` (so a fresh install runs on ONNX Runtime without torch:
+:func:`harpnet_cli.workflows.models.write_graph_beside`) and ``card.json`` (read by ``harpnet
+info``), and checks that the fp16 copy gives the same downscaled tiles as the original within 1 %
+of the largest amount. ``--stochastic`` adds ``stochastic.pt`` and ``stochastic.onnx``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from harpnet_cli import __version__
 from harpnet_cli.splits import TRAIN
 from harpnet_cli.testing.models import random_tile_inputs
-from harpnet_cli.workflows.models import load_model, save_half_precision
+from harpnet_cli.workflows.models import load_model, save_half_precision, write_graph_beside
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -216,6 +218,7 @@ def bundle_stochastic(source: Path, output: Path, evals: list[str], trained_on: 
     read from its run)."""
     target = save_half_precision(source, output / "stochastic.pt")
     record_regions(source, target)
+    write_graph_beside(target)
     drift = check_half_precision(source, target)
     if drift > 0.01:
         raise SystemExit(f"fp16 stochastic weights change the output by {drift:.2%} of its maximum")
@@ -263,6 +266,7 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     model_file = save_half_precision(args.model, args.output / "model.pt")
     record_regions(args.model, model_file)
+    write_graph_beside(model_file)
     drift = check_half_precision(args.model, model_file)
     if drift > 0.01:
         raise SystemExit(f"fp16 weights change the output by {drift:.2%} of its maximum; bundle fp32 instead")
@@ -297,8 +301,9 @@ def main() -> None:
     if args.stochastic is not None:
         card["stochastic"] = bundle_stochastic(args.stochastic, args.output, args.stochastic_eval,
                                                args.stochastic_trained_on)
-    elif (args.output / "stochastic.pt").exists():
-        (args.output / "stochastic.pt").unlink()  # never ship stochastic weights from another build
+    else:
+        for name in ("stochastic.pt", "stochastic.onnx"):  # never ship stochastic weights from another build
+            (args.output / name).unlink(missing_ok=True)
     (args.output / "card.json").write_text(json.dumps(card, indent=1, default=float) + "\n")
     size = model_file.stat().st_size / 2**20
     print(f"{model_file}: {size:.2f} MiB, fp16 change {drift:.2e} of max; card with {len(scores)} table(s)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from harpnet_cli.io.cache import cache_folder, open_cached, store_cached
 
 __all__ = ["GRAPH_VERSION", "SOURCE_KEY", "VERSION_KEY", "cached_graph_path", "candidate_graphs",
-           "graph_matches", "read_graph", "store_graph"]
+           "graph_beside", "graph_matches", "read_graph", "store_graph", "write_graph"]
 
 #: Bump when the export changes what a graph computes, so graphs of the old export are made again.
 GRAPH_VERSION = "1"
@@ -32,9 +32,14 @@ def cached_graph_path(sha256: str) -> Path | None:
     return None if folder is None else folder / f"{sha256[:32]}-g{GRAPH_VERSION}.onnx"
 
 
+def graph_beside(model_path: Path) -> Path:
+    """The graph's place beside a model file: ``X.pt`` → ``X.onnx``."""
+    return model_path.with_suffix(".onnx")
+
+
 def candidate_graphs(model_path: Path, sha256: str) -> list[Path]:
     """The places a model file's graph may be, in order: beside the file, then the cache."""
-    paths = [model_path.with_suffix(".onnx")]
+    paths = [graph_beside(model_path)]
     cached = cached_graph_path(sha256)
     if cached is not None:
         paths.append(cached)
@@ -58,6 +63,15 @@ def store_graph(sha256: str, graph: bytes) -> Path | None:
     path = cached_graph_path(sha256)
     if path is None or not store_cached(path, lambda handle: handle.write(graph)):
         return None
+    return path
+
+
+def write_graph(path: Path, graph: bytes) -> Path:
+    """Write a graph to ``path`` atomically (replacing one there); ``path``."""
+    from harpnet_cli.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(graph)
     return path
 
 

@@ -10,7 +10,7 @@ builds a model from a config and a state dict. The functions here wire the two f
 * :func:`load_models` — a :class:`~harpnet_cli.io.model_files.ModelFile` (either kind, read once);
 * :func:`save_half_precision` — a float16 copy of a checkpoint or ensemble;
 * :func:`model_graph` — a model file's ONNX graph (beside it, cached, or exported now), for
-  ONNX Runtime.
+  ONNX Runtime; :func:`write_graph_beside` ships one with a model file.
 """
 
 from __future__ import annotations
@@ -319,17 +319,8 @@ def model_graph(model_file: ModelFile, *, threads: int, spinning: bool = False,
     InputDataError
         As :func:`load_models`, when the model must be loaded for the export.
     """
-    from harpnet_cli import __version__
     from harpnet_cli.core.model.onnx import GraphModel
-    from harpnet_cli.io.onnx_graphs import (
-        GRAPH_VERSION,
-        SOURCE_KEY,
-        VERSION_KEY,
-        candidate_graphs,
-        graph_matches,
-        read_graph,
-        store_graph,
-    )
+    from harpnet_cli.io.onnx_graphs import candidate_graphs, graph_matches, read_graph, store_graph
 
     sha = model_file.sha256
     for path in candidate_graphs(model_file.path, sha):
@@ -343,8 +334,7 @@ def model_graph(model_file: ModelFile, *, threads: int, spinning: bool = False,
             continue
         if graph_matches(model.metadata, sha):
             return model
-    graph = export_model_graph(model_file, {SOURCE_KEY: sha, VERSION_KEY: GRAPH_VERSION,
-                                            "harpnet_version": __version__})
+    graph = export_model_graph(model_file)
     stored = store_graph(sha, graph)
     if note is not None:
         where = f"cached as {stored}" if stored is not None else "not cached: the cache folder is off or read-only"
@@ -352,27 +342,52 @@ def model_graph(model_file: ModelFile, *, threads: int, spinning: bool = False,
     return GraphModel(graph, threads=threads, spinning=spinning)
 
 
-def export_model_graph(model_file: ModelFile, metadata: Mapping[str, str]) -> bytes:
+def export_model_graph(model_file: ModelFile) -> bytes:
     """Load a model file with torch and export it as an ONNX graph (see :func:`model_graph`).
+
+    The graph's metadata names the file's SHA-256, the export's version and HARPNET's.
 
     Parameters
     ----------
     model_file : ModelFile
         A checkpoint or an ensemble.
-    metadata : mapping
-        Stored in the graph.
 
     Returns
     -------
     bytes
     """
+    from harpnet_cli import __version__
     from harpnet_cli.core.model.ensemble import EnsembleDownscaler
     from harpnet_cli.core.model.onnx import export_graph
+    from harpnet_cli.io.onnx_graphs import GRAPH_VERSION, SOURCE_KEY, VERSION_KEY
 
-    loaded = load_models(model_file)
-    ready = [m.for_inference(channels_last=False) for m in loaded.models]
-    config = ready[0].config
-    module = EnsembleDownscaler(ready).eval() if loaded.ensemble else ready[0]
+    metadata = {SOURCE_KEY: model_file.sha256, VERSION_KEY: GRAPH_VERSION, "harpnet_version": __version__}
+    loaded = load_models(model_file)  # BatchNorm unfolded: the stored (float16) weights export as they are,
+    models = [m.eval() for m in loaded.models]  # and ONNX Runtime folds it when it loads the graph
+    config = models[0].config
+    module = EnsembleDownscaler(models).eval() if loaded.ensemble else models[0]
     static = len(config.static_inputs) + 2 * len(config.noise_scales)  # a stochastic model: two members' noise
     return export_graph(module, coarse_channels=len(config.coarse_inputs), static_channels=static,
                         tile=config.tile, ratio=config.ratio, buffer=config.buffer, metadata=metadata)
+
+
+def write_graph_beside(path: str | Path) -> Path:
+    """Export a model file's graph and write it beside the file (``X.pt`` → ``X.onnx``), where
+    :func:`model_graph` looks first: a model shipped with its graph runs on ONNX Runtime from its
+    first run, without torch and without a cache.
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint or an ensemble.
+
+    Returns
+    -------
+    Path
+        The graph written.
+    """
+    from harpnet_cli.io.model_files import ModelFile
+    from harpnet_cli.io.onnx_graphs import graph_beside, write_graph
+
+    model_file = ModelFile(path)
+    return write_graph(graph_beside(model_file.path), export_model_graph(model_file))

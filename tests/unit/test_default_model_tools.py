@@ -1,5 +1,6 @@
 """The tools that build the bundled default model: ``compare_variants.py`` and ``bundle_default.py``."""
 
+import hashlib
 import importlib.util
 import json
 import subprocess
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harpnet_cli.core.model.onnx import GraphModel
+from harpnet_cli.io.onnx_graphs import graph_matches
 from harpnet_cli.testing.models import make_random_checkpoint
 from harpnet_cli.workflows.models import load_model
 
@@ -81,6 +84,9 @@ def test_bundle_default_writes_fp16_weights_and_a_card(evals, tmp_path):
     model, _ = load_model(out / "model.pt")
     assert model.config.preset == "lite"
     assert (out / "model.pt").stat().st_size < 0.6 * ckpt.stat().st_size  # half precision, no optimizer
+    graph = GraphModel((out / "model.onnx").read_bytes())  # its graph, for ONNX Runtime without torch
+    assert graph_matches(graph.metadata, hashlib.sha256((out / "model.pt").read_bytes()).hexdigest())
+    assert not (out / "stochastic.onnx").exists()
 
 
 def test_bundle_default_wants_to_know_what_a_loose_checkpoint_was_trained_on(tmp_path):

@@ -141,3 +141,38 @@ def test_native_bf16_from_the_cpu_flags(tmp_path: Path, flags: str, native: bool
 
 def test_no_cpuinfo_means_no_native_bf16(tmp_path: Path) -> None:
     assert devices.native_bf16(tmp_path / "missing") is False
+
+
+def test_accelerator_possible_without_importing_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    marker = tmp_path / "nvidiactl"
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0+cpu")
+    assert not devices.accelerator_possible((marker,))  # a CPU build of torch
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0")
+    assert not devices.accelerator_possible((marker,))  # no driver loaded
+    marker.touch()
+    assert devices.accelerator_possible((marker,))  # a driver: torch must be asked
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    assert not devices.accelerator_possible((marker,))  # no torch at all
+
+
+@pytest.mark.parametrize(("policy", "spin"), [(None, False), ("PASSIVE", False), ("active", True), ("ACTIVE", True)])
+def test_runtimes_spin_only_when_asked(monkeypatch: pytest.MonkeyPatch, policy: str | None, spin: bool) -> None:
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    assert devices.spinning_allowed() is spin
+
+
+def test_cpu_threads_checks_without_touching_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "usable_cpu_count", lambda: 7)
+    assert devices.cpu_threads() == 7 and devices.cpu_threads(3) == 3
+    with pytest.raises(UsageError, match="at least 1"):
+        devices.cpu_threads(0)

@@ -93,15 +93,43 @@ def export_graph(model: torch.nn.Module, *, coarse_channels: int, static_channel
         torch.onnx.export(
             model, (coarse, static), buf,  # type: ignore[arg-type]  # a stream works too
             dynamo=False, opset_version=OPSET, input_names=list(GRAPH_INPUTS), output_names=["fine"],
-            do_constant_folding=True,
+            do_constant_folding=True, training=torch.onnx.TrainingMode.PRESERVE,
             dynamic_axes={"coarse": {0: "batch", 2: "coarse_y", 3: "coarse_x"},
                           "static": {0: "batch", 1: "static_channels", 2: "fine_y", 3: "fine_x"},
                           "fine": out_axes})
     proto = onnx.load_from_string(buf.getvalue())
+    _store_exact_half(proto)
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return bytes(proto.SerializeToString())
+
+
+def _store_exact_half(proto: Any) -> None:
+    """Store every float32 weight that float16 holds exactly as float16, cast back by the graph.
+
+    A model saved with float16 weights (the bundled ones) then exports at half the size, losslessly:
+    ONNX Runtime folds the casts when it loads the graph, so it computes in float32 as before.
+    Weights float16 cannot hold exactly (BatchNorm statistics, a float32 model) stay as they are.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(init)
+        if values.size < 16:
+            continue
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, name=f"{name}__f16"))
+        casts.append(helper.make_node("Cast", [f"{name}__f16"], [name], to=TensorProto.FLOAT, name=f"{name}__cast"))
+    for k, node in enumerate(casts):
+        graph.node.insert(k, node)
 
 
 class GraphModel:
