@@ -9,7 +9,10 @@ Cases:
 
 * ``python``: ``python -c pass`` (the interpreter's own start);
 * ``import torch``: ``python -c "import torch"`` (a floor for anything that runs the model);
-* ``harpnet``: the command on the real GFS f006 (``--input``), terrain cache warm;
+* ``import onnxruntime``: what the default CPU path imports instead of torch;
+* ``harpnet``: the command on the real GFS f006 (``--input``), terrain cache warm (the default
+  backend: ONNX Runtime on the CPU, with the bundled graph);
+* ``harpnet --backend torch``: the same command on torch;
 * ``harpnet, cold cache``: the same with an empty terrain cache (the first run on a machine);
 * ``baseline`` (with ``--baseline DIR``): the same command from another checkout (e.g. the code
   before this change), on the same host in the same rounds.
@@ -37,11 +40,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REAL_GFS, REPO, load, machine, summary, write_json  # noqa: E402
 
 #: Modules whose import cost the report lists (when imported at all).
-WATCHED = ("torch", "eccodes", "xarray", "pandas", "dask", "distributed", "zarr", "netCDF4", "scipy", "pydantic",
+WATCHED = ("torch", "onnxruntime", "onnx",
+           "eccodes", "xarray", "pandas", "dask", "distributed", "zarr", "netCDF4", "scipy", "pydantic",
            "typer", "rich", "matplotlib", "pyproj", "cftime", "harpnet_cli.cli", "harpnet_cli.workflows.downscale")
 
 
@@ -89,7 +95,7 @@ def stages_worker(argv: list[str]) -> None:
     marks["cli_imported"] = time.time()
     wrap(downscale, "_read_series", "scan inputs and plan steps")
     wrap(accumulation.LazySeries, "amount", "read fields (decode GRIB)")
-    wrap(downscale._ModelRunner, "load", "import torch, load model")
+    wrap(downscale._ModelRunner, "load", "load model (and its runtime's import)")
     wrap(downscale, "_target", "target grid and regridder")
     wrap(terrain, "load_terrain", "terrain")
     wrap(downscale._ModelRunner, "tiles_for", "choose tiles, prepare model")
@@ -169,7 +175,9 @@ def main() -> None:
         cases: dict[str, tuple[list[str], Any]] = {
             "python": ([sys.executable, "-c", "pass"], lambda: env_for(REPO, warm)),
             "import torch": ([sys.executable, "-c", "import torch"], lambda: env_for(REPO, warm)),
+            "import onnxruntime": ([sys.executable, "-c", "import onnxruntime"], lambda: env_for(REPO, warm)),
             "harpnet": (run, lambda: env_for(REPO, warm)),
+            "harpnet --backend torch": ([*run, "--backend", "torch"], lambda: env_for(REPO, warm)),
             "harpnet, cold cache": (run, lambda: env_for(REPO, tempfile.mkdtemp(dir=tmp))),
         }
         if args.baseline:
@@ -193,6 +201,8 @@ def main() -> None:
             "wall_s": {k: summary(v) for k, v in times.items()}, "wall_raw_s": times,
             "stages_s": breakdown, "imports_s": imports, "output_bytes": out.stat().st_size,
             "target_s": 1.5,
+            "default_over_torch_backend": float(np.median(np.divide(times["harpnet"],
+                                                                      times["harpnet --backend torch"]))),
         }
         if args.baseline:
             report["baseline"] = str(args.baseline)
@@ -205,6 +215,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"fresh process, {report['input']} over CONUS; load before/after {report['load_before_after']}")
     for key, s in report["wall_s"].items():
         print(f"  {key:22s} median {s['median']:.2f} s  (best {s['best']:.2f}, worst {s['worst']:.2f})")
+    print(f"  the default / --backend torch, per round: median {report['default_over_torch_backend']:.2f}")
     print("stages of one instrumented run (s):")
     for key, value in report["stages_s"].items():
         if key.endswith("_s"):

@@ -35,14 +35,15 @@ import numpy as np
 from common import REAL_GFS, machine, write_json
 
 
-def engine_for(model: Path, samples: int | None, inputs: list[Path], stack: contextlib.ExitStack) -> tuple[Any, Any]:
+def engine_for(model: Path, samples: int | None, inputs: list[Path], stack: contextlib.ExitStack,
+               backend: str = "auto") -> tuple[Any, Any]:
     """A prepared :class:`StepDownscaler` and the input series, as ``harpnet downscale`` makes them."""
     from harpnet_cli.config import DownscaleConfig
     from harpnet_cli.workflows.downscale import StepDownscaler, _read_series, resolve_model
     from harpnet_cli.workflows.reporting import NullReporter
 
     cfg = DownscaleConfig(inputs=inputs, output=Path("unused.nc"), model=model, samples=samples, domain="conus",
-                          device="cpu")
+                          device="cpu", backend=backend)
     cfg, model_file = resolve_model(cfg, NullReporter())
     series, _ = _read_series(cfg, stack)
     return StepDownscaler.prepare(cfg, model_file, series, NullReporter()), series
@@ -78,14 +79,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gefs", type=int, nargs=2, default=(31, 4), metavar=("MEMBERS", "SAMPLES"))
     ap.add_argument("--input", type=Path, default=REAL_GFS)
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     args = ap.parse_args()
     if args.model is None or not args.input.exists():
         raise SystemExit("needs a stochastic model (--model) and the real GFS file (--input)")
     with contextlib.ExitStack() as stack:
-        det, det_series = engine_for(args.deterministic, None, [args.input], stack)
-        sto, sto_series = engine_for(args.model, args.samples, [args.input], stack)
+        det, det_series = engine_for(args.deterministic, None, [args.input], stack, args.backend)
+        sto, sto_series = engine_for(args.model, args.samples, [args.input], stack, args.backend)
         members, per_member = args.gefs
-        gefs, one = engine_for(args.model, per_member, [args.input], stack)
+        gefs, one = engine_for(args.model, per_member, [args.input], stack, args.backend)
         gefs_series = one * members
         times: dict[str, list[float]] = {"deterministic": [], f"samples_{args.samples}": []}
         for _ in range(args.repeats):  # interleaved, so a change in the machine's load hits both
@@ -95,17 +97,18 @@ def main() -> None:
             times[f"samples_{args.samples}"].append(t)
         t_gefs, _ = timed(gefs, gefs_series)
     fresh: dict[str, list[float]] = {"deterministic": [], f"samples_{args.samples}": []}
-    common = [str(args.input), "--model", str(args.deterministic)]
+    common = [str(args.input), "--model", str(args.deterministic), "--backend", args.backend]
     for _ in range(args.repeats):
         fresh["deterministic"] += fresh_process(common, 1)
         fresh[f"samples_{args.samples}"] += fresh_process([str(args.input), "--model", str(args.model), "--samples",
-                                                           str(args.samples)], 1)
+                                                           str(args.samples), "--backend", args.backend], 1)
     fresh_medians = {k: statistics.median(v) for k, v in fresh.items()}
     medians = {k: statistics.median(v) for k, v in times.items()}
     seams = [seam_statistic(member, sto.patcher)["ratio"] for member in sto_fine]
     report = {
         "machine": machine(),
         "input": args.input.name,
+        "backend": args.backend,
         "domain": det.spec.describe(),
         "tiles": len(det.patcher),
         "models": {"deterministic": str(args.deterministic), "stochastic": str(args.model)},

@@ -10,7 +10,10 @@ busy (a pure-Python spin loop). Policies:
 * ``ACTIVE``: ``OMP_WAIT_POLICY=ACTIVE`` (always spin);
 * ``PASSIVE``: ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once), what ``import harpnet_cli`` sets;
 * ``harpnet``: ``import harpnet_cli`` first (PASSIVE) and the thread count
-  :func:`harpnet_cli.devices.configure_cpu_threads` picks from the cores and the load.
+  :func:`harpnet_cli.devices.configure_cpu_threads` picks from the cores and the load;
+* ``onnx``: the bundled graph on ONNX Runtime as ``downscale`` runs it on the CPU (waiting
+  threads do not spin: :class:`harpnet_cli.core.model.onnx.GraphModel`);
+* ``onnx-spin``: the same with ONNX Runtime's default, spinning waiting threads.
 
 Prints a table of tiles/s and writes ``benchmarks/results/threads.json``.
 
@@ -34,12 +37,41 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_MODEL, REPO, load, machine, neighbours, summary, write_json  # noqa: E402
 
-POLICIES = ("unset", "ACTIVE", "PASSIVE", "harpnet")
+POLICIES = ("unset", "ACTIVE", "PASSIVE", "harpnet", "onnx", "onnx-spin")
 BATCH = 16
+
+
+def graph_worker(spinning: bool, seconds: float, model_path: str) -> dict[str, Any]:
+    """In a fresh process: the model's ONNX graph, tiles/s with 1 and 2 threads, interleaved twice."""
+    import numpy as np
+
+    from harpnet_cli.core.model.onnx import GraphModel
+    from harpnet_cli.io.model_files import ModelFile
+    from harpnet_cli.workflows.models import model_graph
+
+    plain = ModelFile(model_path).plain()["config"]
+    n = plain.get("tile", 64) // plain.get("ratio", 4) + 2 * plain.get("buffer", 1)
+    coarse = (np.random.rand(BATCH, len(plain["coarse_inputs"]), n, n) * 5).astype(np.float32)
+    tile = plain.get("tile", 64)
+    static = (np.random.rand(BATCH, 1, tile, tile) * 2000).astype(np.float32)
+    graph = model_graph(ModelFile(model_path), threads=1)
+    sessions = {t: GraphModel(graph.graph, threads=t, spinning=spinning) for t in (1, 2)}
+    rates: dict[str, list[float]] = {}
+    for _ in range(2):
+        for threads, session in sessions.items():
+            session.predict(coarse, static)
+            t0, done = time.perf_counter(), 0
+            while time.perf_counter() - t0 < seconds / 2:
+                session.predict(coarse, static)
+                done += BATCH
+            rates.setdefault(f"{threads} threads", []).append(done / (time.perf_counter() - t0))
+    return {k: sum(v) / len(v) for k, v in rates.items()}
 
 
 def worker(policy: str, seconds: float, model_path: str) -> dict[str, Any]:
     """In a fresh process: tiles/s with 1 and 2 threads (or the harpnet default), interleaved twice."""
+    if policy.startswith("onnx"):
+        return graph_worker(policy == "onnx-spin", seconds, model_path)
     if policy == "harpnet":
         from harpnet_cli.devices import configure_cpu_threads  # before torch: sets the wait policy
     import torch
@@ -50,7 +82,7 @@ def worker(policy: str, seconds: float, model_path: str) -> dict[str, Any]:
     model = load_model(model_path)[0].for_inference()
     cfg = model.config
     n = cfg.coarse_size
-    coarse = torch.rand(BATCH, 1, n, n) * 5
+    coarse = torch.rand(BATCH, len(cfg.coarse_inputs), n, n) * 5
     static = torch.rand(BATCH, 1, cfg.tile, cfg.tile) * 2000
     counts = [0] if policy == "harpnet" else [1, 2]
     rates: dict[str, list[float]] = {}

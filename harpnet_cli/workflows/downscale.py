@@ -812,6 +812,8 @@ class _ModelRunner:
     """The model file, for messages."""
     model: Downscaler | EnsembleDownscaler | GraphModel | None = None
     """The model ready for inference (after :meth:`tiles_for`; the graph from :meth:`load`)."""
+    threads: int = 1
+    """CPU threads (the runtime's, and a stochastic model's noise drawing)."""
 
     @property
     def members(self) -> int:
@@ -857,8 +859,9 @@ class _ModelRunner:
             return cls._load_graph(cfg, model_file, rep)
         bf16 = cfg.bf16
         device = select_device(cfg.device)
+        threads = 1
         if device.type == "cpu":
-            configure_cpu_threads(cfg.threads)
+            threads = configure_cpu_threads(cfg.threads)
             if bf16 and not native_bf16():
                 rep.warning(no_bf16)
                 bf16 = False
@@ -868,7 +871,9 @@ class _ModelRunner:
         epochs = [int(m["epoch"]) for m in loaded.meta["members"]] if loaded.ensemble else None
         config = loaded.models[0].config
         samples = cfg.samples if config.stochastic and not loaded.ensemble else None
-        return cls(loaded.models, config, device, cfg.batch_size, bf16, epochs, samples, cfg.seed, cfg.model)
+        runner = cls(loaded.models, config, device, cfg.batch_size, bf16, epochs, samples, cfg.seed, cfg.model)
+        runner.threads = threads
+        return runner
 
     @classmethod
     def _load_graph(cls, cfg: DownscaleConfig, model_file: ModelFile, rep: Reporter) -> _ModelRunner:
@@ -898,6 +903,7 @@ class _ModelRunner:
         samples = cfg.samples if configs[0].stochastic and epochs is None else None
         runner = cls([], configs[0], None, cfg.batch_size, False, epochs, samples, cfg.seed, cfg.model)
         runner.model = graph
+        runner.threads = threads
         return runner
 
     def tiles_for(self, spec: GridSpec) -> Patcher:
@@ -990,7 +996,7 @@ class _ModelRunner:
             static = np.empty((len(terrain) + self.samples * len(scales), *terrain.shape[-2:]), dtype=np.float32)
             static[: len(terrain)] = terrain
             draw_noise(terrain.shape[-2:], self.samples, scales, (self.seed, *noise_key), periodic=patcher.periodic,
-                       out=static[len(terrain):])  # drawn in place after the terrain: one copy
+                       out=static[len(terrain):], threads=self.threads)  # drawn in place after the terrain: one copy
             terrain = static
         with self._precision():
             if not self.is_ensemble:

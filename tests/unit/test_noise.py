@@ -54,6 +54,16 @@ def test_reproducible_from_seed_and_member() -> None:
     assert not np.array_equal(a[:s], a[s:])  # two members are two draws
 
 
+@pytest.mark.parametrize("periodic", [False, True])
+def test_the_noise_does_not_depend_on_the_threads_drawing_it(periodic: bool) -> None:
+    one = draw_noise((24, 40), 5, SCALES, seed=[3, 7], first_member=2, periodic=periodic)
+    for threads in (2, 3, 8):
+        out = np.full_like(one, np.nan)
+        assert draw_noise((24, 40), 5, SCALES, seed=[3, 7], first_member=2, periodic=periodic, out=out,
+                          threads=threads) is out
+        assert np.array_equal(out, one), threads
+
+
 def test_member_k_is_the_same_however_many_are_drawn() -> None:
     s = len(SCALES)
     many = draw_noise((24, 40), 6, SCALES, seed=[3, 7])

@@ -148,6 +148,8 @@ class GraphModel:
 
     Attributes
     ----------
+    graph : bytes
+        The serialised graph (another session with other options can be made from it).
     metadata : dict
         The graph's ``metadata_props``.
     """
@@ -161,6 +163,7 @@ class GraphModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 4  # fatal only: a failed run raises, and the CLI words it
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.graph = graph
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
 
