@@ -31,7 +31,8 @@ def downscale(data: Any, *, model: str | Path | None = None, domain: str | None 
               accumulation: timedelta | str | None = None, samples: int | None = None, seed: int = 0,
               lat: Any = None, lon: Any = None, time: datetime | list[datetime] | None = None,
               reference_time: datetime | None = None, units: str | None = None, device: str = "auto",
-              threads: int | None = None, batch_size: int = 64, bf16: bool = False) -> xr.DataArray:
+              threads: int | None = None, batch_size: int = 64, bf16: bool = False,
+              backend: str = "auto") -> xr.DataArray:
     """Downscale coarse precipitation amounts to the 0.0625° grid, as ``harpnet downscale`` does.
 
     Parameters
@@ -64,8 +65,9 @@ def downscale(data: Any, *, model: str | Path | None = None, domain: str | None 
         Forecast reference time of a numpy array.
     units : str, optional
         Units of a numpy array (default ``kg m-2``); of a DataArray without a ``units`` attribute.
-    device, threads, batch_size, bf16
-        As the ``harpnet downscale`` options.
+    device, threads, batch_size, bf16, backend
+        As the ``harpnet downscale`` options (``backend``: ``"auto"``, ONNX Runtime on the CPU;
+        ``"onnx"``; ``"torch"``).
 
     Returns
     -------
@@ -84,4 +86,4 @@ def downscale(data: Any, *, model: str | Path | None = None, domain: str | None 
 
     return downscale_array(data, model=model, domain=domain, bbox=bbox, accumulation=accumulation, samples=samples,
                            seed=seed, lat=lat, lon=lon, time=time, reference_time=reference_time, units=units,
-                           device=device, threads=threads, batch_size=batch_size, bf16=bf16)
+                           device=device, threads=threads, batch_size=batch_size, bf16=bf16, backend=backend)

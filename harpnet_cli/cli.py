@@ -41,6 +41,7 @@ from harpnet_cli.errors import (
     EXIT_USAGE,
     HarpnetError,
     Terminated,
+    validation_message,
 )
 from harpnet_cli.formats import AMOUNT_UNITS, OUTPUT_FORMATS, option_choices, output_help, spoken
 from harpnet_cli.grids import DOMAINS
@@ -164,14 +165,6 @@ class RichReporter:
             yield advance
 
 
-def _validation_message(error: Any) -> str:
-    """One pydantic error as ``setting: problem`` (the configuration key; for most options the option's
-    name in snake case, as in ``config.toml``)."""
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{where}: {msg}" if where else msg
-
-
 #: Global flags that may also follow the subcommand (``harpnet downscale ... -v``).
 GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
 #: Commands whose ``--json`` flag makes a failure print a JSON error object.
@@ -271,8 +264,7 @@ class HarpnetGroup(TyperGroup):
             from pydantic import ValidationError
 
             if isinstance(exc, ValidationError):
-                msgs = "; ".join(_validation_message(e) for e in exc.errors())
-                raise _fail(msgs, EXIT_USAGE, ctx) from None
+                raise _fail(validation_message(exc), EXIT_USAGE, ctx) from None
             if isinstance(exc, OSError) and exc.strerror:  # permission denied, disk full, ...
                 where = f"{exc.filename}: " if exc.filename else ""
                 raise _fail(f"{where}{exc.strerror}", EXIT_FAILURE, ctx) from None

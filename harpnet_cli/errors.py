@@ -16,6 +16,10 @@ Exit codes (documented in the README and ``harpnet --help``):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,3 +69,19 @@ class Terminated(BaseException):
     """
 
     exit_code = EXIT_TERMINATED
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic validation error in one line: ``setting: problem`` for each problem, ``; `` between.
+
+    The setting is the configuration key (for most options the option's name in snake case, as in
+    ``config.toml``).
+    """
+    return "; ".join(_one_problem(error) for error in exc.errors())
+
+
+def _one_problem(error: Any) -> str:
+    """One pydantic error as ``setting: problem``."""
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {msg}" if where else msg

@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from harpnet_cli.config import DownscaleConfig
+from harpnet_cli.errors import UsageError, validation_message
 from harpnet_cli.workflows.reporting import NullReporter, Reporter
 
 if TYPE_CHECKING:
@@ -28,7 +31,7 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
                     accumulation: timedelta | str | None = None, samples: int | None = None, seed: int = 0,
                     lat: Any = None, lon: Any = None, time: datetime | list[datetime] | None = None,
                     reference_time: datetime | None = None, units: str | None = None, device: str = "auto",
-                    threads: int | None = None, batch_size: int = 64, bf16: bool = False,
+                    threads: int | None = None, batch_size: int = 64, bf16: bool = False, backend: str = "auto",
                     reporter: Reporter | None = None) -> xr.DataArray:
     """Downscale coarse precipitation amounts held in memory (see :func:`harpnet.downscale`).
 
@@ -38,7 +41,7 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
         Coarse amounts. A DataArray carries its grid, times and units (cfgrib's layout: see
         :mod:`harpnet_cli.io.arrays`); a numpy array ``(ny, nx)``, ``(T, ny, nx)`` or
         ``(M, T, ny, nx)`` needs ``lat``, ``lon`` and ``time`` (window ends).
-    model, domain, bbox, accumulation, device, threads, batch_size, bf16
+    model, domain, bbox, accumulation, device, threads, batch_size, bf16, backend
         As the ``harpnet downscale`` options (``model`` None: the default model).
     samples : int, optional
         Members to draw per input member from a stochastic model (the default stochastic model
@@ -77,11 +80,15 @@ def downscale_array(data: Any, *, model: str | Path | None = None, domain: str |
 
     da = as_dataarray(data, lat=lat, lon=lon, time=time, reference_time=reference_time, units=units)
     name = str(da.encoding.get("source") or da.name or "array")
-    cfg = DownscaleConfig.model_validate({
-        "inputs": [Path(name)], "output": Path("memory.nc"), "model": model, "domain": domain, "bbox": bbox,
-        "accumulation": accumulation, "device": device, "threads": threads, "batch_size": batch_size, "bf16": bf16,
-        "samples": samples, "seed": seed, "command_line": f"harpnet.downscale({Path(name).name})",
-    })
+    try:
+        cfg = DownscaleConfig.model_validate({
+            "inputs": [Path(name)], "output": Path("memory.nc"), "model": model, "domain": domain, "bbox": bbox,
+            "accumulation": accumulation, "device": device, "threads": threads, "batch_size": batch_size,
+            "bf16": bf16, "backend": backend, "samples": samples, "seed": seed,
+            "command_line": f"harpnet.downscale({Path(name).name})",
+        })
+    except ValidationError as exc:  # one line, as the command says it
+        raise UsageError(validation_message(exc)) from None
     rep = reporter or NullReporter()
     fields = dataarray_fields(da, accumulation=cfg.accumulation, units=units)
     gate_accumulations(fields)  # the input checks of the command (harpnet_cli.plausibility), in place

@@ -883,6 +883,7 @@ class _ModelRunner:
 
         from harpnet_cli.core.model.config import ModelConfig
         from harpnet_cli.devices import cpu_threads, spinning_allowed
+        from harpnet_cli.errors import validation_message
         from harpnet_cli.workflows.models import model_graph
 
         threads = cpu_threads(cfg.threads)
@@ -892,9 +893,7 @@ class _ModelRunner:
         try:
             configs = [ModelConfig.model_validate(entry.get("config")) for entry in entries]
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            raise InputDataError(model_file.path, f"invalid model config: {where}: {err['msg']}") from None
+            raise InputDataError(model_file.path, f"invalid model config: {validation_message(exc)}") from None
         if not configs:
             raise InputDataError(model_file.path, "no model config found in the file")
         for config in configs:

@@ -269,7 +269,10 @@ def _device(name: str) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     if device.type == "cpu":
-        return f"cpu ({usable_cpu_count()} usable cores)"
+        from harpnet_cli.core.model.onnx import runtime_available
+
+        runtime = "ONNX Runtime" if runtime_available() else "torch (onnxruntime is not installed)"
+        return f"cpu ({usable_cpu_count()} usable cores; the network on {runtime})"
     return str(device)
 
 
@@ -280,7 +283,7 @@ def versions() -> dict[str, str]:
     -------
     dict
         ``harpnet``, ``python``, ``torch`` (with its CUDA version when built with one),
-        ``eccodes`` (the ecCodes library) and ``eccodes-python`` (the bindings).
+        ``eccodes`` (the ecCodes library), ``eccodes-python`` (the bindings) and ``onnxruntime``.
     """
     import torch
 
@@ -293,8 +296,9 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__ + (f" (CUDA {cuda})" if cuda else ""),
         "eccodes": eccodes_library_version(),
     }
-    try:
-        out["eccodes-python"] = metadata.version("eccodes")
-    except metadata.PackageNotFoundError:
-        out["eccodes-python"] = "unknown"
+    for key, package in (("eccodes-python", "eccodes"), ("onnxruntime", "onnxruntime")):
+        try:
+            out[key] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[key] = "unknown" if key == "eccodes-python" else "not installed"
     return out

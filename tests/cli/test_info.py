@@ -69,8 +69,11 @@ def test_json_report(installed: Path) -> None:
     assert isinstance(model["parameters"], int) and model["parameters"] > 0
     assert model["scores"] == CARD["scores"] and model["built_with"] == CARD["built_with"]
     assert model["card"] == CARD
-    assert {"harpnet", "python", "torch", "eccodes", "eccodes-python"} <= set(report["versions"])
+    assert {"harpnet", "python", "torch", "eccodes", "eccodes-python", "onnxruntime"} <= set(report["versions"])
     assert report["device"].startswith(("cpu", "cuda", "mps"))
+    if report["device"].startswith("cpu"):  # what runs the network there
+        assert report["device"].endswith("the network on ONNX Runtime)")
+        assert report["versions"]["onnxruntime"][0].isdigit()
 
 
 def test_given_ensemble_and_half_precision_models(tmp_path: Path, installed: Path) -> None:

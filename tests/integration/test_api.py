@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import harpnet
 from harpnet_cli.cli import app
-from harpnet_cli.errors import InputDataError, UsageError
+from harpnet_cli.errors import HarpnetError, InputDataError, UsageError
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
 from harpnet_cli.testing.models import make_random_checkpoint
 
@@ -108,3 +108,16 @@ def test_the_real_gfs_file_through_cfgrib_and_the_cli(shared_data, tmp_path):
     res = runner.invoke(app, ["downscale", str(grib), "-o", str(out), "--domain", "conus"])
     assert res.exit_code == 0, res.output
     same(api, xr.open_dataset(out)["precipitation_amount"])
+
+
+def test_the_backend_is_chosen_as_on_the_command_line(tmp_path, checkpoint):
+    grib = write_gfs_grib(tmp_path / "gfs.t18z.pgrb2.0p25.f006", synthetic_hourly(6, seed=8), [(0, 6)])
+    da = cfgrib(grib)
+    default = harpnet.downscale(da, model=checkpoint, bbox=BBOX)
+    on_torch = harpnet.downscale(da, model=checkpoint, bbox=BBOX, backend="torch")
+    assert default.attrs["harpnet_runtime"].startswith("onnxruntime")
+    assert on_torch.attrs["harpnet_runtime"].startswith("torch")
+    scale = float(on_torch.max())
+    np.testing.assert_allclose(default.values, on_torch.values, rtol=1e-4, atol=1e-4 * scale)
+    with pytest.raises(HarpnetError, match="backend"):
+        harpnet.downscale(da, model=checkpoint, bbox=BBOX, backend="tpu")
