@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import tempfile
@@ -887,6 +888,7 @@ class _ModelRunner:
         from harpnet_cli.workflows.models import model_graph
 
         threads = cpu_threads(cfg.threads)
+        logging.getLogger("harpnet").info("Inference device: cpu (%d threads, ONNX Runtime)", threads)
         plain = model_file.plain()  # before the graph: an export then loads the weights from the same read
         graph = model_graph(model_file, threads=threads, spinning=spinning_allowed(), note=rep.info)
         entries = plain.get("members", []) if model_file.is_ensemble else [plain]
@@ -1009,7 +1011,6 @@ class _ModelRunner:
         fine /= scale
         fine[:, ~upsample_mask(np.isfinite(coarse[1:-1, 1:-1]), RATIO)] = np.nan
         return fine
-
 
     def _precision(self) -> contextlib.AbstractContextManager[object]:
         """bfloat16 autocast for ``--bf16`` on torch; nothing otherwise (float32)."""
