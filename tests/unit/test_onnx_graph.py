@@ -32,6 +32,8 @@ TINY = {"channels": [8, 16], "bridge": 16}
 PERIOD_AWARE = {**TINY, "coarse_inputs": ["precip", "log_period_hours"], "periods": [1.0, 3.0, 24.0],
                 "derived_inputs": ["precip_nearest", "terrain_anomaly"]}
 STOCHASTIC = {**TINY, "noise_scales": [0.0, 4.0]}
+#: GroupNorm (for small training batches) and the softplus output map.
+GROUP_SOFTPLUS = {**TINY, "norm": "group", "output": "softplus"}
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +71,7 @@ def torch_output(module: torch.nn.Module, config, tile: int, coarse: np.ndarray,
 
 
 @pytest.mark.parametrize(("kind", "overrides"), [("plain", TINY), ("period-aware", PERIOD_AWARE),
-                                                 ("stochastic", STOCHASTIC)])
+                                                 ("stochastic", STOCHASTIC), ("group-softplus", GROUP_SOFTPLUS)])
 @pytest.mark.parametrize("tile", [64, 128, 96])
 def test_the_graph_computes_what_torch_computes_at_any_tile_size(tmp_path: Path, kind: str, overrides: dict,
                                                                   tile: int) -> None:
