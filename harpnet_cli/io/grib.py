@@ -39,7 +39,7 @@ forecastTime]``, and said so in the field's label.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -81,6 +81,9 @@ class _Kind:
 
     name: str
     mrms_number: int | None = None
+    units: str | None = None
+    """The units where the parameter fixes them (WMO GRIB2 0/1/8: kg m-2), so ecCodes' ``units``
+    concept, whose first look-up in a process costs about 0.1 s, is not asked."""
 
 
 #: Magic numbers of formats whose metadata may quote "GRIB" (GeoTIFFs converted from GRIB carry
@@ -145,7 +148,7 @@ def read(path: Path, *, variable: str | None = None, accumulation: timedelta | N
                 raise _corrupt(path, number, exc) from None
             finally:
                 eccodes.codes_release(gid)
-    check_found(path, seen, len(accs), variable)
+    check_found(path, len(seen), len(accs), variable, lambda: seen)
     return accs
 
 
@@ -172,13 +175,13 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
         Truncated file, no precipitation message, unknown units or an unsupported grid.
     """
     refs: list[FieldRef] = []
-    seen: list[str] = []
+    seen = 0
     with open(path, "rb") as handle:
         for number, gid, logged in _headers(path, handle):
             try:
                 with captured():
                     kind = _classify(path, gid, number, logged)
-                    seen.append(_describe_param(gid))
+                    seen += 1  # named only for an error (ecCodes' shortName costs ~0.1 s a process)
                     if kind is None or (variable is not None and _get(gid, "shortName") != variable):
                         continue
                     _units_factor(path, gid, number, kind)  # refuse unknown units now, not in a worker
@@ -186,7 +189,7 @@ def scan(path: Path, *, variable: str | None = None, accumulation: timedelta | N
                     _check_log(path, number)
             except (eccodes.CodesInternalError, ArithmeticError, ValueError) as exc:
                 raise _corrupt(path, number, exc) from None
-    check_found(path, seen, len(refs), variable)
+    check_found(path, seen, len(refs), variable, lambda: _parameter_names(path))
     return refs
 
 
@@ -242,25 +245,37 @@ def load_counted(ref: FieldRef) -> tuple[np.ndarray, SourceGrid, FillCount]:
     return data, grid, fill
 
 
-def check_found(path: Path, seen: list[str], found: int, variable: str | None) -> None:
+def check_found(path: Path, seen: int, found: int, variable: str | None, names: Callable[[], list[str]]) -> None:
     """Refuse a file with no GRIB message, or none of precipitation (listing what it holds).
 
     Parameters
     ----------
     path : Path
         The file, named in the error.
-    seen : list of str
-        Parameter names of every message read.
+    seen : int
+        Messages read.
     found : int
         How many precipitation messages were kept.
     variable : str or None
         The ``shortName`` asked for, if any.
+    names : callable
+        The parameter names of every message, asked for only to word the error.
     """
     if not seen:
         raise InputDataError(path, "no GRIB messages in the file")
     if not found:
         wanted = f" named {variable!r}" if variable else ""
-        raise InputDataError(path, f"no precipitation message{wanted}; found {_summary(seen)}")
+        raise InputDataError(path, f"no precipitation message{wanted}; found {_summary(names())}")
+
+
+def _parameter_names(path: Path) -> list[str]:
+    """The parameter name of each message of a file (headers only; for error messages)."""
+    names: list[str] = []
+    with open(path, "rb") as handle:
+        for _number, gid, _logged in _headers(path, handle):
+            with captured():
+                names.append(_describe_param(gid))
+    return names
 
 
 def _messages(path: Path, handle: BinaryIO) -> Iterator[tuple[int, int, list[str]]]:
@@ -424,7 +439,7 @@ def _precip_kind(gid: int) -> _Kind | None:
         if template in (5, 6, 9, 10) or (template in (2, 12) and _get(gid, "derivedForecast") not in (0, 1)):
             return None
         if triple == (0, 1, 8):
-            return _Kind("apcp")
+            return _Kind("apcp", units="kg m**-2")  # WMO code table 4.2
     else:
         table, param = _get(gid, "table2Version"), _get(gid, "indicatorOfParameter")
         if (table == 128 and param == 228) or (table is not None and table < 128 and param == 61):
@@ -560,10 +575,8 @@ def _units_factor(path: Path, gid: int, number: int, kind: _Kind) -> float:
     """Factor turning the message's values into mm."""
     if kind.name == "mrms":
         return 1.0
-    units = str(_get(gid, "units", "unknown"))
-    if units == "unknown" and _get(gid, "edition") == 2 and kind.name == "apcp":
-        # WMO defines 0/1/8 in kg m-2; ecCodes names it only under NCEP's centre (7)
-        units = "kg m**-2"
+    # WMO defines 0/1/8 in kg m-2 (ecCodes names it only under NCEP's centre, 7); others: ask ecCodes
+    units = kind.units or str(_get(gid, "units", "unknown"))
     factor = amount_factor(units)
     if factor is None:
         raise InputDataError(path, f"message #{number} ({_describe_param(gid)}) has units {units!r}; "

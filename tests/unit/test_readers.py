@@ -147,6 +147,9 @@ def test_grib_without_precipitation_lists_what_is_there(tmp_path: Path) -> None:
     with pytest.raises(InputDataError) as info:
         read_accumulations([path])
     assert_one_line_error(info, path, "no precipitation message", "found t")
+    with pytest.raises(InputDataError) as info:  # the header scan downscale runs names them only for the error
+        scan_file(path)
+    assert_one_line_error(info, path, "no precipitation message", "found t")
 
 
 def test_truncated_grib(tmp_path: Path, rain: np.ndarray) -> None:
@@ -503,3 +506,33 @@ def test_gzip_netcdf_from_delft_fews_in_inches(tmp_path: Path, rain: np.ndarray)
     assert detect_format(packed) == "netcdf"
     (series,) = to_interval_series(read_accumulations([packed]))
     np.testing.assert_allclose(series.data[0], rain[:3].sum(0)[::-1], rtol=1e-5, atol=1e-3)
+
+
+def test_a_gfs_file_is_scanned_and_loaded_without_ecCodes_concept_lookups(tmp_path: Path, rain: np.ndarray,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``units`` and ``shortName`` each load ecCodes concept tables (~0.1 s a process): WMO 0/1/8 needs neither."""
+    import eccodes
+
+    from harpnet_cli.io import grib
+
+    path = fx.write_gfs_grib(tmp_path / "gfs.t18z.pgrb2.0p25.f006", rain, fx.gfs_windows(6))
+    asked: list[str] = []
+    real_get = grib._get
+
+    def recording(gid: int, key: str, default: object = None) -> object:
+        asked.append(key)
+        return real_get(gid, key, default)
+
+    monkeypatch.setattr(grib, "_get", recording)
+    refs = scan_file(path)
+    values = [load_field(ref)[0] for ref in refs]
+    assert refs and all(np.isfinite(v).any() for v in values)
+    assert not {"units", "shortName", "name", "paramId"} & set(asked)
+    # and what it assumes is what ecCodes says of such a message
+    with open(path, "rb") as handle:
+        gid = eccodes.codes_grib_new_from_file(handle)
+        try:
+            assert eccodes.codes_get(gid, "units") in ("kg m**-2", "unknown")
+            assert eccodes.codes_get(gid, "shortName") == "tp"
+        finally:
+            eccodes.codes_release(gid)
