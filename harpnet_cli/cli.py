@@ -289,6 +289,7 @@ OPTION_CHOICES: dict[str, tuple[str, ...]] = {
     "units": tuple(AMOUNT_UNITS),
     "domain": tuple(sorted(DOMAINS)),
     "device": ("auto", "cpu", "cuda", "mps"),
+    "backend": field_choices(DownscaleConfig, "backend"),
     "preset": tuple(PRESETS),
     "loss": tuple(LOSSES),
     "lr_schedule": tuple(LR_SCHEDULES),
@@ -440,8 +441,8 @@ def downscale(
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: usable cores).")] = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast: faster on CPUs with AVX-512 BF16 and "
                                                       "on GPUs; mass conservation stays float32.")] = False,
-    backend: Annotated[str, typer.Option(help="What runs the network: auto (ONNX Runtime on the CPU, torch on a GPU "
-                                              "or with native --bf16), onnx or torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help="What runs the network; auto: ONNX Runtime on the CPU, torch on a GPU "
+                                              "or with native --bf16.")] = "auto",
     variable: Annotated[str | None, typer.Option(help="NetCDF precipitation variable, if not found by "
                                                       "its standard name.")] = None,
     accumulation: Annotated[str | None, typer.Option(help="Accumulation period of NetCDF inputs that do not "
