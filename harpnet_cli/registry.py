@@ -7,7 +7,7 @@ the names of what can be chosen, and several of the implementations import torch
 * :data:`LOSSES` and :data:`LR_SCHEDULES` are the registries themselves:
   :mod:`harpnet_cli.core.training` implements one function per name;
 * :data:`PRESET_SIZES`, :data:`EXTRA_INPUTS` and :data:`DERIVED_INPUTS` are the tables the
-  implementations read (``core.model.unet.PRESETS``, ``workflows.batches``, ``ModelConfig``);
+  implementations read (``core.model.config.PRESETS``, ``workflows.batches``, ``ModelConfig``);
   :data:`SPLITS` names the codes of :data:`harpnet_cli.splits.SPLIT_NAMES`;
 * :data:`REMAP_METHODS` are the ways ``prepare`` remaps observations onto the fine grid.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 #: U-Net sizes by preset name, smallest first: encoder channels per level (finest first) and the
-#: bridge. ``core.model.unet.PRESETS`` builds on this table; measured on 2 AVX-512 cores at batch 32
+#: bridge. ``core.model.config.PRESETS`` builds on this table; measured on 2 AVX-512 cores at batch 32
 #: (``benchmarks/bench_inference.py``): ``lite`` (0.52 M parameters, the default and the bundled
 #: model) runs ~850 tiles/s fp32, ``compact`` (2.1 M) ~380, ``harpnet-v1`` (the seed model, 134 M
 #: parameters, 8.0 GFLOP per 64x64 tile) ~19.

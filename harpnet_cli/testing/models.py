@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from harpnet_cli.core.model.unet import DEFAULT_PRESET
+from harpnet_cli.core.model.config import DEFAULT_PRESET
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig
 from harpnet_cli.io.checkpoints import save_checkpoint
 

@@ -20,7 +20,7 @@ from harpnet_cli.errors import InputDataError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from harpnet_cli.core.model.wrapper import ModelConfig
+    from harpnet_cli.core.model.config import ModelConfig
     from harpnet_cli.workflows.batches import NoiseSpec
 
 

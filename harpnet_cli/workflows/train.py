@@ -93,7 +93,7 @@ def model_config_for(cfg: TrainConfig, store: TrainingStore, columns: list[int])
     InputDataError
         If the store has no statistics (it was not finalised).
     """
-    from harpnet_cli.core.model.wrapper import ModelConfig
+    from harpnet_cli.core.model.config import ModelConfig
 
     stats = store.stats
     needed = ("coarse_log1p_mean", "coarse_log1p_std", "terrain_mean", "terrain_std")

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from harpnet_cli.core.model.blocks import fold_batchnorm
-from harpnet_cli.core.model.unet import PRESETS, AttentionResUNet, decoder_dropout, get_preset
+from harpnet_cli.core.model.config import PRESETS, get_preset
+from harpnet_cli.core.model.unet import AttentionResUNet, decoder_dropout
 from harpnet_cli.core.model.wrapper import Downscaler, ModelConfig, conserve_mass, widen_inputs
 from harpnet_cli.testing.models import IdentityDownscaler
 

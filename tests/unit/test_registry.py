@@ -8,8 +8,8 @@ from harpnet_cli import registry
 from harpnet_cli.config import EnsembleConfig, EvaluateConfig, PrepareConfig, TrainConfig, field_choices
 
 
-def test_the_unet_presets_are_the_registry_table():
-    from harpnet_cli.core.model.unet import DEFAULT_PRESET, PRESETS
+def test_the_model_presets_are_the_registry_table():
+    from harpnet_cli.core.model.config import DEFAULT_PRESET, PRESETS
 
     assert tuple(PRESETS) == registry.PRESETS
     assert PRESETS["lite"] == {"channels": (8, 16, 32, 64), "bridge": 128}

@@ -13,15 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harpnet_cli.core.model.blocks import ResidualBlock, UpBlock
-from harpnet_cli.core.model.config import (  # re-exported: the sizes live without torch
-    DEFAULT_PRESET,
-    PRESETS,
-    NormKind,
-    Preset,
-    get_preset,
-)
-
-__all__ = ["DEFAULT_PRESET", "PRESETS", "AttentionResUNet", "Preset", "decoder_dropout", "get_preset"]
+from harpnet_cli.core.model.config import DEFAULT_PRESET, PRESETS, NormKind  # the sizes live without torch
 
 
 def decoder_dropout(levels: int, bottom: float, top: float) -> list[float]:
