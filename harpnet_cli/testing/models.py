@@ -54,6 +54,39 @@ def make_random_checkpoint(
     return save_checkpoint(path, model.eval(), epoch=0, note="random weights for tests", seed=seed)
 
 
+def make_random_ensemble(path: str | Path, members: int = 2, first_seed: int = 0, **config_overrides: Any) -> Path:
+    """Write a HARPNET-E ensemble of random checkpoints (:func:`make_random_checkpoint`).
+
+    Member ``i`` has seed ``first_seed + i`` and epoch ``i + 1``; each is also left as
+    ``m{i}.pt`` beside ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination of the ensemble file.
+    members : int
+        How many members.
+    first_seed : int
+        Seed of the first member.
+    **config_overrides
+        As for :func:`make_random_checkpoint`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from harpnet_cli.io.ensembles import save_ensemble
+
+    path = Path(path)
+    entries = []
+    for i in range(members):
+        checkpoint = make_random_checkpoint(path.parent / f"m{i}.pt", seed=first_seed + i, **config_overrides)
+        payload = torch.load(checkpoint, weights_only=True)
+        entries.append({"epoch": i + 1, "config": payload["config"], "model": payload["model"], "test_loss": None})
+    return save_ensemble(path, entries)
+
+
 class IdentityDownscaler(nn.Module):
     """Spoof downscaler: each fine cell gets the amount of its coarse cell (nearest upsampling).
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from harpnet_cli import devices
@@ -20,9 +19,8 @@ from harpnet_cli.config import DownscaleConfig
 from harpnet_cli.core.model import onnx as onnx_model
 from harpnet_cli.errors import UsageError
 from harpnet_cli.io.default_model import ENV_VAR
-from harpnet_cli.io.ensembles import save_ensemble
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
-from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.testing.models import make_random_checkpoint, make_random_ensemble
 from harpnet_cli.workflows.downscale import choose_backend, run_downscale
 
 TINY = {"channels": [8, 16], "bridge": 16}
@@ -40,11 +38,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("models")
     out = {"plain": make_random_checkpoint(folder / "plain.pt", seed=1, **TINY),
            "stochastic": make_random_checkpoint(folder / "sto.pt", seed=2, noise_scales=[0.0, 4.0], **TINY)}
-    members = []
-    for i in range(2):
-        payload = torch.load(make_random_checkpoint(folder / f"m{i}.pt", seed=3 + i, **TINY), weights_only=True)
-        members.append({"epoch": i + 1, "config": payload["config"], "model": payload["model"], "test_loss": None})
-    out["ensemble"] = save_ensemble(folder / "ens.pt", members)
+    out["ensemble"] = make_random_ensemble(folder / "ens.pt", first_seed=3, **TINY)
     return out
 
 

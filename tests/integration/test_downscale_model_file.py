@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from harpnet_cli.config import DownscaleConfig
 from harpnet_cli.io.default_model import DEFAULT_MODEL_DIR, ENV_VAR
-from harpnet_cli.io.ensembles import save_ensemble
 from harpnet_cli.testing.fixtures import synthetic_hourly, write_gfs_grib
-from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.testing.models import make_random_ensemble
 from harpnet_cli.workflows.downscale import run_downscale
 
 TINY = {"channels": [8, 16], "bridge": 16}
@@ -32,12 +30,7 @@ def gfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ens")
-    members = []
-    for i in range(2):
-        payload = torch.load(make_random_checkpoint(folder / f"m{i}.pt", seed=i, **TINY), weights_only=True)
-        members.append({"epoch": i + 1, "config": payload["config"], "model": payload["model"], "test_loss": None})
-    return save_ensemble(folder / "ens.pt", members)
+    return make_random_ensemble(tmp_path_factory.mktemp("ens") / "ens.pt", **TINY)
 
 
 def count_opens(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[str]:

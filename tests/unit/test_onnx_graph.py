@@ -14,10 +14,9 @@ from harpnet_cli.core.model.onnx import GraphModel
 from harpnet_cli.core.model.wrapper import Downscaler
 from harpnet_cli.io.cache import CACHE_ENV
 from harpnet_cli.io.default_model import DEFAULT_MODEL_DIR
-from harpnet_cli.io.ensembles import save_ensemble
 from harpnet_cli.io.model_files import ModelFile
 from harpnet_cli.io.onnx_graphs import SOURCE_KEY, cached_graph_path, graph_beside, graph_matches
-from harpnet_cli.testing.models import make_random_checkpoint
+from harpnet_cli.testing.models import make_random_checkpoint, make_random_ensemble
 from harpnet_cli.workflows import models as model_files
 from harpnet_cli.workflows.models import (
     export_model_graph,
@@ -94,11 +93,7 @@ def test_the_graph_computes_what_torch_computes_at_any_tile_size(tmp_path: Path,
 
 
 def test_an_ensemble_graph_runs_every_member(tmp_path: Path) -> None:
-    members = []
-    for i in range(2):
-        payload = torch.load(make_random_checkpoint(tmp_path / f"m{i}.pt", seed=i, **TINY), weights_only=True)
-        members.append({"epoch": i + 1, "config": payload["config"], "model": payload["model"], "test_loss": None})
-    path = save_ensemble(tmp_path / "ens.pt", members)
+    path = make_random_ensemble(tmp_path / "ens.pt", **TINY)
     loaded = load_models(ModelFile(path))
     graph = GraphModel(export_model_graph(ModelFile(path)), threads=2)
     coarse, static = inputs(loaded.models[0].config, 128, batch=3)
