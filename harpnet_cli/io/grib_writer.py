@@ -465,11 +465,7 @@ def write_grib2_percentiles(path_or_stream: str | os.PathLike[str] | BinaryIO, f
     if not levels or any(not (0 <= q <= 100 and q == int(q)) for q in levels):
         raise ValueError(f"GRIB2 percentiles must be whole numbers in 0...100 (percentileValue is one octet), "
                          f"got {levels}")
-    _, n_steps, height, width = fc.data.shape
-    fields = np.asarray(fields, dtype=np.float32)
-    if fields.shape != (len(levels), n_steps, height, width):
-        raise ValueError(f"percentile fields have shape {fields.shape}; expected "
-                         f"{(len(levels), n_steps, height, width)} (percentiles, steps, lat, lon)")
+    fields = _per_level(fields, fc, len(levels), "percentile fields", "percentiles")
     products = [_Product(10, percentile=int(q)) for q in levels]
     return _write(path_or_stream, fc, fields, products, overwrite=overwrite, packing=packing, rows=rows,
                   parameter=parameter)
@@ -511,19 +507,31 @@ def write_grib2_probabilities(path_or_stream: str | os.PathLike[str] | BinaryIO,
     levels = [float(t) for t in thresholds]
     if not levels or any(not math.isfinite(t) or t < 0 for t in levels):
         raise ValueError(f"thresholds must be finite and >= 0 kg m-2, got {levels}")
-    _, n_steps, height, width = fc.data.shape
     if probabilities is None:
         probabilities = exceedance_probabilities(fc.data, levels)
-    probabilities = np.asarray(probabilities, dtype=np.float32)
-    if probabilities.shape != (len(levels), n_steps, height, width):
-        raise ValueError(f"probabilities have shape {probabilities.shape}; expected "
-                         f"{(len(levels), n_steps, height, width)} (thresholds, steps, lat, lon)")
+    probabilities = _per_level(probabilities, fc, len(levels), "probabilities", "thresholds")
     if np.nanmin(probabilities, initial=0.0) < 0 or np.nanmax(probabilities, initial=0.0) > 100:
         raise ValueError("probabilities must be in % (0…100)")
     products = [_Product(9, threshold=t, probability_number=k + 1,
                          probability_total=len(levels)) for k, t in enumerate(levels)]
     return _write(path_or_stream, fc, probabilities, products, overwrite=overwrite, packing=packing, rows=rows,
                   parameter=parameter)
+
+
+def _per_level(values: np.ndarray, fc: FineForecast, levels: int, what: str, axis: str) -> np.ndarray:
+    """``values`` as float32 ``(levels, T, H, W)``: one field per level and step of ``fc``.
+
+    Raises
+    ------
+    ValueError
+        Another shape, named as ``what`` with the level ``axis`` (``"thresholds"``, ``"percentiles"``).
+    """
+    _, n_steps, height, width = fc.data.shape
+    out = np.asarray(values, dtype=np.float32)
+    want = (levels, n_steps, height, width)
+    if out.shape != want:
+        raise ValueError(f"{what} have shape {out.shape}; expected {want} ({axis}, steps, lat, lon)")
+    return out
 
 
 def exceedance_probabilities(data: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:

@@ -22,6 +22,7 @@ from harpnet_cli.io.grib_writer import (
     scaled_threshold,
     version_code,
     write_grib2,
+    write_grib2_percentiles,
     write_grib2_probabilities,
 )
 from harpnet_cli.io.readers import read_accumulations
@@ -249,6 +250,16 @@ def test_probabilities_validation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shape"):
         write_grib2_probabilities(tmp_path / "p.grib2", fc, [1.0], probabilities=np.zeros((2, 2, 16, 16)))
     assert scaled_threshold(0.254) == (3, 254) and scaled_threshold(25.0) == (0, 25)
+
+
+def test_percentiles_validation(tmp_path: Path) -> None:
+    fc = make_fc(members=[0, 1])
+    _, steps, height, width = fc.data.shape
+    with pytest.raises(ValueError, match="whole numbers in 0...100"):
+        write_grib2_percentiles(tmp_path / "q.grib2", fc, [12.5], np.zeros((1, steps, height, width)))
+    with pytest.raises(ValueError, match=r"percentile fields have shape \(1, .*\(percentiles, steps, lat, lon\)"):
+        write_grib2_percentiles(tmp_path / "q.grib2", fc, [10, 90], np.zeros((1, steps, height, width)))
+    assert not (tmp_path / "q.grib2").exists()
 
 
 # -- other readers ---------------------------------------------------------------------------------
